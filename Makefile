@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python -m floodx.bench
 
 dryrun: $(STAMP)
-	$(BIN)/snakemake -n --quiet rules
+	$(BIN)/snakemake -n
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

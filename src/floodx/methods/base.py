@@ -56,6 +56,17 @@ class TrainingMethod:
     def setup(self, model, tokenizer, train_loader):
         """Called once before training (e.g. to build a perturbation vocabulary)."""
 
+    def extra_parameters(self):
+        """Parameters the method owns besides the model's (e.g. an estimator head), trained too."""
+        return []
+
+    def state_dict(self):
+        """Method state that a resumed run needs (e.g. an accumulated perturbation vocabulary)."""
+        return {}
+
+    def load_state_dict(self, state):
+        """Inverse of state_dict()."""
+
     def objective(self, loss):
         """The quantity that is back-propagated, given the mean training loss J."""
         return loss

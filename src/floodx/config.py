@@ -1,0 +1,149 @@
+"""The workflow config: validation against workflow/schemas and the per-job specs built from it.
+
+The Snakefile validates before any job runs; each rule then passes a job exactly the slice of the
+config it needs (`run_spec`, ...), so a changed parameter reruns only the jobs it affects.
+"""
+
+import copy
+import re
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+PACKAGE_SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+
+BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert")
+FLOOD_RUN = re.compile(r"^flooding-b(\d+\.\d{2})$")
+RUN_PATTERN = "finetune|pgd|freelb|tavat|infobert|flooding-b\\d+\\.\\d{2}"
+
+
+def schema_path():
+    return SCHEMA if SCHEMA.exists() else PACKAGE_SCHEMA
+
+
+def _fill_defaults(validator_class):
+    """A jsonschema validator that also writes `default:` values into the instance."""
+    from jsonschema import validators
+
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _key_path(error):
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def validate_config(config, source="config"):
+    """Validate (and fill defaults into) a config dict; ConfigError names the offending key."""
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load(schema_path().read_text())
+    validator = _fill_defaults(Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors[:10]:
+            if err.validator == "additionalProperties":
+                extra = re.findall(r"'([^']+)'", err.message)
+                where = _key_path(err)
+                lines.append(f"unknown config key(s) {extra} under {where}")
+            else:
+                lines.append(f"config key {_key_path(err)}: {err.message}")
+        raise ConfigError(f"{source} is invalid:\n  " + "\n  ".join(lines))
+    _check_consistency(config, source)
+    return config
+
+
+def _check_consistency(config, source):
+    for name, ds in config["datasets"].items():
+        if ds["source"] == "local" and not ds.get("path"):
+            raise ConfigError(f"{source}: datasets.{name}.path is required for source: local")
+        if ds["source"] in ("embedded", "huggingface") and not ds.get("name"):
+            raise ConfigError(f"{source}: datasets.{name}.name is required for source: {ds['source']}")
+    grid = config["flooding"]["grid"]
+    if grid["low"] > grid["high"]:
+        raise ConfigError(f"{source}: flooding.grid.low ({grid['low']}) is above flooding.grid.high ({grid['high']})")
+    for name in config["figures"]["per_epoch_methods"]:
+        if name not in config["methods"]:
+            raise ConfigError(f"{source}: figures.per_epoch_methods names '{name}', which is not in methods")
+
+
+def load_config(path):
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    return validate_config(config or {}, source=str(path))
+
+
+# ---------------------------------------------------------------- grids and runs
+def level_string(value):
+    """Flood levels are fixed two-decimal strings everywhere (file names, wildcards, JSON keys)."""
+    return f"{float(value):.2f}"
+
+
+def grid_levels(low, high, step):
+    count = int(round((high - low) / step))
+    return [level_string(low + i * step) for i in range(count + 1) if low + i * step <= high + 1e-9]
+
+
+def flooding_grid(config):
+    grid = config["flooding"]["grid"]
+    return grid_levels(grid["low"], grid["high"], grid["step"])
+
+
+def flood_run(level):
+    return f"flooding-b{level_string(level)}"
+
+
+def parse_run(run):
+    """Run name -> (method, method params): 'pgd' -> ('pgd', {...}), 'flooding-b0.13' -> flooding."""
+    match = FLOOD_RUN.match(run)
+    if match:
+        return "flooding", {"flood_level": float(match.group(1))}
+    if run in BASE_METHODS:
+        return run, {}
+    raise ConfigError(f"unknown run '{run}': expected one of {BASE_METHODS} or flooding-b<level>")
+
+
+def dataset_training(config, dataset):
+    """Training settings with the data set's own batch size and max length."""
+    training = dict(config["training"])
+    ds = config["datasets"][dataset]
+    training["max_length"] = ds.get("max_length", 128)
+    if ds.get("batch_size"):
+        training["batch_size"] = ds["batch_size"]
+    return training
+
+
+def run_spec(config, dataset, run, seed, resources="resources", keep_all_checkpoints=False):
+    method, params = parse_run(run)
+    if method in config.get("method_params", {}):
+        params = {**config["method_params"][method], **params}
+    return {
+        "dataset": dataset, "run": run, "method": method, "method_params": params,
+        "seed": int(seed), "model": config["model"], "training": dataset_training(config, dataset),
+        "resources": resources, "keep_all_checkpoints": keep_all_checkpoints,
+    }
+
+
+def probe_spec(config, dataset, seed, resources="resources"):
+    spec = run_spec(config, dataset, "finetune", seed, resources)
+    spec.update(run="accordance_probe", method="accordance_probe", method_params={},
+                sub_epoch_batches=config["probe"]["sub_epoch_batches"])
+    if config["probe"].get("epochs"):
+        spec["training"]["epochs"] = config["probe"]["epochs"]
+    return spec

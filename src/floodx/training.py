@@ -1,0 +1,329 @@
+"""The one training loop every method shares.
+
+BERT-style fine-tuning: AdamW (no decay on biases and LayerNorm), linear warm-up then linear
+decay, gradient clipping, dynamic padding. A method object decides the passes of each step
+(`floodx.methods`). After every epoch: a `save_pretrained` checkpoint and the epoch's metrics;
+an interrupted run resumes from its last finished epoch and ends with the same model as an
+uninterrupted one (data order is a function of seed and epoch; RNG and optimiser states are
+checkpointed).
+"""
+
+import argparse
+import json
+import math
+import shutil
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from . import data as data_module
+from .devices import select_device
+from .errors import run_main
+from .methods import build_method
+from .models import build_model
+from .provenance import provenance, read_json, write_json
+from .seeding import set_seed
+
+STATE_FILE = "trainer_state.pt"
+
+
+# ---------------------------------------------------------------- batches
+class Collator:
+    """Tokenises a list of examples and pads to the longest one in the batch."""
+
+    def __init__(self, tokenizer, max_length):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, examples):
+        texts = [ex["text"] for ex in examples]
+        pairs = [ex.get("text_pair") for ex in examples]
+        encoded = self.tokenizer(
+            texts, pairs if any(p is not None for p in pairs) else None,
+            padding="longest", truncation=True, max_length=self.max_length, return_tensors="pt",
+        )
+        batch = dict(encoded)
+        batch["labels"] = torch.tensor([int(ex["label"]) for ex in examples])
+        return batch
+
+
+def batch_order(num_examples, batch_size, seed, epoch, shuffle=True, lengths=None, group=50):
+    """Indices of each batch for one epoch: a pure function of (seed, epoch).
+
+    With `lengths`, examples are sorted by length inside pools of `group` batches, so a batch
+    holds texts of similar length (less padding on GPUs) while the pool order stays random.
+    """
+    if shuffle:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(num_examples, generator=generator).tolist()
+    else:
+        order = list(range(num_examples))
+    if lengths is not None:
+        pool = batch_size * group
+        order = [i for start in range(0, len(order), pool)
+                 for i in sorted(order[start:start + pool], key=lambda j: lengths[j])]
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if shuffle and lengths is not None:
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch + 1)
+        batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    return batches
+
+
+def make_loader(examples, tokenizer, batch_size, max_length, shuffle=False, seed=0, epoch=0,
+                group_by_length=False):
+    """A list of tokenised batches (CPU tensors) for one pass over `examples`."""
+    collate = Collator(tokenizer, max_length)
+    lengths = [len(ex["text"]) + len(ex.get("text_pair") or "") for ex in examples] if group_by_length else None
+    return [collate([examples[i] for i in idx])
+            for idx in batch_order(len(examples), batch_size, seed, epoch, shuffle, lengths)]
+
+
+def to_device(batch, device):
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+# ---------------------------------------------------------------- optimiser
+def make_optimizer(model, training, total_steps, extra_parameters=()):
+    """AdamW + linear warm-up/decay as in BERT fine-tuning."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": training.get("weight_decay", 0.01)},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    extra = [p for p in extra_parameters if p.requires_grad]
+    if extra:
+        groups.append({"params": extra, "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=training["learning_rate"])
+    warmup = int(round(training.get("warmup_ratio", 0.1) * total_steps))
+
+    def factor(step):
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer, scheduler
+
+
+def autocast_for(device, setting="auto"):
+    """bf16 autocast on GPUs that support it; full precision elsewhere."""
+    use = (setting is True or setting == "auto") and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use else nullcontext
+
+
+@torch.no_grad()
+def evaluate(model, batches, device, autocast=nullcontext):
+    """Mean loss and accuracy; sums stay on the device (one host sync at the end)."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    count = 0
+    for batch in batches:
+        batch = to_device(batch, device)
+        labels = batch.pop("labels")
+        with autocast():
+            logits = model(**batch).logits.float()
+        loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
+        correct += (logits.argmax(-1) == labels).sum()
+        count += len(labels)
+    model.train(was_training)
+    return {"loss": (loss_sum / max(count, 1)).item(), "acc": (correct.float() / max(count, 1)).item()}
+
+
+# ---------------------------------------------------------------- the loop
+class StepState:
+    """What a callback sees after each optimisation step."""
+
+    def __init__(self, trainer):
+        self._trainer = trainer
+        self.model = trainer.model
+        self.method = trainer.method
+        self.global_step = 0
+        self.epoch = 0
+        self.loss = None
+        self.batch = None
+
+    def evaluate(self, split):
+        return self._trainer.evaluate_split(split)
+
+
+class Trainer:
+    def __init__(self, spec, data_dir, out_dir, device=None):
+        self.spec = spec
+        self.data_dir = Path(data_dir)
+        self.out_dir = Path(out_dir)
+        self.training = spec["training"]
+        self.seed = int(spec["seed"])
+        self.device = device or select_device()
+        self.autocast = autocast_for(self.device, self.training.get("bf16", "auto"))
+        self.meta = data_module.load_meta(self.data_dir)
+        self.splits = {s: data_module.load_split(self.data_dir, s) for s in ("train", "dev", "test")}
+        self._eval_cache = {}
+
+    def evaluate_split(self, split):
+        if split not in self._eval_cache:
+            self._eval_cache[split] = make_loader(
+                self.splits[split], self.tokenizer, self.training.get("eval_batch_size", 128),
+                self.training["max_length"])
+        return evaluate(self.model, self._eval_cache[split], self.device, self.autocast)
+
+    def checkpoint_dir(self, epoch):
+        return self.out_dir / "checkpoints" / f"epoch-{epoch}"
+
+    def last_finished_epoch(self):
+        progress = self.out_dir / "progress.json"
+        if not progress.exists():
+            return 0, []
+        records = read_json(progress)["epochs"]
+        epoch = records[-1]["epoch"] if records else 0
+        if epoch and not (self.checkpoint_dir(epoch) / STATE_FILE).exists():
+            return 0, []
+        return epoch, records
+
+    def run(self, callbacks=()):
+        set_seed(self.seed)
+        spec, training = self.spec, self.training
+        num_labels = self.meta["num_labels"]
+        start_epoch, records = self.last_finished_epoch()
+        if start_epoch:
+            self.model, self.tokenizer = build_model(
+                {"source": "huggingface", "name_or_path": str(self.checkpoint_dir(start_epoch))},
+                num_labels, spec.get("resources", "resources"), self.out_dir)
+        else:
+            self.model, self.tokenizer = build_model(
+                spec["model"], num_labels, spec.get("resources", "resources"), self.out_dir)
+        self.model.to(self.device).train()
+        self.method = build_method(spec["method"], **spec.get("method_params", {}))
+
+        train = self.splits["train"]
+        batch_size = training["batch_size"]
+        steps_per_epoch = math.ceil(len(train) / batch_size)
+        epochs = int(training["epochs"])
+        first_loader = make_loader(train, self.tokenizer, batch_size, training["max_length"], True, self.seed, 1,
+                                   self.device.type == "cuda")
+        self.method.setup(self.model, self.tokenizer, first_loader)
+        optimizer, scheduler = make_optimizer(
+            self.model, training, steps_per_epoch * epochs, self.method.extra_parameters())
+        if start_epoch:
+            self._restore(start_epoch, optimizer, scheduler)
+
+        state = StepState(self)
+        state.global_step = start_epoch * steps_per_epoch
+        clip = training.get("max_grad_norm")
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for epoch in range(start_epoch + 1, epochs + 1):
+            loader = first_loader if epoch == 1 else make_loader(
+                train, self.tokenizer, batch_size, training["max_length"], True, self.seed, epoch,
+                self.device.type == "cuda")
+            started = time.perf_counter()
+            losses = []
+            state.epoch = epoch
+            for batch in loader:
+                batch = to_device(batch, self.device)
+                optimizer.zero_grad(set_to_none=True)
+                with self.autocast():
+                    loss = self.method.step(self.model, batch)
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                optimizer.step()
+                scheduler.step()
+                losses.append(loss)
+                state.global_step += 1
+                state.loss, state.batch = loss, batch
+                for callback in callbacks:
+                    callback.on_step_end(state)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - started
+            per_batch = torch.stack(losses).float().cpu().tolist()
+            dev, test = self.evaluate_split("dev"), self.evaluate_split("test")
+            records.append({
+                "epoch": epoch, "train_loss_mean": sum(per_batch) / len(per_batch),
+                "train_loss_per_batch": per_batch, "dev_loss": dev["loss"], "dev_acc": dev["acc"],
+                "test_loss": test["loss"], "test_acc": test["acc"], "seconds": seconds,
+                "steps": len(loader),
+            })
+            self._save(epoch, optimizer, scheduler, records)
+        return self._finish(records, epochs)
+
+    def _save(self, epoch, optimizer, scheduler, records):
+        target = self.checkpoint_dir(epoch)
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        torch.save({
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "method": self.method.state_dict(),
+            "extra_parameters": [p.detach().cpu() for p in self.method.extra_parameters()],
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        }, tmp / STATE_FILE)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        write_json(self.out_dir / "progress.json", {"epochs": records})
+        # Optimiser state is only needed to resume from the newest epoch.
+        previous = self.checkpoint_dir(epoch - 1)
+        if (previous / STATE_FILE).exists():
+            (previous / STATE_FILE).unlink()
+        if not self.spec.get("keep_all_checkpoints", False) and previous.exists():
+            shutil.rmtree(previous)
+
+    def _restore(self, epoch, optimizer, scheduler):
+        state = torch.load(self.checkpoint_dir(epoch) / STATE_FILE, weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        self.method.load_state_dict(state["method"])
+        with torch.no_grad():
+            for param, saved in zip(self.method.extra_parameters(), state["extra_parameters"]):
+                param.copy_(saved)
+        torch.set_rng_state(state["rng_cpu"])
+        if state["rng_cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+
+    def _finish(self, records, epochs):
+        result = {
+            "dataset": self.spec.get("dataset"), "run": self.spec.get("run"),
+            "method": self.spec["method"], "method_params": self.method.describe()["params"],
+            "passes_per_step": self.method.passes_per_step, "seed": self.seed,
+            "epochs": records, "final_checkpoint": f"checkpoints/epoch-{epochs}",
+            "num_train_examples": len(self.splits["train"]),
+            "deviations": self.meta.get("deviations", []),
+            "provenance": provenance(spec=self.spec, seed=self.seed),
+        }
+        write_json(self.out_dir / "metrics.json", result)
+        return result
+
+
+def train(spec, data_dir, out_dir, callbacks=(), device=None):
+    """Train one run described by `spec` (see floodx.config.run_spec); returns metrics.json's content."""
+    return Trainer(spec, data_dir, out_dir, device).run(callbacks)
+
+
+def _main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m floodx.training", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, help="JSON run spec (built by the Snakefile)")
+    parser.add_argument("--data", required=True, help="prepared data set folder")
+    parser.add_argument("--out", required=True, help="run folder (checkpoints/, metrics.json)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec)
+    device = select_device(args.threads)
+    result = train(spec, args.data, args.out, device=device)
+    last = result["epochs"][-1]
+    print(f"{spec.get('run')}: dev acc {last['dev_acc']:.4f}, test acc {last['test_acc']:.4f}")
+
+
+def main(argv=None):
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    main()

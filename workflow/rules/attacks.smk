@@ -1,0 +1,86 @@
+# TextAttack evaluation of every method's final model: sharded jobs, then one gather per attack.
+
+
+def final_checkpoint(wildcards):
+    return f"{final_run(wildcards.dataset, wildcards.method, wildcards.seed)}/checkpoints/epoch-{attack_epoch(wildcards)}"
+
+
+rule attack_shard:
+    input:
+        metrics=final_metrics,
+        resources=rules.fetch_attack_resources.output,
+    output:
+        "results/attack/{dataset}/{method}/seed{seed}/{attack}/shard-{shard}.csv",
+    params:
+        checkpoint=final_checkpoint,
+        mode=config["attacks"]["mode"],
+        shards=len(SHARDS),
+        budget=lambda w: f"--query-budget {config['attacks']['query_budget']}" if config["attacks"]["query_budget"] else "",
+    threads: 1
+    resources:
+        gpu=1,
+        runtime=720,
+        mem_mb=8000,
+    log:
+        "logs/attack/{dataset}/{method}/seed{seed}/{attack}/shard-{shard}.log",
+    benchmark:
+        "benchmarks/attack/{dataset}/{method}/seed{seed}/{attack}/shard-{shard}.tsv"
+    conda:
+        ENV
+    shell:
+        "{OFFLINE} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
+        "--subset test --recipe {wildcards.attack} --mode {params.mode} --shard {wildcards.shard} "
+        "--num-shards {params.shards} {params.budget} --out {output} --resources {RESOURCES} --threads {threads} > {log} 2>&1"
+
+
+rule gather_attack:
+    input:
+        shards=expand("results/attack/{{dataset}}/{{method}}/seed{{seed}}/{{attack}}/shard-{shard}.csv", shard=SHARDS),
+        metrics=final_metrics,
+    output:
+        summary="results/attack/{dataset}/{method}/seed{seed}/{attack}/summary.json",
+        examples="results/attack/{dataset}/{method}/seed{seed}/{attack}/examples.csv",
+    params:
+        checkpoint=final_checkpoint,
+        spec=lambda w: as_json({"dataset": w.dataset, "method": w.method, "seed": int(w.seed), "attack": w.attack,
+                                "attacks": config["attacks"]}),
+    threads: 1
+    log:
+        "logs/attack/{dataset}/{method}/seed{seed}/{attack}/gather.log",
+    conda:
+        ENV
+    shell:
+        "{OFFLINE} python -m floodx.attacks.metrics gather --shards {input.shards} --checkpoint {params.checkpoint} "
+        "--data results/data/{wildcards.dataset} --split test --spec {params.spec} "
+        "--out-examples {output.examples} --out-summary {output.summary} > {log} 2>&1"
+
+
+rule epoch_attack:
+    """Figure 4: accuracy under attack of every epoch's checkpoint, on a few test examples."""
+    input:
+        metrics=final_metrics,
+        resources=rules.fetch_attack_resources.output,
+    output:
+        "results/epoch_attack/{dataset}/{method}/seed{seed}/epoch-{epoch}/summary.json",
+    params:
+        checkpoint=lambda w: f"{final_run(w.dataset, w.method, w.seed)}/checkpoints/epoch-{w.epoch}",
+        recipe=ATTACKS[0],
+        mode=config["attacks"]["mode"],
+        limit=config["figures"]["per_epoch_attack_examples"],
+        folder="results/epoch_attack/{dataset}/{method}/seed{seed}/epoch-{epoch}",
+    threads: 1
+    resources:
+        gpu=1,
+        runtime=240,
+        mem_mb=8000,
+    log:
+        "logs/epoch_attack/{dataset}/{method}/seed{seed}/epoch-{epoch}.log",
+    conda:
+        ENV
+    shell:
+        "({OFFLINE} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
+        "--subset test --recipe {params.recipe} --mode {params.mode} --shard 0 --num-shards 1 --limit {params.limit} "
+        "--out {params.folder}/shard-0.csv --resources {RESOURCES} --threads {threads} "
+        "&& {OFFLINE} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
+        "--checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} --split test "
+        "--out-examples {params.folder}/examples.csv --out-summary {output}) > {log} 2>&1"

@@ -1,0 +1,25 @@
+# Training: one job per (data set, run, seed); a run is a method or flooding-b<level>.
+
+
+rule train:
+    input:
+        data="results/data/{dataset}/meta.json",
+        model=model_inputs(),
+    output:
+        "results/train/{dataset}/{run}/seed{seed}/metrics.json",
+    params:
+        spec=lambda w: as_json(run_spec(config, w.dataset, w.run, w.seed, RESOURCES, keep_all_checkpoints(w.run))),
+    threads: 1
+    resources:
+        gpu=1,
+        runtime=600,
+        mem_mb=16000,
+    log:
+        "logs/train/{dataset}/{run}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{dataset}/{run}/seed{seed}.tsv"
+    conda:
+        ENV
+    shell:
+        "{OFFLINE} python -m floodx.training --spec {params.spec} --data results/data/{wildcards.dataset} "
+        "--out results/train/{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed} --threads {threads} > {log} 2>&1"
