@@ -6,6 +6,11 @@ from floodx.config import (
     BASE_METHODS, RUN_PATTERN, flood_run, flooding_grid, probe_spec, run_spec, validate_config,
 )
 
+# Config files given with --configfile merge into config/config.yaml key by key, except
+# `datasets`: a config that names its own data sets replaces the embedded default's.
+_cli_config = workflow.config_settings.overwrite_config or {}
+if "datasets" in _cli_config:
+    config["datasets"] = _cli_config["datasets"]
 validate_config(config, source="snakemake config")
 
 RESOURCES = "resources"

@@ -1,0 +1,77 @@
+"""Config validation: every shipped config is valid; bad ones name the offending key."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from floodx.config import (
+    flood_run, grid_levels, load_config, parse_run, probe_spec, run_spec, validate_config,
+)
+from floodx.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def default_config():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_configs_validate(name):
+    config = load_config(ROOT / "config" / name)
+    assert config["methods"]
+    assert config["search"]["step"] == 0.01
+
+
+def test_defaults_are_filled(default_config):
+    del default_config["search"]
+    config = validate_config(default_config)
+    assert config["search"] == {"step": 0.01, "max_levels": None, "criterion": "dev_attack", "attack": "textfooler"}
+    assert config["datasets"]["rt"]["text_column"] == "text"
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c.update(bogus=1), r"unknown config key\(s\) \['bogus'\] under \(top level\)"),
+    (lambda c: c["training"].update(lr=1), r"unknown config key\(s\) \['lr'\] under training"),
+    (lambda c: c["datasets"]["rt"].update(colour="red"), r"\['colour'\] under datasets.rt"),
+    (lambda c: c.update(methods=["finetune", "sam"]), r"config key methods.1: 'sam' is not one of"),
+    (lambda c: c["datasets"]["rt"].update(source="s3"), r"config key datasets.rt.source"),
+    (lambda c: c["training"].update(epochs=0), r"config key training.epochs: 0 is less than the minimum"),
+    (lambda c: c["flooding"]["grid"].update(low=0.5, high=0.1), r"flooding.grid.low \(0.5\) is above"),
+    (lambda c: c["datasets"].update(mine={"source": "local"}), r"datasets.mine.path is required"),
+    (lambda c: c["figures"].update(per_epoch_methods=["pgd"]) or c.update(methods=["finetune"]),
+     r"figures.per_epoch_methods names 'pgd'"),
+])
+def test_bad_config_names_the_key(default_config, mutate, message):
+    config = copy.deepcopy(default_config)
+    mutate(config)
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_unreadable_config_file_is_named(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("seeds: [1\n")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        load_config(bad)
+
+
+def test_grid_levels_are_fixed_strings():
+    assert grid_levels(0.05, 0.2, 0.05) == ["0.05", "0.10", "0.15", "0.20"]
+    assert grid_levels(0.01, 0.05, 0.01) == ["0.01", "0.02", "0.03", "0.04", "0.05"]
+    assert flood_run(0.1) == "flooding-b0.10"
+
+
+def test_run_names_round_trip(default_config):
+    config = validate_config(default_config)
+    assert parse_run("flooding-b0.13") == ("flooding", {"flood_level": 0.13})
+    assert parse_run("pgd") == ("pgd", {})
+    with pytest.raises(ConfigError, match="unknown run 'sam'"):
+        parse_run("sam")
+    spec = run_spec(config, "rt", "flooding-b0.13", 42)
+    assert spec["method_params"] == {"flood_level": 0.13}
+    assert spec["training"]["max_length"] == config["datasets"]["rt"]["max_length"]
+    assert probe_spec(config, "rt", 42)["method"] == "accordance_probe"

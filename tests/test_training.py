@@ -1,0 +1,166 @@
+"""The shared training loop and the Flooding objective."""
+
+import json
+
+import pytest
+import torch
+
+from floodx.methods import build_method
+from floodx.methods.flooding import flooded
+from floodx.training import Trainer, batch_order, make_optimizer, train
+
+
+# ---------------------------------------------------------------- Flooding, eq. 1
+@pytest.mark.parametrize("loss, level, expected_value, expected_grad", [
+    (0.9, 0.5, 0.9, 1.0),     # above the flood level: plain descent
+    (0.2, 0.5, 0.8, -1.0),    # below: |0.2-0.5|+0.5 = 0.8, gradient reversed (ascent)
+    (0.5, 0.5, 0.5, 0.0),     # at the level: abs has subgradient 0 in torch
+])
+def test_flooded_value_and_gradient_sign(loss, level, expected_value, expected_grad):
+    j = torch.tensor(loss, requires_grad=True)
+    value = flooded(j, level)
+    value.backward()
+    assert value.item() == pytest.approx(expected_value)
+    assert j.grad.item() == pytest.approx(expected_grad)
+
+
+def test_flooding_step_reverses_the_finetune_gradient_below_the_level(tiny_model, batch_of, sentences):
+    model, _ = tiny_model
+    batch = batch_of(sentences[:8])
+    loss = build_method("finetune").step(model, batch)
+    plain = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    below = build_method("flooding", flood_level=loss.item() + 1.0).step(model, batch)
+    assert below.item() == pytest.approx(loss.item())
+    for g_plain, p in zip(plain, model.parameters()):
+        torch.testing.assert_close(p.grad, -g_plain)
+    model.zero_grad()
+    build_method("flooding", flood_level=max(loss.item() - 0.3, 0.01)).step(model, batch)
+    for g_plain, p in zip(plain, model.parameters()):
+        torch.testing.assert_close(p.grad, g_plain)
+
+
+def test_flooding_needs_a_positive_level():
+    from floodx.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="flood_level"):
+        build_method("flooding")
+    with pytest.raises(ConfigError, match="method_params.pgd|unknown"):
+        build_method("finetune", epsilon=1.0)
+
+
+# ---------------------------------------------------------------- loop pieces
+def test_batch_order_is_a_function_of_seed_and_epoch():
+    a = batch_order(50, 8, seed=3, epoch=2)
+    assert a == batch_order(50, 8, seed=3, epoch=2)
+    assert a != batch_order(50, 8, seed=3, epoch=3)
+    assert sorted(i for b in a for i in b) == list(range(50))
+    grouped = batch_order(50, 8, seed=3, epoch=2, lengths=list(range(50)), group=50)
+    assert sorted(i for b in grouped for i in b) == list(range(50))
+    assert all(b == sorted(b) for b in grouped)   # sorted by length inside the pool
+
+
+def test_schedule_warms_up_then_decays_linearly(tiny_model):
+    model, _ = tiny_model
+    optimizer, scheduler = make_optimizer(model, {"learning_rate": 1.0, "warmup_ratio": 0.2}, total_steps=10)
+    rates = []
+    for _ in range(10):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.5) and rates[1] == pytest.approx(1.0)
+    assert rates[2:] == pytest.approx([1.0 - i / 8 for i in range(8)])
+    no_decay = optimizer.param_groups[1]["params"]
+    assert all(p.ndim < 2 for p in no_decay) and optimizer.param_groups[1]["weight_decay"] == 0.0
+
+
+# ---------------------------------------------------------------- whole runs
+def write_prepared(folder, sentences):
+    """A prepared data set folder in the on-disk format of docs/design.md."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"idx": i, "text": t, "text_pair": None, "label": y} for i, (t, y) in enumerate(sentences)]
+    splits = {"train": rows[::2] + rows[1::4], "dev": rows[3::8], "test": rows[7::8]}
+    for split, items in splits.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    meta = {"dataset": "toy", "num_labels": 2, "label_names": ["neg", "pos"],
+            "sizes": {k: len(v) for k, v in splits.items()},
+            "attack_subset": {"test": [r["idx"] for r in splits["test"]], "dev": [r["idx"] for r in splits["dev"]]},
+            "deviations": ["toy data"]}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def tiny_spec(method="finetune", epochs=3, **params):
+    return {
+        "dataset": "toy", "run": method, "method": method, "method_params": params, "seed": 7,
+        "model": {"source": "tiny"},
+        "training": {"epochs": epochs, "batch_size": 8, "eval_batch_size": 16, "learning_rate": 1e-3,
+                     "warmup_ratio": 0.1, "weight_decay": 0.01, "max_grad_norm": 1.0, "max_length": 32},
+    }
+
+
+def state_of(folder):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_training_writes_checkpoints_and_metrics(tmp_path, sentences):
+    data = write_prepared(tmp_path / "data", sentences)
+    result = train(tiny_spec(epochs=2), data, tmp_path / "run", device=torch.device("cpu"))
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["epochs"] == result["epochs"] and len(saved["epochs"]) == 2
+    epoch = saved["epochs"][-1]
+    assert len(epoch["train_loss_per_batch"]) == epoch["steps"] == 4
+    assert epoch["train_loss_mean"] == pytest.approx(sum(epoch["train_loss_per_batch"]) / 4)
+    for key in ("dev_loss", "dev_acc", "test_loss", "test_acc", "seconds"):
+        assert epoch[key] >= 0
+    assert saved["provenance"]["seed"] == 7 and saved["provenance"]["packages"]["torch"]
+    final = tmp_path / "run" / saved["final_checkpoint"]
+    assert (final / "config.json").exists() and (final / "tokenizer_config.json").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "epoch-1").exists()   # only the newest is kept
+
+
+def test_same_seed_same_metrics(tmp_path, sentences):
+    data = write_prepared(tmp_path / "data", sentences)
+    first = train(tiny_spec(epochs=2), data, tmp_path / "a", device=torch.device("cpu"))
+    second = train(tiny_spec(epochs=2), data, tmp_path / "b", device=torch.device("cpu"))
+    for a, b in zip(first["epochs"], second["epochs"]):
+        assert a["train_loss_per_batch"] == b["train_loss_per_batch"]
+        assert (a["dev_loss"], a["test_acc"]) == (b["dev_loss"], b["test_acc"])
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAt:
+    """Kills training in the middle of an epoch, like a pre-empted job."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, state):
+        if state.global_step == self.step:
+            raise Interrupt
+
+
+@pytest.mark.parametrize("method, params", [("finetune", {}), ("flooding", {"flood_level": 0.6})])
+def test_resume_after_interruption_gives_the_uninterrupted_model(tmp_path, sentences, method, params):
+    data = write_prepared(tmp_path / "data", sentences)
+    spec = tiny_spec(method, epochs=3, **params)
+    whole = train(spec, data, tmp_path / "whole", device=torch.device("cpu"))
+    with pytest.raises(Interrupt):   # 4 steps per epoch: dies in the middle of epoch 2
+        train(spec, data, tmp_path / "resumed", callbacks=[StopAt(6)], device=torch.device("cpu"))
+    assert (tmp_path / "resumed" / "checkpoints" / "epoch-1").exists()
+    assert not (tmp_path / "resumed" / "metrics.json").exists()
+    trainer = Trainer(spec, data, tmp_path / "resumed", device=torch.device("cpu"))
+    assert trainer.last_finished_epoch()[0] == 1
+    resumed = trainer.run()
+    assert [e["train_loss_per_batch"] for e in resumed["epochs"]] == [e["train_loss_per_batch"] for e in whole["epochs"]]
+    a = state_of(tmp_path / "whole" / whole["final_checkpoint"])
+    b = state_of(tmp_path / "resumed" / resumed["final_checkpoint"])
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
