@@ -26,6 +26,7 @@ def test_flooded_value_and_gradient_sign(loss, level, expected_value, expected_g
 
 def test_flooding_step_reverses_the_finetune_gradient_below_the_level(tiny_model, batch_of, sentences):
     model, _ = tiny_model
+    model.eval()   # no dropout: the two passes must see the same network
     batch = batch_of(sentences[:8])
     loss = build_method("finetune").step(model, batch)
     plain = [p.grad.clone() for p in model.parameters()]

@@ -138,6 +138,30 @@ def evaluate(model, batches, device, autocast=nullcontext):
 
 
 # ---------------------------------------------------------------- the loop
+class Optimisation:
+    """One optimisation step of any method: the only place that steps an optimiser.
+
+    Shared by training, time profiling and benchmarks, so that what is timed is what trains.
+    """
+
+    def __init__(self, model, method, training, total_steps, device):
+        self.model, self.method = model, method
+        self.optimizer, self.scheduler = make_optimizer(model, training, total_steps, method.extra_parameters())
+        self.params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        self.max_grad_norm = training.get("max_grad_norm")
+        self.autocast = autocast_for(device, training.get("bf16", "auto"))
+
+    def step(self, batch):
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = self.method.step(self.model, batch)
+        if self.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss
+
+
 class StepState:
     """What a callback sees after each optimisation step."""
 
@@ -209,15 +233,13 @@ class Trainer:
         first_loader = make_loader(train, self.tokenizer, batch_size, training["max_length"], True, self.seed, 1,
                                    self.device.type == "cuda")
         self.method.setup(self.model, self.tokenizer, first_loader)
-        optimizer, scheduler = make_optimizer(
-            self.model, training, steps_per_epoch * epochs, self.method.extra_parameters())
+        optimisation = Optimisation(self.model, self.method, training, steps_per_epoch * epochs, self.device)
+        optimizer, scheduler = optimisation.optimizer, optimisation.scheduler
         if start_epoch:
             self._restore(start_epoch, optimizer, scheduler)
 
         state = StepState(self)
         state.global_step = start_epoch * steps_per_epoch
-        clip = training.get("max_grad_norm")
-        params = [p for group in optimizer.param_groups for p in group["params"]]
         for epoch in range(start_epoch + 1, epochs + 1):
             loader = first_loader if epoch == 1 else make_loader(
                 train, self.tokenizer, batch_size, training["max_length"], True, self.seed, epoch,
@@ -227,13 +249,7 @@ class Trainer:
             state.epoch = epoch
             for batch in loader:
                 batch = to_device(batch, self.device)
-                optimizer.zero_grad(set_to_none=True)
-                with self.autocast():
-                    loss = self.method.step(self.model, batch)
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(params, clip)
-                optimizer.step()
-                scheduler.step()
+                loss = optimisation.step(batch)
                 losses.append(loss)
                 state.global_step += 1
                 state.loss, state.batch = loss, batch
