@@ -13,15 +13,10 @@ import yaml
 from .errors import ConfigError
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-PACKAGE_SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert")
 FLOOD_RUN = re.compile(r"^flooding-b(\d+\.\d{2})$")
 RUN_PATTERN = "finetune|pgd|freelb|tavat|infobert|flooding-b\\d+\\.\\d{2}"
-
-
-def schema_path():
-    return SCHEMA if SCHEMA.exists() else PACKAGE_SCHEMA
 
 
 def _fill_defaults(validator_class):
@@ -49,7 +44,7 @@ def validate_config(config, source="config"):
     """Validate (and fill defaults into) a config dict; ConfigError names the offending key."""
     from jsonschema import Draft202012Validator
 
-    schema = yaml.safe_load(schema_path().read_text())
+    schema = yaml.safe_load(SCHEMA.read_text())
     validator = _fill_defaults(Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:

@@ -1,10 +1,6 @@
 # TextAttack evaluation of every method's final model: sharded jobs, then one gather per attack.
 
 
-def final_checkpoint(wildcards):
-    return f"{final_run(wildcards.dataset, wildcards.method, wildcards.seed)}/checkpoints/epoch-{attack_epoch(wildcards)}"
-
-
 rule attack_shard:
     input:
         metrics=final_metrics,
@@ -12,6 +8,8 @@ rule attack_shard:
     output:
         "results/attack/{dataset}/{method}/seed{seed}/{attack}/shard-{shard}.csv",
     params:
+        offline=OFFLINE,
+        resources=lambda w: RESOURCES,
         checkpoint=final_checkpoint,
         mode=config["attacks"]["mode"],
         shards=len(SHARDS),
@@ -28,9 +26,9 @@ rule attack_shard:
     conda:
         ENV
     shell:
-        "{OFFLINE} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
+        "{params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
         "--subset test --recipe {wildcards.attack} --mode {params.mode} --shard {wildcards.shard} "
-        "--num-shards {params.shards} {params.budget} --out {output} --resources {RESOURCES} --threads {threads} > {log} 2>&1"
+        "--num-shards {params.shards} {params.budget} --out {output} --resources {params.resources} --threads {threads} > {log} 2>&1"
 
 
 rule gather_attack:
@@ -41,6 +39,7 @@ rule gather_attack:
         summary="results/attack/{dataset}/{method}/seed{seed}/{attack}/summary.json",
         examples="results/attack/{dataset}/{method}/seed{seed}/{attack}/examples.csv",
     params:
+        offline=OFFLINE,
         checkpoint=final_checkpoint,
         spec=lambda w: as_json({"dataset": w.dataset, "method": w.method, "seed": int(w.seed), "attack": w.attack,
                                 "attacks": config["attacks"]}),
@@ -50,7 +49,7 @@ rule gather_attack:
     conda:
         ENV
     shell:
-        "{OFFLINE} python -m floodx.attacks.metrics gather --shards {input.shards} --checkpoint {params.checkpoint} "
+        "{params.offline} python -m floodx.attacks.metrics gather --shards {input.shards} --checkpoint {params.checkpoint} "
         "--data results/data/{wildcards.dataset} --split test --spec {params.spec} "
         "--out-examples {output.examples} --out-summary {output.summary} > {log} 2>&1"
 
@@ -63,6 +62,8 @@ rule epoch_attack:
     output:
         "results/epoch_attack/{dataset}/{method}/seed{seed}/epoch-{epoch}/summary.json",
     params:
+        offline=OFFLINE,
+        resources=lambda w: RESOURCES,
         checkpoint=lambda w: f"{final_run(w.dataset, w.method, w.seed)}/checkpoints/epoch-{w.epoch}",
         recipe=ATTACKS[0],
         mode=config["attacks"]["mode"],
@@ -78,9 +79,9 @@ rule epoch_attack:
     conda:
         ENV
     shell:
-        "({OFFLINE} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
+        "({params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
         "--subset test --recipe {params.recipe} --mode {params.mode} --shard 0 --num-shards 1 --limit {params.limit} "
-        "--out {params.folder}/shard-0.csv --resources {RESOURCES} --threads {threads} "
-        "&& {OFFLINE} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
+        "--out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} "
+        "&& {params.offline} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
         "--checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} --split test "
         "--out-examples {params.folder}/examples.csv --out-summary {output}) > {log} 2>&1"

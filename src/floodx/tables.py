@@ -1,0 +1,738 @@
+"""The paper's tables regenerated from our result files, with the paper's numbers beside them.
+
+- Table 2: Clean%, Aua%, Suc%, #Query per data set x method x attack, mean +- std over seeds
+  (std with ddof=1, only for >= 2 seeds), the best value of each column in bold as in the paper
+  (highest Clean%, Aua%, #Query; lowest Suc%). From the attack `summary.json` files.
+- `table2_vs_paper`: every cell we ran beside the paper's value and the difference; data sets the
+  paper did not use are compared through a configurable stand-in mapping (e.g. rt -> sst2).
+- Search summary: flood levels chosen by Flooding (wide grid) and Flooding-X (accordance window)
+  and how many training runs each search needed. From `choice.json`.
+- Table 3: seconds per training epoch and the ratio to fine-tuning, from `times.json`.
+
+The paper's Tables 2 and 3 are package data (`floodx/paper_results/paper_table{2,3}.csv`).
+
+CLI (one sub-command per table, every output written atomically)::
+
+    python -m floodx.tables table2 --summaries results/attack/*/*/seed*/*/summary.json \
+        --out-dir results/tables [--paper-map rt=sst2]
+    python -m floodx.tables table3 --times results/profile/*/times.json --out-dir results/tables
+    python -m floodx.tables search --choices results/search/*/*/seed*/choice.json \
+        [--windows results/probe/*/seed*/window.json] --out-dir results/tables
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, run_main
+
+DATA_DIR = Path(__file__).resolve().parent / "paper_results"
+
+ATTACKS = ("textfooler", "bertattack", "textbugger")  # the paper's column order
+METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x")  # row order
+METRICS = ("clean", "aua", "suc", "query")
+ATTACK_METRICS = ("aua", "suc", "query")
+HIGHER_IS_BETTER = {"clean": True, "aua": True, "suc": False, "query": True}
+DECIMALS = {"clean": 1, "aua": 1, "suc": 1, "query": 2}
+SUMMARY_FIELDS = {"clean": "clean_acc", "aua": "aua", "suc": "suc", "query": "avg_queries"}
+
+METHOD_LABELS = {
+    "finetune": "Fine-tune", "pgd": "PGD", "freelb": "FreeLB", "tavat": "TAVAT",
+    "infobert": "InfoBERT", "flooding": "Flooding", "flooding_x": "Flooding-X",
+}
+ATTACK_LABELS = {"textfooler": "TextFooler", "bertattack": "BERT-Attack", "textbugger": "TextBugger"}
+METRIC_LABELS = {"clean": "Clean%", "aua": "Aua%", "suc": "Suc%", "query": "#Query"}
+DATASET_LABELS = {
+    "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "imdb": "IMDB", "ag_news": "AG News",
+    "rt": "Rotten Tomatoes",
+}
+PAPER_DATASETS = ("imdb", "ag_news", "sst2", "qnli", "mrpc")
+# Our data sets that are stand-ins for one of the paper's (overridable with --paper-map).
+DEFAULT_PAPER_MAP = {"rt": "sst2"}
+
+
+def method_label(name):
+    return METHOD_LABELS.get(name, name)
+
+
+def dataset_label(name):
+    return DATASET_LABELS.get(name, name)
+
+
+def _order(values, preferred):
+    values = list(dict.fromkeys(values))
+    known = [v for v in preferred if v in values]
+    return known + sorted(v for v in values if v not in preferred)
+
+
+# ---------------------------------------------------------------- writing
+def write_text(path, text):
+    """Atomic text write (temp file + rename), like floodx.provenance.write_json."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_csv(path, frame):
+    write_text(path, frame.to_csv(index=False, float_format="%.6g"))
+
+
+def _read_json(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read result file {path}: {err}") from None
+
+
+# ---------------------------------------------------------------- paper numbers
+def paper_table2():
+    """The paper's Table 2 in long form: dataset, method, attack ('' for clean), metric, value."""
+    wide = pd.read_csv(DATA_DIR / "paper_table2.csv")
+    rows = []
+    for rec in wide.to_dict("records"):
+        rows.append({"dataset": rec["dataset"], "method": rec["method"], "attack": "",
+                     "metric": "clean", "value": float(rec["clean"])})
+        for attack in ATTACKS:
+            for metric in ATTACK_METRICS:
+                rows.append({"dataset": rec["dataset"], "method": rec["method"], "attack": attack,
+                             "metric": metric, "value": float(rec[f"{attack}_{metric}"])})
+    return pd.DataFrame(rows)
+
+
+def paper_table3():
+    """The paper's Table 3: dataset, method, seconds_per_epoch, batch_size, device, ratio_to_finetune."""
+    frame = pd.read_csv(DATA_DIR / "paper_table3.csv")
+    base = frame[frame.method == "finetune"].set_index("dataset")["seconds_per_epoch"]
+    frame["ratio_to_finetune"] = frame.seconds_per_epoch / frame.dataset.map(base)
+    return frame
+
+
+def parse_paper_map(items, default=DEFAULT_PAPER_MAP):
+    """['rt=sst2', ...] -> {'rt': 'sst2'} (on top of the default stand-ins)."""
+    mapping = dict(default)
+    for item in items or ():
+        if "=" not in item:
+            raise DataError(f"--paper-map expects OURS=PAPER (e.g. rt=sst2), got '{item}'")
+        ours, paper = item.split("=", 1)
+        if paper not in PAPER_DATASETS:
+            raise DataError(f"--paper-map {item}: '{paper}' is not one of the paper's data sets {PAPER_DATASETS}")
+        mapping[ours] = paper
+    return mapping
+
+
+def paper_dataset_for(dataset, paper_map):
+    """(paper data set, is_stand_in) for one of ours; (None, False) if the paper has no counterpart."""
+    if dataset in PAPER_DATASETS:
+        return dataset, False
+    if dataset in paper_map:
+        return paper_map[dataset], True
+    return None, False
+
+
+# ---------------------------------------------------------------- collecting our results
+_SUMMARY_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<method>[^/]+)/seed(?P<seed>\d+)/(?P<attack>[^/]+)/summary\.json$")
+
+
+def parse_summary_path(path):
+    match = _SUMMARY_PATH.search(Path(path).as_posix())
+    if not match:
+        raise DataError(
+            f"{path}: expected .../{{dataset}}/{{method}}/seed{{seed}}/{{attack}}/summary.json "
+            "(docs/design.md, Attacks)"
+        )
+    out = match.groupdict()
+    out["seed"] = int(out["seed"])
+    return out
+
+
+def load_attack_summaries(paths):
+    """One row per summary.json: dataset, method, seed, attack, clean, aua, suc, query, ..."""
+    rows = []
+    for path in paths:
+        keys = parse_summary_path(path)
+        summary = _read_json(path)
+        if summary.get("split", "test") != "test":
+            raise DataError(f"{path}: an attack on the '{summary['split']}' split; Table 2 reports test attacks")
+        row = dict(keys)
+        for metric, field in SUMMARY_FIELDS.items():
+            if field not in summary:
+                raise DataError(f"{path}: field '{field}' missing (docs/design.md, Attacks: summary.json)")
+            value = summary[field]
+            row[metric] = float("nan") if value is None else float(value)
+        for field in ("n_attacked", "n_successful", "n_failed", "n_skipped", "mode"):
+            row[field] = summary.get(field)
+        row["path"] = str(path)
+        rows.append(row)
+    if not rows:
+        raise DataError("no attack summary.json given")
+    frame = pd.DataFrame(rows)
+    dup = frame.duplicated(["dataset", "method", "seed", "attack"], keep=False)
+    if dup.any():
+        raise DataError(f"the same (dataset, method, seed, attack) given twice: {sorted(frame[dup].path)}")
+    return frame
+
+
+def _stats(values):
+    values = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    n = len(values)
+    mean = float(np.mean(values)) if n else float("nan")
+    std = float(np.std(values, ddof=1)) if n >= 2 else float("nan")
+    return mean, std, n
+
+
+def table2(summaries):
+    """Table 2 in wide form: one row per (dataset, method) in the paper's order.
+
+    Columns: dataset, method, n_seeds, seeds, clean_mean/_std/_n, then for every attack present
+    `{attack}_{aua,suc,query}_{mean,std}` and `{attack}_n`, and a boolean `{column}_best` for
+    every number column (bold in the paper's style; ties are all bold). Clean% of one seed is the
+    mean clean_acc of that model's attack summaries (they share the attacked test subset).
+    """
+    frame = summaries
+    attacks = _order(frame.attack, ATTACKS)
+    rows = []
+    notes = []
+    for (dataset, method), group in frame.groupby(["dataset", "method"], sort=False):
+        row = {"dataset": dataset, "method": method}
+        seeds = sorted(group.seed.unique())
+        row["n_seeds"] = len(seeds)
+        row["seeds"] = " ".join(str(s) for s in seeds)
+        clean_per_seed = []
+        for seed, per_seed in group.groupby("seed"):
+            values = per_seed.clean.dropna()
+            if len(values) and values.max() - values.min() > 0.05:
+                notes.append(f"{dataset}/{method}/seed{seed}: clean_acc differs between attacks "
+                             f"({', '.join(f'{a}={c:.1f}' for a, c in zip(per_seed.attack, per_seed.clean))})")
+            clean_per_seed.append(values.mean() if len(values) else float("nan"))
+        row["clean_mean"], row["clean_std"], row["clean_n"] = _stats(clean_per_seed)
+        for attack in attacks:
+            sub = group[group.attack == attack]
+            for metric in ATTACK_METRICS:
+                mean, std, n = _stats(sub[metric].tolist())
+                row[f"{attack}_{metric}_mean"], row[f"{attack}_{metric}_std"] = mean, std
+            row[f"{attack}_n"] = int(sub.seed.nunique())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["_d"] = table.dataset.map({d: i for i, d in enumerate(_order(table.dataset, PAPER_DATASETS))})
+    table["_m"] = table.method.map({m: i for i, m in enumerate(_order(table.method, METHODS))})
+    table = table.sort_values(["_d", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
+    for column, metric in _number_columns(attacks):
+        table[f"{column}_best"] = _best_flags(table, f"{column}_mean", metric)
+    table.attrs["notes"] = notes
+    table.attrs["attacks"] = attacks
+    return table
+
+
+def _number_columns(attacks):
+    """(column stem, metric) for Clean% and each attack's three metrics, in display order."""
+    return [("clean", "clean")] + [(f"{a}_{m}", m) for a in attacks for m in ATTACK_METRICS]
+
+
+def _best_flags(table, column, metric):
+    """Best per data set, compared at the displayed precision (so displayed ties are all bold)."""
+    rounded = table[column].round(DECIMALS[metric])
+    best = rounded.groupby(table.dataset).transform("max" if HIGHER_IS_BETTER[metric] else "min")
+    return (rounded == best) & rounded.notna()
+
+
+# ---------------------------------------------------------------- rendering
+def _fmt(value, decimals):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:.{decimals}f}"
+
+
+def _cell(row, column, metric, style, row_n):
+    mean = row[f"{column}_mean"]
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–" if style == "md" else "--"
+    text = _fmt(mean, DECIMALS[metric])
+    if row.get(f"{column}_best", False):
+        text = f"**{text}**" if style == "md" else rf"\textbf{{{text}}}"
+    std = row.get(f"{column}_std")
+    if std is not None and not (isinstance(std, float) and math.isnan(std)):
+        sd = _fmt(std, DECIMALS[metric])
+        text += f" ± {sd}" if style == "md" else rf"\,{{\scriptsize$\pm${sd}}}"
+    n = row.get("clean_n" if column == "clean" else f"{column.rsplit('_', 1)[0]}_n")
+    if n is not None and row_n is not None and n != row_n:
+        text += f" (n={n})" if style == "md" else rf"$^{{n={n}}}$"
+    return text
+
+
+def table2_markdown(table, caption=None):
+    attacks = table.attrs.get("attacks") or [a for a in ATTACKS if f"{a}_aua_mean" in table]
+    header = ["Data set", "Method", "n", "Clean%"]
+    for attack in attacks:
+        header += [f"{ATTACK_LABELS.get(attack, attack)} {METRIC_LABELS[m]}" for m in ATTACK_METRICS]
+    lines = []
+    if caption:
+        lines += [caption, ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(header) - 2)) + "|"]
+    previous = None
+    for _, row in table.iterrows():
+        row = row.to_dict()
+        cells = [dataset_label(row["dataset"]) if row["dataset"] != previous else "",
+                 method_label(row["method"]), str(row["n_seeds"])]
+        previous = row["dataset"]
+        for column, metric in _number_columns(attacks):
+            cells.append(_cell(row, column, metric, "md", row["n_seeds"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± sample std (ddof=1) over n seeds (std only for n ≥ 2); best per data set in "
+              "bold (highest Clean%, Aua%, #Query; lowest Suc%)."]
+    for note in table.attrs.get("notes", []):
+        lines.append(f"Note: {note}")
+    return "\n".join(lines) + "\n"
+
+
+def latex_escape(text):
+    text = str(text)
+    for char, repl in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
+                       ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}")):
+        text = text.replace(char, repl)
+    return text
+
+
+def table2_latex(table, caption=None):
+    attacks = table.attrs.get("attacks") or [a for a in ATTACKS if f"{a}_aua_mean" in table]
+    ncols = 3 + 3 * len(attacks)
+    lines = [r"% floodx Table 2 (needs \usepackage{booktabs})", r"\begin{table*}[t]", r"\centering",
+             r"\small", r"\begin{tabular}{ll" + "r" * (ncols - 2) + "}", r"\toprule"]
+    top = ["", "", ""] + [rf"\multicolumn{{3}}{{c}}{{{ATTACK_LABELS.get(a, a)}}}" for a in attacks]
+    lines.append(" & ".join(top) + r" \\")
+    lines.append(" ".join(rf"\cmidrule(lr){{{4 + 3 * i}-{6 + 3 * i}}}" for i in range(len(attacks))))
+    sub = ["Data set", "Method", r"Clean\%"] + [latex_escape(METRIC_LABELS[m]) for _ in attacks for m in ATTACK_METRICS]
+    lines += [" & ".join(sub) + r" \\", r"\midrule"]
+    previous = None
+    for _, row in table.iterrows():
+        row = row.to_dict()
+        if previous is not None and row["dataset"] != previous:
+            lines.append(r"\midrule")
+        cells = [latex_escape(dataset_label(row["dataset"])) if row["dataset"] != previous else "",
+                 latex_escape(method_label(row["method"]))]
+        previous = row["dataset"]
+        for column, metric in _number_columns(attacks):
+            cells.append(_cell(row, column, metric, "tex", row["n_seeds"]))
+        lines.append(" & ".join(cells) + r" \\")
+    text = (latex_escape(caption.rstrip(". ")) + ". ") if caption else ""
+    text += (
+        r"Mean $\pm$ sample std over seeds (std only for $\geq 2$ seeds). The best performance "
+        r"per data set is in \textbf{bold} (lowest Suc\%).")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{text}}}", r"\label{tab:floodx-table2}",
+              r"\end{table*}"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- ours vs the paper
+def table2_long(table):
+    """Wide Table 2 -> long: dataset, method, attack ('' for clean), metric, mean, std, n, best."""
+    attacks = table.attrs.get("attacks") or [a for a in ATTACKS if f"{a}_aua_mean" in table]
+    rows = []
+    for _, row in table.iterrows():
+        for column, metric in _number_columns(attacks):
+            attack = "" if column == "clean" else column.rsplit("_", 1)[0]
+            n = row["clean_n"] if column == "clean" else row[f"{attack}_n"]
+            if math.isnan(row[f"{column}_mean"]):
+                continue
+            rows.append({"dataset": row["dataset"], "method": row["method"], "attack": attack,
+                         "metric": metric, "mean": row[f"{column}_mean"], "std": row[f"{column}_std"],
+                         "n": int(n), "best": bool(row[f"{column}_best"])})
+    return pd.DataFrame(rows)
+
+
+def table2_vs_paper(table, paper_map=None, paper=None):
+    """Every cell we ran beside the paper's: ours mean/std/n, paper value, ours - paper, and the
+    rank of the method (1 = best) among the methods we ran, in ours and in the paper."""
+    paper_map = DEFAULT_PAPER_MAP if paper_map is None else paper_map
+    paper = paper_table2() if paper is None else paper
+    ours = table2_long(table)
+    pairs = [paper_dataset_for(d, paper_map) for d in ours.dataset]
+    ours["paper_dataset"] = [p for p, _ in pairs]
+    ours["stand_in"] = [s for _, s in pairs]
+    merged = ours.merge(
+        paper.rename(columns={"dataset": "paper_dataset", "value": "paper"}),
+        on=["paper_dataset", "method", "attack", "metric"], how="left")
+    merged["diff"] = merged["mean"] - merged["paper"]
+    # Ranks among the methods present in both ours and the paper for this cell.
+    merged["ours_rank"] = np.nan
+    merged["paper_rank"] = np.nan
+    for _, idx in merged.groupby(["dataset", "attack", "metric"]).groups.items():
+        cell = merged.loc[idx]
+        both = cell[cell.paper.notna()]
+        if len(both) < 2:
+            continue
+        metric = both.metric.iloc[0]
+        asc = not HIGHER_IS_BETTER[metric]
+        merged.loc[both.index, "ours_rank"] = both["mean"].round(DECIMALS[metric]).rank(method="min", ascending=asc)
+        merged.loc[both.index, "paper_rank"] = both["paper"].rank(method="min", ascending=asc)
+
+    def note(rec):
+        if rec["paper_dataset"] is None or (isinstance(rec["paper_dataset"], float)):
+            return "no counterpart in the paper"
+        if math.isnan(rec["paper"]):
+            return f"the paper has no {method_label(rec['method'])} on {dataset_label(rec['paper_dataset'])}"
+        if rec["stand_in"]:
+            return (f"stand-in: {dataset_label(rec['dataset'])} compared with the paper's "
+                    f"{dataset_label(rec['paper_dataset'])}")
+        return ""
+
+    merged["note"] = merged.apply(note, axis=1) if len(merged) else []
+    merged["stand_in"] = merged["stand_in"].astype(bool)
+    columns = ["dataset", "paper_dataset", "stand_in", "method", "attack", "metric", "mean", "std", "n",
+               "paper", "diff", "ours_rank", "paper_rank", "note"]
+    return merged[columns].rename(columns={"mean": "ours_mean", "std": "ours_std", "n": "ours_n"})
+
+
+def table2_vs_paper_markdown(comparison, caption=None):
+    lines = [caption, ""] if caption else []
+    for dataset, group in comparison.groupby("dataset", sort=False):
+        paper_ds = group.paper_dataset.iloc[0]
+        title = f"### {dataset_label(dataset)}"
+        if paper_ds is None or (isinstance(paper_ds, float)):
+            lines += [title, "", "The paper has no counterpart for this data set; our numbers only.", ""]
+        elif group.stand_in.iloc[0]:
+            lines += [title + f" vs the paper's {dataset_label(paper_ds)} (stand-in)", "",
+                      f"**Stand-in comparison:** {dataset_label(dataset)} is not one of the paper's data "
+                      f"sets; it is compared with the paper's {dataset_label(paper_ds)}. Different data, "
+                      "and in the default config a different model, scale and attacks: compare the "
+                      "ordering of methods, not absolute numbers.", ""]
+        else:
+            lines += [title, ""]
+        lines += ["| Method | Attack | Metric | Ours | n | Paper | Ours − paper | Rank ours / paper |",
+                  "|---|---|---|---:|---:|---:|---:|---:|"]
+        for rec in group.to_dict("records"):
+            dec = DECIMALS[rec["metric"]]
+            ours = _fmt(rec["ours_mean"], dec)
+            if not math.isnan(rec["ours_std"]):
+                ours += f" ± {_fmt(rec['ours_std'], dec)}"
+            rank = ""
+            if not math.isnan(rec["ours_rank"]):
+                rank = f"{int(rec['ours_rank'])} / {int(rec['paper_rank'])}"
+            diff = _fmt(rec["diff"], dec)
+            if diff and not diff.startswith("-"):
+                diff = "+" + diff
+            lines.append("| " + " | ".join([
+                method_label(rec["method"]), ATTACK_LABELS.get(rec["attack"], rec["attack"]) or "–",
+                METRIC_LABELS[rec["metric"]], ours, str(rec["ours_n"]), _fmt(rec["paper"], dec) or "–",
+                diff or "–", rank or "–"]) + " |")
+        lines.append("")
+    lines.append("Rank: 1 = best among the methods present in both tables (lowest Suc% is best).")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- flood-level search summary
+_CHOICE_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<method>flooding|flooding_x)/seed(?P<seed>\d+)/choice\.json$")
+_WINDOW_PATH = re.compile(r"(?P<dataset>[^/]+)/seed(?P<seed>\d+)/window\.json$")
+
+
+def _levels_text(levels):
+    values = sorted(float(v) for v in levels)
+    if not values:
+        return ""
+    return f"{values[0]:.2f}–{values[-1]:.2f} ({len(values)} levels)"
+
+
+def search_summary(choice_paths, window_paths=()):
+    """Per data set and seed: levels tried, level chosen, its score and the number of training runs,
+    for Flooding (wide grid) and Flooding-X (accordance window)."""
+    rows = {}
+    for path in choice_paths:
+        match = _CHOICE_PATH.search(Path(path).as_posix())
+        if not match:
+            raise DataError(f"{path}: expected .../{{dataset}}/{{flooding|flooding_x}}/seed{{seed}}/choice.json")
+        choice = _read_json(path)
+        key = (match["dataset"], int(match["seed"]))
+        row = rows.setdefault(key, {"dataset": key[0], "seed": key[1]})
+        prefix = match["method"]
+        levels = choice.get("levels") or list((choice.get("scores") or {}).keys())
+        scores = {f"{float(k):.2f}": v for k, v in (choice.get("scores") or {}).items()}
+        chosen = choice.get("chosen")
+        row[f"{prefix}_levels"] = _levels_text(levels)
+        row[f"{prefix}_n_levels"] = len(levels)
+        row[f"{prefix}_chosen"] = None if chosen is None else f"{float(chosen):.2f}"
+        row[f"{prefix}_score"] = None if chosen is None else scores.get(f"{float(chosen):.2f}")
+        row[f"{prefix}_n_training_runs"] = choice.get("n_training_runs")
+        row.setdefault("criterion", choice.get("criterion"))
+    for path in window_paths or ():
+        match = _WINDOW_PATH.search(Path(path).as_posix())
+        if not match:
+            raise DataError(f"{path}: expected .../{{dataset}}/seed{{seed}}/window.json")
+        key = (match["dataset"], int(match["seed"]))
+        if key not in rows:
+            continue
+        window = _read_json(path)
+        row = rows[key]
+        if window.get("low") is not None and window.get("high") is not None:
+            row["window"] = f"[{float(window['low']):.3f}, {float(window['high']):.3f}]"
+        row["window_direction"] = window.get("direction")
+        row["window_fallback"] = window.get("fallback")
+    frame = pd.DataFrame(list(rows.values()))
+    if frame.empty:
+        raise DataError("no choice.json given")
+    frame["_d"] = frame.dataset.map({d: i for i, d in enumerate(_order(frame.dataset, PAPER_DATASETS))})
+    return frame.sort_values(["_d", "seed"]).drop(columns="_d").reset_index(drop=True)
+
+
+def search_markdown(frame, caption=None):
+    lines = [caption, ""] if caption else []
+    lines += ["| Data set | Seed | Flooding grid | Flooding chosen | Flooding runs | Accordance window | "
+              "Flooding-X levels | Flooding-X chosen | Flooding-X runs | Criterion |",
+              "|---|---:|---|---:|---:|---|---|---:|---:|---|"]
+
+    def get(rec, key, fmt=str):
+        value = rec.get(key)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "–"
+        return fmt(value)
+
+    def chosen(rec, prefix):
+        text = get(rec, f"{prefix}_chosen")
+        score = rec.get(f"{prefix}_score")
+        if text != "–" and score is not None and not (isinstance(score, float) and math.isnan(score)):
+            text += f" ({float(score):.1f})"
+        return text
+
+    for rec in frame.to_dict("records"):
+        window = get(rec, "window")
+        if rec.get("window_fallback") not in (None, "") and not (isinstance(rec.get("window_fallback"), float)):
+            window += f" (fallback: {rec['window_fallback']})"
+        lines.append("| " + " | ".join([
+            dataset_label(rec["dataset"]), str(rec["seed"]), get(rec, "flooding_levels"),
+            chosen(rec, "flooding"), get(rec, "flooding_n_training_runs", lambda v: str(int(v))),
+            window, get(rec, "flooding_x_levels"), chosen(rec, "flooding_x"),
+            get(rec, "flooding_x_n_training_runs", lambda v: str(int(v))), get(rec, "criterion")]) + " |")
+    lines += ["", "Chosen level with its selection score in brackets (the search criterion, on the dev "
+              "split). Runs: training runs the search needed."]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- Table 3
+_TIMES_PATH = re.compile(r"(?P<dataset>[^/]+)/times\.json$")
+
+
+def load_times(paths):
+    rows = []
+    for path in paths:
+        match = _TIMES_PATH.search(Path(path).as_posix())
+        if not match:
+            raise DataError(f"{path}: expected .../{{dataset}}/times.json")
+        times = _read_json(path)
+        if "methods" not in times:
+            raise DataError(f"{path}: field 'methods' missing (docs/design.md, Outputs)")
+        for method, rec in times["methods"].items():
+            rows.append({"dataset": match["dataset"], "method": method,
+                         "seconds_per_step": rec.get("seconds_per_step"), "steps": rec.get("steps"),
+                         "steps_per_epoch": rec.get("steps_per_epoch"),
+                         "seconds_per_epoch": rec.get("seconds_per_epoch"),
+                         "ratio_to_finetune": rec.get("ratio_to_finetune"),
+                         "timed_as": rec.get("timed_as", method),
+                         "batch_size": times.get("batch_size"), "device": times.get("device")})
+    if not rows:
+        raise DataError("no times.json given")
+    return pd.DataFrame(rows)
+
+
+TABLE3_METHODS = ("finetune", "flooding", "flooding_x", "tavat", "freelb", "pgd", "infobert")  # paper's order
+
+
+def table3(times, paper_map=None, paper=None):
+    """Long Table 3: ours (seconds per step/epoch, ratio) beside the paper's for the mapped data set.
+    The paper's Flooding row stands for Flooding-X as well (same training code, another level)."""
+    paper_map = DEFAULT_PAPER_MAP if paper_map is None else paper_map
+    paper = paper_table3() if paper is None else paper
+    frame = times.copy()
+    frame["paper_dataset"] = [paper_dataset_for(d, paper_map)[0] for d in frame.dataset]
+    frame["stand_in"] = [paper_dataset_for(d, paper_map)[1] for d in frame.dataset]
+    lookup = paper.set_index(["dataset", "method"])
+    paper_seconds, paper_ratio, paper_batch = [], [], []
+    for rec in frame.to_dict("records"):
+        key = (rec["paper_dataset"], "flooding" if rec["method"] == "flooding_x" else rec["method"])
+        if key in lookup.index:
+            paper_seconds.append(float(lookup.loc[key, "seconds_per_epoch"]))
+            paper_ratio.append(float(lookup.loc[key, "ratio_to_finetune"]))
+            paper_batch.append(int(lookup.loc[key, "batch_size"]))
+        else:
+            paper_seconds.append(np.nan)
+            paper_ratio.append(np.nan)
+            paper_batch.append(np.nan)
+    frame["paper_seconds_per_epoch"] = paper_seconds
+    frame["paper_ratio_to_finetune"] = paper_ratio
+    frame["paper_batch_size"] = paper_batch
+    frame["_d"] = frame.dataset.map({d: i for i, d in enumerate(_order(frame.dataset, ("sst2", "qnli", "imdb")))})
+    frame["_m"] = frame.method.map({m: i for i, m in enumerate(_order(frame.method, TABLE3_METHODS))})
+    return frame.sort_values(["_d", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
+
+
+def _seconds(value):
+    """Seconds with sensible precision: 1,193 / 27.4 / 0.0123."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _table3_cells(frame):
+    datasets = list(dict.fromkeys(frame.dataset))
+    methods = _order(frame.method, TABLE3_METHODS)
+    index = frame.set_index(["dataset", "method"])
+    return datasets, methods, index
+
+
+def table3_markdown(frame, caption=None):
+    datasets, methods, index = _table3_cells(frame)
+    header = ["Method"]
+    for d in datasets:
+        rec = frame[frame.dataset == d].iloc[0]
+        paper_ds = rec["paper_dataset"]
+        header.append(f"{dataset_label(d)} s/epoch (× fine-tune)")
+        if isinstance(paper_ds, str):
+            header.append(f"Paper {dataset_label(paper_ds)}{' (stand-in)' if rec['stand_in'] else ''}")
+    lines = [caption, ""] if caption else []
+    lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for m in methods:
+        cells = [method_label(m)]
+        for d in datasets:
+            has_paper = isinstance(frame[frame.dataset == d].iloc[0]["paper_dataset"], str)
+            if (d, m) in index.index:
+                rec = index.loc[(d, m)]
+                cells.append(f"{_seconds(rec['seconds_per_epoch'])} (×{rec['ratio_to_finetune']:.2f})")
+                if has_paper:
+                    cells.append("–" if math.isnan(rec["paper_seconds_per_epoch"]) else
+                                 f"{rec['paper_seconds_per_epoch']:,.0f} (×{rec['paper_ratio_to_finetune']:.2f})")
+            else:
+                cells += ["–"] + (["–"] if has_paper else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for d in datasets:
+        rec = frame[frame.dataset == d].iloc[0]
+        steps = rec.get("steps_per_epoch")
+        lines.append(f"{dataset_label(d)}: batch size {rec['batch_size']}, {rec['steps']} timed steps per method, "
+                     f"seconds per epoch = seconds per step × {steps} steps, device {rec['device']}.")
+    lines.append("Paper: NVIDIA RTX 2080Ti, whole training sets; its Flooding row is shown for "
+                 "Flooding-X too (same code, another flood level). Compare ratios, not seconds.")
+    return "\n".join(lines) + "\n"
+
+
+def table3_latex(frame, caption=None):
+    datasets, methods, index = _table3_cells(frame)
+    cols = []
+    for d in datasets:
+        rec = frame[frame.dataset == d].iloc[0]
+        cols.append((d, "ours"))
+        if isinstance(rec["paper_dataset"], str):
+            cols.append((d, "paper"))
+    lines = [r"% floodx Table 3 (needs \usepackage{booktabs})", r"\begin{table}[t]", r"\centering", r"\small",
+             r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule"]
+    head = ["Method"]
+    for d, kind in cols:
+        if kind == "ours":
+            head.append(latex_escape(dataset_label(d)))
+        else:
+            rec = frame[frame.dataset == d].iloc[0]
+            head.append("Paper " + latex_escape(dataset_label(rec["paper_dataset"])))
+    lines += [" & ".join(head) + r" \\", r"\midrule"]
+    for m in methods:
+        cells = [latex_escape(method_label(m))]
+        for d, kind in cols:
+            if (d, m) not in index.index:
+                cells.append("--")
+                continue
+            rec = index.loc[(d, m)]
+            if kind == "ours":
+                cells.append(f"{_seconds(rec['seconds_per_epoch'])} ($\\times${rec['ratio_to_finetune']:.2f})")
+            elif math.isnan(rec["paper_seconds_per_epoch"]):
+                cells.append("--")
+            else:
+                cells.append(f"{rec['paper_seconds_per_epoch']:,.0f} ($\\times${rec['paper_ratio_to_finetune']:.2f})")
+        lines.append(" & ".join(cells) + r" \\")
+    text = (latex_escape(caption.rstrip(". ")) + ". ") if caption else ""
+    text += (r"Training time (seconds) of one epoch, and the ratio to fine-tuning. "
+             r"Ours: extrapolated from timed steps; paper: RTX 2080Ti, whole training sets.")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{text}}}", r"\label{tab:floodx-table3}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- writing everything
+def write_table2(summary_paths, out_dir, paper_map=None, caption=None):
+    out_dir = Path(out_dir)
+    table = table2(load_attack_summaries(summary_paths))
+    export = table.copy()
+    write_csv(out_dir / "table2.csv", export)
+    write_text(out_dir / "table2.md", table2_markdown(table, caption))
+    write_text(out_dir / "table2.tex", table2_latex(table, caption))
+    comparison = table2_vs_paper(table, paper_map)
+    write_csv(out_dir / "table2_vs_paper.csv", comparison)
+    write_text(out_dir / "table2_vs_paper.md", table2_vs_paper_markdown(comparison, caption))
+    return table, comparison
+
+
+def write_table3(times_paths, out_dir, paper_map=None, caption=None):
+    out_dir = Path(out_dir)
+    frame = table3(load_times(times_paths), paper_map)
+    write_csv(out_dir / "table3.csv", frame)
+    write_text(out_dir / "table3.md", table3_markdown(frame, caption))
+    write_text(out_dir / "table3.tex", table3_latex(frame, caption))
+    return frame
+
+
+def write_search(choice_paths, out_dir, window_paths=(), caption=None):
+    out_dir = Path(out_dir)
+    frame = search_summary(choice_paths, window_paths)
+    write_csv(out_dir / "search.csv", frame)
+    write_text(out_dir / "search.md", search_markdown(frame, caption))
+    return frame
+
+
+def _main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m floodx.tables", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    t2 = sub.add_parser("table2", help="Table 2 and table2_vs_paper from attack summary.json files")
+    t2.add_argument("--summaries", nargs="+", required=True)
+    t2.add_argument("--out-dir", required=True)
+    t2.add_argument("--paper-map", nargs="*", default=[], metavar="OURS=PAPER",
+                    help="compare one of our data sets with a paper data set (default: rt=sst2)")
+    t2.add_argument("--caption", default=None)
+    t3 = sub.add_parser("table3", help="Table 3 from profiling times.json files")
+    t3.add_argument("--times", nargs="+", required=True)
+    t3.add_argument("--out-dir", required=True)
+    t3.add_argument("--paper-map", nargs="*", default=[], metavar="OURS=PAPER")
+    t3.add_argument("--caption", default=None)
+    se = sub.add_parser("search", help="flood levels chosen and training runs needed")
+    se.add_argument("--choices", nargs="+", required=True)
+    se.add_argument("--windows", nargs="*", default=[])
+    se.add_argument("--out-dir", required=True)
+    se.add_argument("--caption", default=None)
+    for p in (t2, t3, se):
+        p.add_argument("--threads", type=int, default=None, help="accepted for uniformity; unused")
+    args = parser.parse_args(argv)
+    if args.command == "table2":
+        table, _ = write_table2(args.summaries, args.out_dir, parse_paper_map(args.paper_map), args.caption)
+        print(f"table2: {len(table)} rows -> {args.out_dir}")
+    elif args.command == "table3":
+        frame = write_table3(args.times, args.out_dir, parse_paper_map(args.paper_map), args.caption)
+        print(f"table3: {len(frame)} rows -> {args.out_dir}")
+    else:
+        frame = write_search(args.choices, args.out_dir, args.windows, args.caption)
+        print(f"search: {len(frame)} rows -> {args.out_dir}")
+
+
+def main(argv=None):
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    main()
