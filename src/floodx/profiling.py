@@ -85,8 +85,7 @@ def time_method(base_model, tokenizer, method_name, params, batches, training, t
                 warmup_steps, seed, setup_batches=None):
     """Train a fresh copy of `base_model` with one method over `batches`; returns timings.
 
-    The loop is the one of `floodx.training.Trainer.run`: zero_grad -> method.step (under
-    autocast) -> clip -> optimizer.step -> scheduler.step.
+    Each step is `floodx.training.Optimisation.step`, the training loop's own step.
     """
     api = _training_api()
     torch.manual_seed(seed)  # same dropout / perturbation-initialisation stream for every method
@@ -95,10 +94,7 @@ def time_method(base_model, tokenizer, method_name, params, batches, training, t
     started = time.perf_counter()
     method.setup(model, tokenizer, setup_batches if setup_batches is not None else batches)
     setup_seconds = time.perf_counter() - started
-    optimizer, scheduler = api.make_optimizer(model, training, total_steps, method.extra_parameters())
-    autocast = api.autocast_for(device, training.get("bf16", "auto"))
-    clip = training.get("max_grad_norm")
-    params_list = [p for group in optimizer.param_groups for p in group["params"]]
+    optimisation = api.Optimisation(model, method, training, total_steps, device)
     per_step = []
     losses = []
     timed_start = None
@@ -107,38 +103,28 @@ def time_method(base_model, tokenizer, method_name, params, batches, training, t
             _sync(device)
             timed_start = time.perf_counter()
         step_start = time.perf_counter()
-        batch = api.to_device(batch, device)
-        optimizer.zero_grad(set_to_none=True)
-        with autocast():
-            loss = method.step(model, batch)
-        if clip:
-            torch.nn.utils.clip_grad_norm_(params_list, clip)
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss)
+        losses.append(optimisation.step(api.to_device(batch, device)))
         if device.type != "cuda" and i >= warmup_steps:
             per_step.append(time.perf_counter() - step_start)
     _sync(device)
     timed_steps = len(batches) - warmup_steps
     total = time.perf_counter() - timed_start
     final_loss = torch.stack(losses).float().cpu().tolist()
-    del model, optimizer, scheduler
+    del model, optimisation
     if device.type == "cuda":
         torch.cuda.empty_cache()
     out = {
-        # CPU: the median of per-step times (robust to other processes on shared cores);
-        # GPU: total time / steps with one synchronisation at each end (steps are asynchronous).
-        "seconds_per_step": statistics.median(per_step) if per_step else total / timed_steps,
-        "statistic": "median of timed steps" if per_step else "mean over timed steps",
-        "seconds_per_step_mean": total / timed_steps,
+        "seconds_per_step": total / timed_steps,
         "steps": timed_steps,
         "warmup_steps": warmup_steps,
         "timed_seconds": total,
         "setup_seconds": setup_seconds,
-        "passes_per_step": getattr(method, "passes_per_step", None),
-        "method_params": method.describe()["params"] if hasattr(method, "describe") else dict(params),
+        "passes_per_step": method.passes_per_step,
+        "method_params": method.describe()["params"],
         "train_losses": final_loss,
     }
+    if per_step:  # CPU: every step timed on its own (robust to other jobs' interference)
+        out["seconds_per_step_median"] = statistics.median(per_step)
     return out
 
 

