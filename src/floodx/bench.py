@@ -100,7 +100,7 @@ def bench_probe():
 
 
 def bench_attacks():
-    from .attacks.bench import bench_attacks as run
+    from .attacks.run import bench_attacks as run
 
     return run(resources=RESOURCES, work_dir=BENCH_DIR)
 

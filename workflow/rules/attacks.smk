@@ -41,6 +41,7 @@ rule gather_attack:
     params:
         offline=OFFLINE,
         checkpoint=final_checkpoint,
+        max_length=lambda w: config["datasets"][w.dataset]["max_length"],
         spec=lambda w: as_json({"dataset": w.dataset, "method": w.method, "seed": int(w.seed), "attack": w.attack,
                                 "attacks": config["attacks"]}),
     threads: 1
@@ -50,7 +51,7 @@ rule gather_attack:
         ENV
     shell:
         "{params.offline} python -m floodx.attacks.metrics gather --shards {input.shards} --checkpoint {params.checkpoint} "
-        "--data results/data/{wildcards.dataset} --split test --spec {params.spec} "
+        "--data results/data/{wildcards.dataset} --split test --spec {params.spec} --max-length {params.max_length} "
         "--out-examples {output.examples} --out-summary {output.summary} > {log} 2>&1"
 
 
@@ -69,6 +70,7 @@ rule epoch_attack:
         mode=config["attacks"]["mode"],
         limit=config["figures"]["per_epoch_attack_examples"],
         folder="results/epoch_attack/{dataset}/{method}/seed{seed}/epoch-{epoch}",
+        max_length=lambda w: config["datasets"][w.dataset]["max_length"],
     threads: 1
     resources:
         gpu=1,
@@ -84,4 +86,5 @@ rule epoch_attack:
         "--out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} "
         "&& {params.offline} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
         "--checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} --split test "
+        "--recipe {params.recipe} --mode {params.mode} --limit {params.limit} --max-length {params.max_length} "
         "--out-examples {params.folder}/examples.csv --out-summary {output}) > {log} 2>&1"

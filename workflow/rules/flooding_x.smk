@@ -58,6 +58,7 @@ rule dev_attack:
         recipe=config["search"]["attack"],
         mode=config["attacks"]["mode"],
         folder="results/dev_attack/{dataset}/{run}/seed{seed}",
+        max_length=lambda w: config["datasets"][w.dataset]["max_length"],
     threads: 1
     resources:
         gpu=1,
@@ -73,6 +74,7 @@ rule dev_attack:
         "--shard 0 --num-shards 1 --out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} "
         "&& {params.offline} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
         "--checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} --split dev "
+        "--recipe {params.recipe} --mode {params.mode} --max-length {params.max_length} "
         "--out-examples {params.folder}/examples.csv --out-summary {output}) > {log} 2>&1"
 
 

@@ -1,0 +1,447 @@
+"""Robustness metrics: gather attack shards into `examples.csv` + `summary.json`.
+
+Definitions follow TextAttack 0.3.11 exactly (`textattack/metrics/attack_metrics/`):
+
+* `attack_success_rate.py` (`AttackSuccessRate`): a result is *skipped* when the model was already
+  wrong on the original text, *failed* when the attack found no label flip, otherwise successful.
+  - original accuracy (`original_accuracy_perc`) = (total - skipped) / total * 100
+  - accuracy under attack, Aua% (`attack_accuracy_perc`) = failed / total * 100
+  - attack success rate, Suc% (`attack_success_rate_perc`) = successful / (successful + failed)
+    * 100, and 0 when nothing was attacked
+* `attack_queries.py` (`AttackQueries`): #Query (`avg_num_queries`) = mean of `num_queries` over
+  the non-skipped results.
+All are rounded to 2 decimals as TextAttack does.  Clean% is not a TextAttack metric: it is the
+accuracy of the checkpoint on the whole split (the paper's Sec. 4.3: "tested on the whole test
+dataset"), computed here by a batched evaluation.
+
+This module does not import TextAttack (importing it costs ~10 s), so `aggregate` and the readers
+stay cheap and pure.
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..errors import DataError, FloodxError, ResourceError, run_main
+
+# Columns of examples.csv (docs/design.md, Attacks).  Shard CSVs add `seconds` (attack time of
+# the example) after them.
+COLUMNS = ["idx", "original", "perturbed", "result", "queries", "ground_truth",
+           "original_output", "perturbed_output"]
+SHARD_COLUMNS = COLUMNS + ["seconds"]
+RESULTS = ("successful", "failed", "skipped")
+_INT_FIELDS = ("idx", "queries", "ground_truth", "original_output", "perturbed_output")
+
+
+# --------------------------------------------------------------------------------------------
+# Pure metrics
+# --------------------------------------------------------------------------------------------
+
+def _pct(numerator, denominator):
+    return round(numerator * 100.0 / denominator, 2)
+
+
+def aggregate(rows):
+    """Aua%, Suc%, #Query and counts of a list of result rows (dicts with `result`, `queries`).
+
+    Pure: no I/O.  Agrees with TextAttack's `AttackSuccessRate` and `AttackQueries` on the same
+    results (see the module docstring); where TextAttack would divide by zero (no rows; only
+    skipped rows for #Query) the value is None.
+    """
+    counts = {name: 0 for name in RESULTS}
+    queries = []
+    for number, row in enumerate(rows):
+        result = row["result"]
+        if result not in counts:
+            raise DataError(f"row {number} (idx {row.get('idx')}): result '{result}' is not one "
+                            f"of {', '.join(RESULTS)}")
+        counts[result] += 1
+        if result != "skipped":
+            queries.append(int(row["queries"]))
+    total = sum(counts.values())
+    attacked = counts["successful"] + counts["failed"]
+    return {
+        "n_attacked": total,
+        "n_successful": counts["successful"],
+        "n_failed": counts["failed"],
+        "n_skipped": counts["skipped"],
+        "attacked_acc": _pct(total - counts["skipped"], total) if total else None,
+        "aua": _pct(counts["failed"], total) if total else None,
+        "suc": _pct(counts["successful"], attacked) if attacked else (0 if total else None),
+        "avg_queries": round(sum(queries) / len(queries), 2) if queries else None,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and writing result rows
+# --------------------------------------------------------------------------------------------
+
+def parse_row(raw, where):
+    """Typed copy of one CSV row (ints for ids/labels/queries, float seconds); DataError if bad."""
+    row = dict(raw)
+    if None in row or any(row.get(name) is None for name in COLUMNS):
+        raise DataError(f"{where}: expected the columns {', '.join(COLUMNS)}, got a row with "
+                        f"{len([v for v in raw.values() if v is not None])} fields")
+    try:
+        for name in _INT_FIELDS:
+            row[name] = int(row[name])
+        if row.get("seconds") not in (None, ""):
+            row["seconds"] = float(row["seconds"])
+    except ValueError as err:
+        raise DataError(f"{where}: {err}") from None
+    if row["result"] not in RESULTS:
+        raise DataError(f"{where}: result '{row['result']}' is not one of {', '.join(RESULTS)}")
+    return row
+
+
+def read_rows(path):
+    """Rows of a shard CSV or examples.csv, typed (see `parse_row`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such attack result file")
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError(f"{path}: missing column(s) {', '.join(missing)} "
+                            f"(header: {reader.fieldnames})")
+        return [parse_row(raw, f"{path} line {reader.line_num}") for raw in reader]
+
+
+def write_rows(path, rows, columns=COLUMNS):
+    """Atomically write rows (temp file + rename) with exactly `columns`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore",
+                                    lineterminator="\n")
+            writer.writeheader()
+            for row in rows:
+                writer.writerow(row)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# Data helpers (floodx.data when present, the JSONL files otherwise)
+# --------------------------------------------------------------------------------------------
+
+def load_split(data_dir, split):
+    try:
+        from ..data import load_split as _load_split
+    except ImportError:
+        _load_split = None
+    if _load_split is not None:
+        return _load_split(data_dir, split)
+    path = Path(data_dir) / f"{split}.jsonl"
+    if not path.is_file():
+        raise DataError(f"{path}: no such split file")
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path} line {number}: {err}") from None
+    return rows
+
+
+def load_meta(data_dir):
+    try:
+        from ..data import load_meta as _load_meta
+    except ImportError:
+        _load_meta = None
+    if _load_meta is not None:
+        return _load_meta(data_dir)
+    path = Path(data_dir) / "meta.json"
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (the prepare step writes it)")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def subset_indices(data_dir, subset, split=None, limit=None):
+    """The recorded attack subset (`meta.json` `attack_subset[subset]`), first `limit` of it.
+
+    A subset recorded as null means the whole split, in file order.
+    """
+    meta = load_meta(data_dir)
+    subsets = meta.get("attack_subset")
+    if not isinstance(subsets, dict) or subset not in subsets:
+        raise DataError(f"{Path(data_dir) / 'meta.json'}: field attack_subset.{subset} is missing")
+    indices = subsets[subset]
+    if indices is None:
+        indices = [ex["idx"] for ex in load_split(data_dir, split or subset)]
+    indices = [int(i) for i in indices]
+    if len(set(indices)) != len(indices):
+        raise DataError(f"{Path(data_dir) / 'meta.json'}: attack_subset.{subset} repeats an idx")
+    if limit is not None:
+        indices = indices[: int(limit)]
+    return indices
+
+
+# --------------------------------------------------------------------------------------------
+# Clean accuracy
+# --------------------------------------------------------------------------------------------
+
+def default_max_length(model, tokenizer):
+    """Longest input the model takes: tokenizer limit capped by the position embeddings."""
+    limits = [getattr(tokenizer, "model_max_length", None),
+              getattr(getattr(model, "config", None), "max_position_embeddings", None)]
+    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 100_000]
+    return min(limits) if limits else 512
+
+
+def predict_logits(model, tokenizer, inputs, batch_size=64, max_length=None):
+    """Logits (CPU float tensor, n x k) for a list of str or (text, text_pair) tuples.
+
+    Pads each batch to its longest member; callers sort by length for speed.
+    """
+    import torch
+
+    if max_length is None:
+        max_length = default_max_length(model, tokenizer)
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(inputs), batch_size):
+        batch = list(inputs[start:start + batch_size])
+        if batch and isinstance(batch[0], (tuple, list)):
+            encoded = tokenizer([a for a, _ in batch], [b for _, b in batch], padding=True,
+                                truncation=True, max_length=max_length, return_tensors="pt")
+        else:
+            encoded = tokenizer(batch, padding=True, truncation=True, max_length=max_length,
+                                return_tensors="pt")
+        encoded = {k: v.to(device) for k, v in encoded.items()}
+        with torch.no_grad():
+            out.append(model(**encoded).logits.float().cpu())
+    if not out:
+        return torch.zeros((0, getattr(model.config, "num_labels", 2)))
+    return torch.cat(out)
+
+
+def model_input(example):
+    """What the model sees for a data row: the text, or (text, text_pair)."""
+    if example.get("text_pair") is None:
+        return example["text"]
+    return (example["text"], example["text_pair"])
+
+
+def load_checkpoint(checkpoint, device=None):
+    """(model, tokenizer) of a save_pretrained folder, in eval mode (on `device` if given)."""
+    from transformers import AutoConfig
+
+    from ..models import load_classifier
+
+    checkpoint = Path(checkpoint)
+    if not (checkpoint / "config.json").is_file():
+        raise ResourceError(f"{checkpoint}: not a checkpoint folder (no config.json)")
+    num_labels = AutoConfig.from_pretrained(str(checkpoint)).num_labels
+    model, tokenizer = load_classifier(str(checkpoint), num_labels)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model, tokenizer
+
+
+def clean_accuracy(checkpoint, data_dir, split="test", batch_size=64, max_length=None,
+                   model=None, tokenizer=None, device=None):
+    """Accuracy (0-100, unrounded) of the checkpoint on the WHOLE split.
+
+    Returns `{"clean_acc", "n_clean", "predictions": {idx: label}, "seconds"}`.
+    """
+    start = time.perf_counter()
+    if model is None:
+        model, tokenizer = load_checkpoint(checkpoint, device)
+    examples = load_split(data_dir, split)
+    if not examples:
+        raise DataError(f"{Path(data_dir) / (split + '.jsonl')}: the split is empty")
+    order = sorted(range(len(examples)),
+                   key=lambda i: len(examples[i]["text"]) + len(examples[i].get("text_pair") or ""))
+    logits = predict_logits(model, tokenizer, [model_input(examples[i]) for i in order],
+                            batch_size=batch_size, max_length=max_length)
+    predicted = logits.argmax(dim=-1).tolist()
+    predictions = {int(examples[i]["idx"]): int(p) for i, p in zip(order, predicted)}
+    correct = sum(predictions[int(ex["idx"])] == int(ex["label"]) for ex in examples)
+    return {"clean_acc": correct * 100.0 / len(examples), "n_clean": len(examples),
+            "predictions": predictions, "seconds": time.perf_counter() - start}
+
+
+# --------------------------------------------------------------------------------------------
+# Gather
+# --------------------------------------------------------------------------------------------
+
+def _substitutions(recipe, mode):
+    if mode != "offline" or recipe is None:
+        return {}
+    try:
+        from .recipes import SUBSTITUTIONS
+    except Exception:  # recipes not importable (e.g. TextAttack resources missing): say so
+        return None
+    return SUBSTITUTIONS.get(recipe)
+
+
+def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *, subset=None,
+           split=None, recipe=None, mode=None, limit=None, clean=True, batch_size=64,
+           max_length=None, device=None):
+    """Concatenate shard CSVs into examples.csv (subset order) and write summary.json.
+
+    Checks that no idx appears twice and, when the data's meta.json records the subset, that the
+    shards together cover exactly the (first `limit` of the) subset.
+    """
+    from ..provenance import provenance, write_json
+
+    spec = dict(spec or {})
+    # Flat keys (recipe, mode, ...) or the rules' shape {"attack": recipe, "attacks": {...}}.
+    attacks = spec.get("attacks") if isinstance(spec.get("attacks"), dict) else {}
+    split = split or spec.get("split")
+    subset = subset or spec.get("subset") or (split if split in ("test", "dev") else "test")
+    split = split or subset
+    recipe = recipe or spec.get("recipe") or spec.get("attack")
+    mode = mode or spec.get("mode") or attacks.get("mode")
+    limit = limit if limit is not None else spec.get("limit")
+    query_budget = spec.get("query_budget", attacks.get("query_budget"))
+
+    rows, shard_seconds = [], []
+    seen = {}
+    for shard in shards:
+        shard_rows = read_rows(shard)
+        for row in shard_rows:
+            if row["idx"] in seen:
+                raise DataError(f"{shard}: idx {row['idx']} is also in {seen[row['idx']]}")
+            seen[row["idx"]] = shard
+        rows.extend(shard_rows)
+        shard_seconds.append(sum(r.get("seconds") or 0.0 for r in shard_rows))
+
+    try:
+        full = subset_indices(data_dir, subset, split)
+    except DataError:
+        full = None
+    n_subset = None
+    if full is not None:
+        n_subset = len(full)
+        # With `limit`: exactly its first `limit`.  Without: a prefix of the subset (the whole
+        # subset, or the first n of a run with --limit); a lost interleaved shard is no prefix.
+        expected = full[:limit] if limit is not None else full[:len(rows)]
+        missing = [i for i in expected if i not in seen]
+        extra = sorted(set(seen) - set(expected))
+        if missing or extra:
+            raise DataError(
+                f"shards {', '.join(map(str, shards))} do not cover attack_subset.{subset}"
+                f"{f' (first {limit})' if limit is not None else ' (or a first part of it)'} "
+                f"of {Path(data_dir) / 'meta.json'}: {len(missing)} idx missing "
+                f"(e.g. {missing[:5]}), {len(extra)} not in it (e.g. {extra[:5]}); is a shard "
+                "missing?")
+        position = {idx: n for n, idx in enumerate(expected)}
+        rows.sort(key=lambda r: position[r["idx"]])
+    else:
+        rows.sort(key=lambda r: r["idx"])
+
+    summary = {"clean_acc": None}
+    metrics = aggregate(rows)
+    summary.update({k: metrics[k] for k in ("aua", "suc", "avg_queries", "n_attacked",
+                                            "n_successful", "n_failed", "n_skipped")})
+    summary["attacked_acc"] = metrics["attacked_acc"]
+    clean_info = None
+    if clean:
+        clean_info = clean_accuracy(checkpoint, data_dir, split, batch_size=batch_size,
+                                    max_length=max_length, device=device)
+        summary["clean_acc"] = round(clean_info["clean_acc"], 2)
+        summary["n_clean"] = clean_info["n_clean"]
+        summary["clean_seconds"] = round(clean_info["seconds"], 3)
+        # Sanity check: the attack's prediction on each original text should be the clean one.
+        summary["original_output_mismatches"] = sum(
+            clean_info["predictions"].get(r["idx"]) != r["original_output"] for r in rows)
+    summary.update({
+        "seconds": round(sum(shard_seconds), 3),
+        "seconds_wall": round(max(shard_seconds), 3) if shard_seconds else 0.0,
+        "shard_seconds": [round(s, 3) for s in shard_seconds],
+        "n_shards": len(shards),
+        "recipe": recipe,
+        "subset": subset,
+        "split": split,
+        "limit": limit,
+        "n_subset": n_subset,
+        "query_budget": query_budget,
+        "mode": mode,
+        "substitutions": _substitutions(recipe, mode),
+        "checkpoint": str(checkpoint),
+        "definitions": {
+            "clean_acc": f"accuracy on the whole {split} split (0-100)",
+            "attacked_acc": "(total - skipped) / total * 100 (TextAttack original_accuracy)",
+            "aua": "failed / total * 100 (TextAttack attack_accuracy_perc)",
+            "suc": "successful / (successful + failed) * 100 (TextAttack "
+                   "attack_success_rate_perc)",
+            "avg_queries": "mean num_queries over non-skipped results (TextAttack "
+                           "AttackQueries)",
+            "seconds": "sum of per-example attack seconds over shards; seconds_wall: the "
+                       "slowest shard's sum (wall time when shards run in parallel)",
+        },
+        "provenance": provenance(spec=spec, seed=spec.get("seed")),
+    })
+    write_rows(out_examples, rows, COLUMNS)
+    write_json(out_summary, summary)
+    return summary
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="python -m floodx.attacks.metrics",
+                                     description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("gather", help="shard CSVs -> examples.csv + summary.json")
+    g.add_argument("--shards", nargs="+", required=True)
+    g.add_argument("--checkpoint", required=True, help="the attacked checkpoint (for Clean%%)")
+    g.add_argument("--data", required=True, help="prepared data directory")
+    g.add_argument("--out-examples", required=True)
+    g.add_argument("--out-summary", required=True)
+    g.add_argument("--spec", default=None, help="JSON config slice (recipe, mode, subset, ...)")
+    g.add_argument("--subset", default=None, choices=["test", "dev"])
+    g.add_argument("--split", default=None, help="split for Clean%% (default: the subset)")
+    g.add_argument("--recipe", default=None)
+    g.add_argument("--mode", default=None, choices=["offline", "paper"])
+    g.add_argument("--limit", type=int, default=None)
+    g.add_argument("--no-clean", action="store_true", help="skip Clean%% (clean_acc: null)")
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--max-length", type=int, default=None)
+    g.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def _main(argv):
+    args = _parser().parse_args(argv)
+    try:
+        spec = json.loads(args.spec) if args.spec else {}
+    except json.JSONDecodeError as err:
+        raise FloodxError(f"--spec is not valid JSON: {err}") from None
+    from ..devices import select_device
+
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    device = select_device(max(1, args.threads)) if not args.no_clean else None
+    summary = gather(args.shards, args.checkpoint, args.data, args.out_examples,
+                     args.out_summary, spec, subset=args.subset, split=args.split,
+                     recipe=args.recipe, mode=args.mode, limit=args.limit,
+                     clean=not args.no_clean, batch_size=args.batch_size,
+                     max_length=args.max_length or spec.get("max_length"), device=device)
+    print(f"floodx: {args.out_summary}: clean {summary['clean_acc']} aua {summary['aua']} "
+          f"suc {summary['suc']} queries {summary['avg_queries']} "
+          f"(n={summary['n_attacked']})", file=sys.stderr)
+    return summary
+
+
+def main(argv=None):
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    main()

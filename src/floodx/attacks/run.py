@@ -1,0 +1,656 @@
+"""Attack one shard of a recorded attack subset with TextAttack, resumably.
+
+`attack_shard` loads a checkpoint, builds the attack (`floodx.attacks.recipes.build_attack`),
+takes the shard's examples (interleaved split of `meta.json` `attack_subset[subset]`, after
+`limit`) and runs `Attack.attack(example, ground_truth)` on each one.  One CSV row per example
+(`floodx.attacks.metrics.SHARD_COLUMNS`) is appended and flushed to `<out>.partial` as soon as the
+example is finished; the partial file is renamed to `<out>` at the end.  A rerun after a crash
+keeps the finished rows and attacks only the rest; a finished `<out>` is never redone.  A
+`<out>.partial.json` fingerprint (checkpoint weights, data, recipe, mode, shard, limit, budget)
+guards against resuming somebody else's partial file.
+
+Per example, caches are cleared and RNGs are seeded from (seed, idx), so a row depends only on
+its example: sharded, resumed and unsharded runs give the same rows.
+"""
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from ..errors import ConfigError, DataError, FloodxError, ResourceError, run_main
+from .metrics import (
+    SHARD_COLUMNS,
+    default_max_length,
+    load_checkpoint,
+    load_split,
+    parse_row,
+    predict_logits,
+    subset_indices,
+)
+
+RECIPES = ("textfooler", "textbugger", "bertattack")
+# A resource-free attack composed from TextAttack parts (character swaps/deletions, greedy WIR):
+# for smoke runs, tests and the sharding benchmark; never a paper number.
+CHARSWAP = "charswap"
+DEFAULT_SEED = 765  # TextAttack's AttackArgs.random_seed
+PAIR_COLUMNS = ("text", "text_pair")
+
+
+# --------------------------------------------------------------------------------------------
+# Examples and shards
+# --------------------------------------------------------------------------------------------
+
+def shard_of(indices, shard_index, num_shards):
+    """Interleaved shard `shard_index` of `num_shards` (deterministic, balanced)."""
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ConfigError(f"shard {shard_index} of {num_shards}: need 0 <= shard < num_shards")
+    return list(indices)[shard_index::num_shards]
+
+
+def shard_examples(data_dir, split, subset, shard_index, num_shards, limit=None):
+    """Data rows of one shard, in subset order."""
+    indices = shard_of(subset_indices(data_dir, subset, split, limit), shard_index, num_shards)
+    by_idx = {int(ex["idx"]): ex for ex in load_split(data_dir, split)}
+    missing = [i for i in indices if i not in by_idx]
+    if missing:
+        raise DataError(f"{Path(data_dir) / 'meta.json'}: attack_subset.{subset} names idx "
+                        f"{missing[:5]} that {split}.jsonl lacks")
+    return [by_idx[i] for i in indices]
+
+
+def attack_input(example):
+    """TextAttack input: the text, or an OrderedDict of two columns for text pairs."""
+    if example.get("text_pair") is None:
+        return example["text"]
+    return OrderedDict(zip(PAIR_COLUMNS, (example["text"], example["text_pair"])))
+
+
+def result_row(idx, result, seconds=None):
+    """CSV row of a TextAttack AttackResult."""
+    from textattack.attack_results import (
+        FailedAttackResult,
+        MaximizedAttackResult,
+        SkippedAttackResult,
+        SuccessfulAttackResult,
+    )
+
+    if isinstance(result, SkippedAttackResult):
+        kind = "skipped"
+    elif isinstance(result, FailedAttackResult):
+        kind = "failed"
+    elif isinstance(result, (SuccessfulAttackResult, MaximizedAttackResult)):
+        kind = "successful"  # TextAttack's AttackSuccessRate counts every other result so
+    else:
+        raise TypeError(f"unexpected attack result {type(result).__name__}")
+    original, perturbed = result.original_result, result.perturbed_result
+    row = {
+        "idx": int(idx),
+        "original": original.attacked_text.printable_text(key_color_method=None),
+        "perturbed": perturbed.attacked_text.printable_text(key_color_method=None),
+        "result": kind,
+        "queries": int(result.num_queries),
+        "ground_truth": int(original.ground_truth_output),
+        "original_output": int(original.output),
+        "perturbed_output": int(perturbed.output),
+    }
+    if seconds is not None:
+        row["seconds"] = round(float(seconds), 4)
+    return row
+
+
+# --------------------------------------------------------------------------------------------
+# Model wrapper and attacks
+# --------------------------------------------------------------------------------------------
+
+def _fallback_wrapper(model, tokenizer, batch_size=32, max_length=None):
+    """A TextAttack ModelWrapper padding to the batch's longest text (used only when
+    `floodx.attacks.recipes.DynamicPaddingWrapper` is not importable)."""
+    from textattack.models.wrappers import ModelWrapper
+
+    class _PaddingWrapper(ModelWrapper):
+        def __init__(self):
+            self.model, self.tokenizer = model, tokenizer
+            self.max_length = max_length or default_max_length(model, tokenizer)
+
+        def __call__(self, text_input_list):
+            return predict_logits(self.model, self.tokenizer, list(text_input_list),
+                                  batch_size=batch_size, max_length=self.max_length)
+
+    return _PaddingWrapper()
+
+
+def model_wrapper(model, tokenizer, batch_size=32):
+    try:
+        from .recipes import DynamicPaddingWrapper
+    except ImportError:
+        return _fallback_wrapper(model, tokenizer, batch_size)
+    return DynamicPaddingWrapper(model, tokenizer, batch_size=batch_size)
+
+
+def build_charswap_attack(wrapper):
+    """Resource-free attack: greedy word-importance search over character deletions and QWERTY
+    neighbour swaps (inner characters), no repeated words, no stopwords."""
+    from textattack import Attack
+    from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
+    from textattack.goal_functions import UntargetedClassification
+    from textattack.search_methods import GreedyWordSwapWIR
+    from textattack.transformations import (
+        CompositeTransformation,
+        WordSwapQWERTY,
+        WordSwapRandomCharacterDeletion,
+    )
+
+    transformation = CompositeTransformation([
+        WordSwapRandomCharacterDeletion(random_one=False, skip_first_char=True,
+                                        skip_last_char=True),
+        WordSwapQWERTY(random_one=False, skip_first_char=True, skip_last_char=True),
+    ])
+    constraints = [RepeatModification(), StopwordModification()]
+    return Attack(UntargetedClassification(wrapper), constraints, transformation,
+                  GreedyWordSwapWIR(wir_method="delete"))
+
+
+def build(recipe, wrapper, mode, resources_dir):
+    """The attack for `recipe` (recipes.build_attack, or the resource-free `charswap`)."""
+    if recipe == CHARSWAP:
+        return build_charswap_attack(wrapper)
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown attack recipe '{recipe}' (attacks.recipes: "
+                          f"{' | '.join(RECIPES)})")
+    try:
+        from .recipes import build_attack
+    except ImportError as err:
+        raise ResourceError(f"floodx.attacks.recipes is not importable: {err}") from None
+    return build_attack(recipe, wrapper, mode, resources_dir)
+
+
+def resolve_checkpoint(path, epoch=None):
+    """A checkpoint folder: `path` itself, `path/checkpoints/epoch-{epoch}` of a training run,
+    or a run's `final_checkpoint` (metrics.json)."""
+    path = Path(path)
+    if epoch is not None:
+        for candidate in (path / "checkpoints" / f"epoch-{epoch}", path / f"epoch-{epoch}"):
+            if (candidate / "config.json").is_file():
+                return candidate
+        if path.name == f"epoch-{epoch}" and (path / "config.json").is_file():
+            return path
+        raise ResourceError(f"{path}: no checkpoint for epoch {epoch} "
+                            f"(looked for checkpoints/epoch-{epoch}/config.json)")
+    if (path / "config.json").is_file():
+        return path
+    if (path / "metrics.json").is_file():
+        with open(path / "metrics.json") as handle:
+            final = json.load(handle).get("final_checkpoint")
+        if final and (path / final / "config.json").is_file():
+            return path / final
+    raise ResourceError(f"{path}: not a checkpoint folder (no config.json) nor a training run "
+                        "with metrics.json final_checkpoint")
+
+
+# --------------------------------------------------------------------------------------------
+# Resume bookkeeping
+# --------------------------------------------------------------------------------------------
+
+def _file_digest(path, chunk=1 << 22):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_digest(checkpoint):
+    """sha256 over the checkpoint's config and weight files (what decides its predictions)."""
+    checkpoint = Path(checkpoint)
+    digest = hashlib.sha256()
+    names = sorted(p.name for p in checkpoint.iterdir()
+                   if p.is_file() and (p.suffix in (".safetensors", ".bin")
+                                       or p.name in ("config.json", "tokenizer.json",
+                                                     "vocab.txt", "tokenizer_config.json")))
+    for name in names:
+        digest.update(name.encode())
+        digest.update(_file_digest(checkpoint / name).encode())
+    return digest.hexdigest()
+
+
+def _code_digest():
+    """What decides an attack's outcome besides its inputs: the attack code and TextAttack."""
+    from importlib import metadata
+
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in ("run.py", "recipes.py"):
+        if (here / name).is_file():
+            digest.update(name.encode())
+            digest.update((here / name).read_bytes())
+    try:
+        digest.update(metadata.version("textattack").encode())
+    except metadata.PackageNotFoundError:
+        pass
+    return digest.hexdigest()
+
+
+def read_partial(partial, shard_indices):
+    """Finished rows of a partial shard file, keeping only complete rows of this shard.
+
+    A row cut off by a crash (file not ending in a newline, wrong field count) is dropped.
+    """
+    text = Path(partial).read_text(encoding="utf-8")
+    rows = []
+    if not text:
+        return rows
+    complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+    wanted = set(shard_indices)
+    reader = csv.DictReader(io.StringIO(complete, newline=""))
+    try:
+        if reader.fieldnames != SHARD_COLUMNS:
+            return []
+        for raw in reader:
+            try:
+                row = parse_row(raw, str(partial))
+            except DataError:
+                break  # a torn row: everything from here on is redone
+            if row["idx"] in wanted and all(r["idx"] != row["idx"] for r in rows):
+                rows.append(row)
+    except csv.Error:
+        pass  # a torn quoted field at the end
+    # Keep the shard's order: rows were appended in shard order, so a prefix of it.
+    order = {idx: n for n, idx in enumerate(shard_indices)}
+    rows.sort(key=lambda r: order[r["idx"]])
+    return rows
+
+
+def _open_partial(partial, rows):
+    """Rewrite the partial file with `rows` (drops torn tails) and open it for appending."""
+    partial = Path(partial)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial.with_name(partial.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SHARD_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, partial)
+    handle = open(partial, "a", newline="", encoding="utf-8")
+    return handle, csv.DictWriter(handle, fieldnames=SHARD_COLUMNS, lineterminator="\n")
+
+
+def _seed_example(seed, idx):
+    import random
+
+    import numpy as np
+    import torch
+
+    value = (int(seed) * 1_000_003 + int(idx)) % (2**31 - 1)
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+
+
+def run_examples(attack, examples, out_csv, fingerprint, seed=DEFAULT_SEED, log=None,
+                 after_example=None):
+    """Attack `examples` (data rows, shard order) into `out_csv`, resuming `<out>.partial`.
+
+    Returns `{"n", "n_resumed", "n_attacked_now", "seconds"}`.  `after_example(k)` is called
+    after the k-th newly finished row is flushed (tests use it to simulate a crash).
+    """
+    out_csv = Path(out_csv)
+    partial = out_csv.with_name(out_csv.name + ".partial")
+    stamp = out_csv.with_name(out_csv.name + ".partial.json")
+    indices = [int(ex["idx"]) for ex in examples]
+
+    done = []
+    if partial.exists() and stamp.exists():
+        try:
+            previous = json.loads(stamp.read_text())
+        except json.JSONDecodeError:
+            previous = None
+        if previous == fingerprint:
+            done = read_partial(partial, indices)
+        elif log:
+            log(f"{partial}: made by a different run (fingerprint differs); starting afresh")
+    from ..provenance import write_json
+
+    write_json(stamp, fingerprint)
+    handle, writer = _open_partial(partial, done)
+    finished = {r["idx"] for r in done}
+    if log and done:
+        log(f"{partial}: resuming after {len(done)} finished example(s)")
+    new = 0
+    try:
+        for number, example in enumerate(examples, 1):
+            idx = int(example["idx"])
+            if idx in finished:
+                continue
+            attack.clear_cache()
+            _seed_example(seed, idx)
+            start = time.perf_counter()
+            result = attack.attack(attack_input(example), int(example["label"]))
+            seconds = time.perf_counter() - start
+            row = result_row(idx, result, seconds)
+            writer.writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+            done.append(row)
+            new += 1
+            if log:
+                log(f"{number}/{len(examples)} idx {idx}: {row['result']}, "
+                    f"{row['queries']} queries, {seconds:.1f} s")
+            if after_example is not None:
+                after_example(new)
+    finally:
+        handle.close()
+    if sorted(r["idx"] for r in done) != sorted(indices):
+        raise DataError(f"{partial}: rows do not match the shard's examples")
+    os.replace(partial, out_csv)
+    stamp.unlink(missing_ok=True)
+    return {"n": len(done), "n_resumed": len(done) - new, "n_attacked_now": new,
+            "seconds": sum(r.get("seconds") or 0.0 for r in done)}
+
+
+# --------------------------------------------------------------------------------------------
+# One shard
+# --------------------------------------------------------------------------------------------
+
+def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index, num_shards,
+                 out_csv, resources_dir, query_budget=None, limit=None, *, epoch=None,
+                 build_attack=None, batch_size=32, seed=DEFAULT_SEED, log=None,
+                 after_example=None, device=None):
+    """Attack shard `shard_index` of `num_shards` of `attack_subset[subset]` (first `limit`).
+
+    `split` names the JSONL file the subset indexes (normally equal to `subset`).  `epoch`
+    picks `checkpoint/checkpoints/epoch-{epoch}` of a training run.  `build_attack(model,
+    tokenizer) -> textattack.Attack` replaces the recipe (tests).  Returns the run's counts; a
+    finished `out_csv` is left alone (`{"already_done": True}`).
+    """
+    out_csv = Path(out_csv)
+    if subset not in ("test", "dev"):
+        raise ConfigError(f"attack subset '{subset}' must be test or dev")
+    if mode not in ("offline", "paper"):
+        raise ConfigError(f"attacks.mode '{mode}' must be offline or paper")
+    if query_budget is not None and int(query_budget) < 1:
+        raise ConfigError(f"attacks.query_budget {query_budget} must be >= 1 or null")
+    if build_attack is None and recipe != CHARSWAP and recipe not in RECIPES:
+        raise ConfigError(f"unknown attack recipe '{recipe}' (attacks.recipes: "
+                          f"{' | '.join(RECIPES)})")
+    if out_csv.exists():
+        if log:
+            log(f"{out_csv}: already finished; nothing to do")
+        return {"already_done": True, "out": str(out_csv)}
+    checkpoint = resolve_checkpoint(checkpoint, epoch)
+    examples = shard_examples(data_dir, split, subset, shard_index, num_shards, limit)
+    fingerprint = {
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "checkpoint_sha256": checkpoint_digest(checkpoint),
+        "data_sha256": _file_digest(Path(data_dir) / f"{split}.jsonl")
+        if (Path(data_dir) / f"{split}.jsonl").is_file() else None,
+        "split": split, "subset": subset, "examples": [int(ex["idx"]) for ex in examples],
+        "recipe": recipe, "mode": mode, "resources": str(resources_dir),
+        "query_budget": query_budget, "seed": seed,
+        "custom_attack": None if build_attack is None else getattr(
+            build_attack, "__qualname__", repr(build_attack)),
+        "code": _code_digest(),
+    }
+
+    model, tokenizer = load_checkpoint(checkpoint, device)
+    if build_attack is None:
+        attack = build(recipe, model_wrapper(model, tokenizer, batch_size), mode, resources_dir)
+    else:
+        attack = build_attack(model, tokenizer)
+    if device is not None and str(device).startswith("cuda"):
+        attack.cuda_()  # as textattack.Attacker does when CUDA is available
+    if query_budget is not None:
+        # As textattack.Attacker does for AttackArgs.query_budget (attacker.py, attack_dataset).
+        attack.goal_function.query_budget = int(query_budget)
+    stats = run_examples(attack, examples, out_csv, fingerprint, seed=seed, log=log,
+                         after_example=after_example)
+    stats.update({"out": str(out_csv), "checkpoint": str(checkpoint), "shard": shard_index,
+                  "num_shards": num_shards})
+    return stats
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="python -m floodx.attacks.run",
+                                     description="Attack one shard of the recorded subset.")
+    parser.add_argument("--checkpoint", required=True,
+                        help="save_pretrained folder, or a training run folder with --epoch")
+    parser.add_argument("--epoch", type=int, default=None,
+                        help="attack checkpoints/epoch-N of the --checkpoint run folder")
+    parser.add_argument("--data", required=True, help="prepared data directory")
+    parser.add_argument("--subset", default=None, choices=["test", "dev"])
+    parser.add_argument("--split", default=None, help="JSONL split (default: the subset)")
+    parser.add_argument("--recipe", default=None,
+                        help=f"{' | '.join(RECIPES)} (or {CHARSWAP}: resource-free smoke attack)")
+    parser.add_argument("--mode", default=None, choices=["offline", "paper"])
+    parser.add_argument("--shard", type=int, default=0)
+    parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--out", required=True, help="shard CSV")
+    parser.add_argument("--resources", default="resources")
+    parser.add_argument("--query-budget", type=int, default=None)
+    parser.add_argument("--limit", type=int, default=None, help="first N of the subset only")
+    parser.add_argument("--batch-size", type=int, default=32, help="model batch size")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--spec", default=None,
+                        help="JSON config slice; keys recipe, mode, subset, split, limit, "
+                             "query_budget, seed, epoch (command-line flags win)")
+    parser.add_argument("--threads", type=int, default=1)
+    return parser
+
+
+def _main(argv):
+    args = _parser().parse_args(argv)
+    try:
+        spec = json.loads(args.spec) if args.spec else {}
+    except json.JSONDecodeError as err:
+        raise FloodxError(f"--spec is not valid JSON: {err}") from None
+
+    def pick(name, default=None):
+        value = getattr(args, name)
+        return value if value is not None else spec.get(name, default)
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from ..devices import select_device
+
+    device = select_device(max(1, args.threads))  # claims a GPU slot where there are GPUs
+    subset = pick("subset", "test")
+    tag = f"[{Path(args.out).name}]"
+
+    def log(message):
+        print(f"floodx: {tag} {message}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    stats = attack_shard(
+        args.checkpoint, args.data, pick("split") or subset,
+        subset, pick("recipe", "textfooler"), pick("mode", "offline"), args.shard,
+        args.num_shards, args.out, args.resources, query_budget=pick("query_budget"),
+        limit=pick("limit"), epoch=pick("epoch"), batch_size=args.batch_size,
+        seed=pick("seed", DEFAULT_SEED), log=log, device=device)
+    log(f"done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
+    return stats
+
+
+def main(argv=None):
+    return run_main(_main, argv)
+
+
+# --------------------------------------------------------------------------------------------
+# Benchmark: two shard processes vs one process
+# --------------------------------------------------------------------------------------------
+
+def _run_processes(commands, env, log_dir):
+    """Run `commands` in parallel; (wall seconds, [CPU seconds (user+sys) of each process])."""
+    start = time.perf_counter()
+    procs, logs = [], []
+    for number, cmd in enumerate(commands):
+        log = open(Path(log_dir) / f"attack-bench-{number}.log", "w")
+        logs.append(log)
+        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    cpu, failures = [], []
+    for number, proc in enumerate(procs):
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        cpu.append(usage.ru_utime + usage.ru_stime)
+        logs[number].close()
+        if proc.returncode != 0:
+            failures.append((proc.returncode, logs[number].name))
+    wall = time.perf_counter() - start
+    for code, name in failures:
+        tail = Path(name).read_text()[-2000:]
+        raise RuntimeError(f"bench subprocess failed ({code}), log {name}: {tail}")
+    return wall, cpu
+
+
+def bench_setup(work_dir, resources_dir="resources", n_examples=32, seed=0):
+    """A checkpoint + data directory for the benchmark when none is given: MiniLM with a fresh
+    seeded 2-label head (resources/models/all-MiniLM-L6-v2) and `n_examples` Rotten Tomatoes
+    sentences (resources/corpora/rotten-tomatoes) as the test split and attack subset."""
+    import random
+
+    import torch
+
+    from ..models import load_classifier
+
+    work_dir = Path(work_dir)
+    checkpoint = work_dir / "attack-bench-minilm"
+    data_dir = work_dir / f"attack-bench-data-{n_examples}-{seed}"
+    corpus = Path(resources_dir) / "corpora" / "rotten-tomatoes" / "rt-polarity-sentences.csv"
+    minilm = Path(resources_dir) / "models" / "all-MiniLM-L6-v2"
+    for needed in (corpus, minilm):
+        if not needed.exists():
+            raise ResourceError(f"{needed}: missing (python -m floodx.resources fetches it)")
+    if not (data_dir / "meta.json").exists():
+        with open(corpus, newline="", encoding="utf-8-sig") as handle:
+            pool = [(text.strip(), 1 if label.strip() == "1" else 0)
+                    for label, text in csv.reader(handle)]
+        chosen = random.Random(seed).sample(pool, n_examples)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        rows = [{"idx": i, "text": t, "text_pair": None, "label": y}
+                for i, (t, y) in enumerate(chosen)]
+        (data_dir / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (data_dir / "meta.json").write_text(json.dumps(
+            {"dataset": "rt-bench", "num_labels": 2,
+             "attack_subset": {"test": [r["idx"] for r in rows], "dev": []}}))
+    if not (checkpoint / "config.json").exists():
+        torch.manual_seed(seed)
+        model, tokenizer = load_classifier(str(minilm), 2)
+        model.save_pretrained(checkpoint)
+        tokenizer.save_pretrained(checkpoint)
+    return checkpoint, data_dir
+
+
+def bench_attacks(checkpoint=None, data_dir=None, work_dir="results/bench",
+                  resources_dir="resources", recipe="auto", mode="offline", subset="test",
+                  limit=32, epoch=None, rounds=2, resources=None):
+    """Wall time of 2 shard processes in parallel vs 1 process on the same `limit` examples,
+    each with `--threads 1`.
+
+    Returns `attack_two_shard_speedup` (end to end: process start, `import textattack`, model
+    load and attack) and `attack_two_shard_speedup_attack_only` (attack seconds of the single
+    process / the slower shard's, last round) and `attack_two_shard_speedup_cpu_projection`
+    (CPU seconds of the single process / of the busier shard process: the wall speedup on an
+    otherwise idle 2-core machine, when the measured one is capped by other users).  Runs `rounds` rounds in A B B A order and
+    compares the medians.  `recipe="auto"`: textfooler when floodx.attacks.recipes
+    imports, else the resource-free charswap.  Without `checkpoint`/`data_dir`, `bench_setup`
+    makes them under `work_dir`.
+    """
+    from .metrics import read_rows
+
+    if resources is not None:  # the name floodx.bench passes
+        resources_dir = resources
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if checkpoint is None or data_dir is None:
+        checkpoint, data_dir = bench_setup(work_dir, resources_dir, n_examples=max(limit, 2))
+    if recipe == "auto":
+        try:
+            from . import recipes  # noqa: F401
+            recipe = "textfooler"
+        except Exception:
+            recipe = CHARSWAP
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               TOKENIZERS_PARALLELISM="false")
+    nltk_dir = Path(resources_dir) / "nltk_data"
+    if "NLTK_DATA" not in env and nltk_dir.is_dir():
+        env["NLTK_DATA"] = str(nltk_dir.resolve())
+
+    def command(shard, num_shards, out):
+        cmd = [sys.executable, "-m", "floodx.attacks.run", "--checkpoint", str(checkpoint),
+               "--data", str(data_dir), "--subset", subset, "--recipe", recipe, "--mode", mode,
+               "--shard", str(shard), "--num-shards", str(num_shards), "--out", str(out),
+               "--resources", str(resources_dir), "--threads", "1", "--limit", str(limit)]
+        if epoch is not None:
+            cmd += ["--epoch", str(epoch)]
+        return cmd
+
+    outs = {name: work_dir / f"attack-bench-{name}.csv" for name in ("single", "shard-0",
+                                                                      "shard-1")}
+
+    def fresh(*names):
+        for name in names:
+            path = outs[name]
+            for extra in (path, path.with_name(path.name + ".partial"),
+                          path.with_name(path.name + ".partial.json")):
+                extra.unlink(missing_ok=True)
+
+    def run_one():
+        fresh("single")
+        return _run_processes([command(0, 1, outs["single"])], env, work_dir)
+
+    def run_two():
+        fresh("shard-0", "shard-1")
+        return _run_processes([command(0, 2, outs["shard-0"]), command(1, 2, outs["shard-1"])],
+                              env, work_dir)
+
+    load_before = os.getloadavg()[0]
+    # A B B A ... order: a load that drifts linearly on a shared machine hits both alike.
+    ones, twos = [], []
+    for round_ in range(rounds):
+        if round_ % 2 == 0:
+            ones.append(run_one())
+            twos.append(run_two())
+        else:
+            twos.append(run_two())
+            ones.append(run_one())
+    one = statistics.median(wall for wall, _ in ones)
+    two = statistics.median(wall for wall, _ in twos)
+    # CPU seconds: what the wall times would be with a free core per process (a shared machine
+    # that schedules sessions fairly, e.g. Linux autogroup, caps the measured wall speedup).
+    one_cpu = statistics.median(cpu[0] for _, cpu in ones)
+    two_cpu = statistics.median(max(cpu) for _, cpu in twos)
+    single_rows = read_rows(outs["single"])
+    shard_rows = read_rows(outs["shard-0"]) + read_rows(outs["shard-1"])
+    single_attack = sum(r["seconds"] for r in single_rows)
+    shard_attack = max(sum(r["seconds"] for r in read_rows(outs[name]))
+                       for name in ("shard-0", "shard-1"))
+    key = lambda r: (r["idx"], r["result"], r["perturbed"], r["queries"])  # noqa: E731
+    return {
+        "attack_two_shard_speedup": round(one / two, 3),
+        "attack_two_shard_speedup_attack_only": round(single_attack / shard_attack, 3)
+        if shard_attack else None,
+        "attack_two_shard_speedup_cpu_projection": round(one_cpu / two_cpu, 3),
+        "attack_one_process_seconds": round(one, 2),
+        "attack_one_process_cpu_seconds": round(one_cpu, 2),
+        "attack_two_process_slowest_cpu_seconds": round(two_cpu, 2),
+        "attack_two_process_seconds": round(two, 2),
+        "attack_one_process_attack_seconds": round(single_attack, 2),
+        "attack_slowest_shard_attack_seconds": round(shard_attack, 2),
+        "attack_bench_examples": len(single_rows),
+        "attack_shards_match_single": sorted(map(key, single_rows)) == sorted(map(key, shard_rows)),
+        "attack_bench_recipe": recipe,
+        "attack_bench_rounds": rounds,
+        "attack_bench_loadavg_before": round(load_before, 2),
+    }
+
+
+if __name__ == "__main__":
+    main()

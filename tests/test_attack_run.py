@@ -1,0 +1,302 @@
+"""Attack shards: sharding, resume after a crash, text pairs, per-epoch checkpoints, CLI.
+
+Uses a resource-free attack composed from TextAttack parts (character deletions + QWERTY swaps,
+greedy word-importance search) on the tiny BERT of conftest.py, so nothing here depends on the
+recipes module or on downloaded resources.
+"""
+
+import csv
+import json
+import os
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+
+def _ensure_stopwords(tmp_path_factory):
+    """`import textattack` needs NLTK corpora/stopwords/english; make a scratch one if absent."""
+    import nltk
+
+    try:
+        nltk.data.find("corpora/stopwords/english")
+        return
+    except LookupError:
+        pass
+    import stop_words
+
+    root = tmp_path_factory.mktemp("nltk_data")
+    target = root / "corpora" / "stopwords"
+    target.mkdir(parents=True)
+    source = Path(stop_words.__file__).parent / "stop-words" / "english.txt"
+    (target / "english").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    os.environ["NLTK_DATA"] = str(root)
+    nltk.data.path.insert(0, str(root))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def textattack_ready(tmp_path_factory):
+    _ensure_stopwords(tmp_path_factory)
+    import textattack  # noqa: F401
+
+
+def write_data(folder, pairs, subset_size=12, dev_size=6, with_pairs=False, seed=0):
+    """A prepared data directory (design.md format) with a seeded attack subset."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"idx": 100 + i, "text": text,
+             "text_pair": (f"{text} indeed" if with_pairs else None), "label": label}
+            for i, (text, label) in enumerate(pairs)]
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    order = [r["idx"] for r in rows]
+    random.Random(seed).shuffle(order)
+    meta = {"dataset": "toy", "num_labels": 2, "label_names": ["neg", "pos"],
+            "sizes": {s: len(rows) for s in ("train", "dev", "test")},
+            "attack_subset": {"test": order[:subset_size], "dev": order[-dev_size:]}}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder
+
+
+def save_trained(model, tokenizer, sentences, folder, steps=20):
+    """A few optimiser steps so the tiny model gives a mix of successful/failed/skipped."""
+    torch.manual_seed(0)
+    encoded = tokenizer([t for t, _ in sentences], padding=True, return_tensors="pt")
+    labels = torch.tensor([label for _, label in sentences])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(**encoded, labels=labels).loss.backward()
+        optimizer.step()
+    model.eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)
+
+
+def charswap(model, tokenizer):
+    from floodx.attacks.run import _fallback_wrapper, build_charswap_attack
+
+    return build_charswap_attack(_fallback_wrapper(model, tokenizer, batch_size=16))
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def without_seconds(rows):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+@pytest.fixture
+def setup(tmp_path, tiny_model, sentences):
+    model, tokenizer = tiny_model
+    checkpoint = save_trained(model, tokenizer, sentences, tmp_path / "ckpt")
+    data = write_data(tmp_path / "data", sentences)
+    return checkpoint, data
+
+
+def shard(checkpoint, data, out, index=0, num=1, **kw):
+    from floodx.attacks.run import attack_shard
+
+    kw.setdefault("build_attack", charswap)
+    return attack_shard(checkpoint, data, kw.pop("split", "test"), kw.pop("subset", "test"),
+                        "charswap", "offline", index, num, out, "resources", **kw)
+
+
+# ------------------------------------------------------------------------------------------
+
+def test_interleaved_shards_partition_the_subset():
+    from floodx.attacks.run import shard_of
+    from floodx.errors import ConfigError
+
+    indices = list(range(10, 27))
+    parts = [shard_of(indices, i, 3) for i in range(3)]
+    assert sorted(sum(parts, [])) == indices
+    assert [len(p) for p in parts] == [6, 6, 5]
+    assert parts[1][:2] == [11, 14]
+    with pytest.raises(ConfigError):
+        shard_of(indices, 3, 3)
+
+
+def test_shards_gathered_equal_unsharded_run(setup, tmp_path):
+    from floodx.attacks.metrics import aggregate, gather, read_rows
+
+    checkpoint, data = setup
+    single = shard(checkpoint, data, tmp_path / "single.csv")
+    assert single["n"] == 12
+    for i in range(3):
+        shard(checkpoint, data, tmp_path / f"shard-{i}.csv", i, 3)
+    shard_files = [tmp_path / f"shard-{i}.csv" for i in range(3)]
+    assert [len(read_rows(p)) for p in shard_files] == [4, 4, 4]
+
+    s1 = gather([tmp_path / "single.csv"], checkpoint, data, tmp_path / "e1.csv",
+                tmp_path / "s1.json", {"recipe": "charswap", "mode": "offline"})
+    s3 = gather(shard_files, checkpoint, data, tmp_path / "e3.csv", tmp_path / "s3.json",
+                {"recipe": "charswap", "mode": "offline"})
+    # Same examples, same order (the subset's), same outcomes: the files are identical.
+    assert (tmp_path / "e1.csv").read_bytes() == (tmp_path / "e3.csv").read_bytes()
+    rows = read_rows(tmp_path / "e1.csv")
+    meta = json.loads((data / "meta.json").read_text())
+    assert [r["idx"] for r in rows] == meta["attack_subset"]["test"]
+    for key in ("aua", "suc", "avg_queries", "n_attacked", "n_successful", "n_failed",
+                "n_skipped", "clean_acc"):
+        assert s1[key] == s3[key], key
+    assert s3["n_shards"] == 3 and len(s3["shard_seconds"]) == 3
+    assert aggregate(rows)["aua"] == s1["aua"]
+    kinds = {r["result"] for r in rows}
+    assert len(kinds) >= 2, kinds  # the trained tiny model is neither always right nor wrong
+
+
+def test_resume_after_crash_attacks_only_the_rest(setup, tmp_path):
+    checkpoint, data = setup
+    shard(checkpoint, data, tmp_path / "clean.csv")
+
+    class Crash(Exception):
+        pass
+
+    def crash_after(k):
+        def hook(n):
+            if n == k:
+                raise Crash
+        return hook
+
+    out = tmp_path / "resumed.csv"
+    with pytest.raises(Crash):
+        shard(checkpoint, data, out, after_example=crash_after(5))
+    partial = tmp_path / "resumed.csv.partial"
+    assert not out.exists() and partial.exists()
+    assert len(read_csv(partial)) == 5
+
+    attacked = []
+
+    def counting(model, tokenizer):
+        attack = charswap(model, tokenizer)
+        original = attack.attack
+
+        def attack_one(example, label):
+            attacked.append(example)
+            return original(example, label)
+
+        attack.attack = attack_one
+        return attack
+
+    counting.__qualname__ = charswap.__qualname__  # same attack: the fingerprint must match
+    stats = shard(checkpoint, data, out, build_attack=counting)
+    assert stats["n_resumed"] == 5 and stats["n_attacked_now"] == 7
+    assert len(attacked) == 7
+    assert not partial.exists() and not (tmp_path / "resumed.csv.partial.json").exists()
+    assert without_seconds(read_csv(out)) == without_seconds(read_csv(tmp_path / "clean.csv"))
+
+    # A finished shard is never redone.
+    before = out.read_bytes()
+    attacked.clear()
+    assert shard(checkpoint, data, out, build_attack=counting)["already_done"]
+    assert attacked == [] and out.read_bytes() == before
+
+
+def test_torn_last_row_is_redone(setup, tmp_path):
+    checkpoint, data = setup
+    shard(checkpoint, data, tmp_path / "clean.csv")
+    out = tmp_path / "torn.csv"
+
+    def stop_after_three(n):
+        if n == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        shard(checkpoint, data, out, after_example=stop_after_three)
+    partial = tmp_path / "torn.csv.partial"
+    with open(partial, "a") as handle:  # a crash in the middle of writing row 4
+        handle.write('999,"half a row')
+    stats = shard(checkpoint, data, out)
+    assert stats["n_resumed"] == 3 and stats["n_attacked_now"] == 9
+    assert without_seconds(read_csv(out)) == without_seconds(read_csv(tmp_path / "clean.csv"))
+
+
+def test_partial_of_another_run_is_not_resumed(setup, tmp_path):
+    checkpoint, data = setup
+    out = tmp_path / "x.csv"
+
+    def stop(n):
+        if n == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        shard(checkpoint, data, out, after_example=stop, limit=6)
+    # Different limit = different examples: the two finished rows must not be reused blindly.
+    stats = shard(checkpoint, data, out, limit=8)
+    assert stats["n_resumed"] == 0 and stats["n"] == 8
+
+
+def test_text_pairs_are_attacked_as_two_columns(tmp_path, tiny_model, sentences):
+    from collections import OrderedDict
+
+    from floodx.attacks.run import attack_input
+
+    model, tokenizer = tiny_model
+    checkpoint = save_trained(model, tokenizer, sentences, tmp_path / "ckpt")
+    data = write_data(tmp_path / "pairs", sentences, subset_size=6, with_pairs=True)
+    example = {"idx": 1, "text": "a b", "text_pair": "c d", "label": 0}
+    assert attack_input(example) == OrderedDict([("text", "a b"), ("text_pair", "c d")])
+    assert attack_input({**example, "text_pair": None}) == "a b"
+
+    shard(checkpoint, data, tmp_path / "pairs.csv")
+    rows = read_csv(tmp_path / "pairs.csv")
+    assert len(rows) == 6
+    for row in rows:
+        assert row["original"].startswith("Text: ") and "\nText_pair: " in row["original"]
+        assert "\nText_pair: " in row["perturbed"]
+
+
+def test_dev_subset_and_epoch_checkpoint_with_limit(tmp_path, tiny_model, sentences):
+    from floodx.attacks.run import resolve_checkpoint
+    from floodx.errors import ResourceError
+
+    model, tokenizer = tiny_model
+    run_dir = tmp_path / "run"
+    save_trained(model, tokenizer, sentences, run_dir / "checkpoints" / "epoch-2")
+    (run_dir / "metrics.json").write_text(json.dumps({"final_checkpoint": "checkpoints/epoch-2"}))
+    data = write_data(tmp_path / "data", sentences)
+    assert resolve_checkpoint(run_dir, 2) == run_dir / "checkpoints" / "epoch-2"
+    assert resolve_checkpoint(run_dir) == run_dir / "checkpoints" / "epoch-2"
+    with pytest.raises(ResourceError):
+        resolve_checkpoint(run_dir, 7)
+
+    stats = shard(run_dir, data, tmp_path / "dev.csv", subset="dev", split="dev", epoch=2, limit=4)
+    assert stats["n"] == 4
+    meta = json.loads((data / "meta.json").read_text())
+    assert [int(r["idx"]) for r in read_csv(tmp_path / "dev.csv")] == meta["attack_subset"]["dev"][:4]
+
+
+def test_query_budget_caps_queries(setup, tmp_path):
+    checkpoint, data = setup
+    shard(checkpoint, data, tmp_path / "b.csv", query_budget=5)
+    assert all(int(r["queries"]) <= 5 for r in read_csv(tmp_path / "b.csv"))
+
+
+def test_cli_runs_a_shard_and_reports_user_errors(setup, tmp_path, monkeypatch, capsys):
+    from floodx.attacks import run
+
+    checkpoint, data = setup
+    # Use the local padding wrapper, not recipes.DynamicPaddingWrapper (tested elsewhere).
+    monkeypatch.setattr(run, "model_wrapper",
+                        lambda m, t, bs=32: run._fallback_wrapper(m, t, bs))
+    out = tmp_path / "cli" / "shard-1.csv"
+    stats = run.main(["--checkpoint", str(checkpoint), "--data", str(data), "--subset", "test",
+                      "--recipe", "charswap", "--mode", "offline", "--shard", "1",
+                      "--num-shards", "2", "--out", str(out), "--resources", "resources",
+                      "--threads", "1", "--limit", "5"])
+    assert stats["n"] == 2 and len(read_csv(out)) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--checkpoint", str(checkpoint), "--data", str(data), "--recipe", "nope",
+                  "--out", str(tmp_path / "n.csv")])
+    assert exit_info.value.code == 2
+    assert "floodx: error: unknown attack recipe 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(["--checkpoint", str(tmp_path), "--data", str(data), "--recipe", "charswap",
+                  "--out", str(tmp_path / "n.csv")])
+    assert exit_info.value.code == 2
