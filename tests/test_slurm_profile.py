@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from workflow_copy import ROOT, copy_workflow
 FAKE_SLURM = ROOT / "tests" / "fake_slurm"
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 FAKE_COMMANDS = ["sbatch", "srun", "sacct", "squeue", "sinfo", "scontrol", "scancel", "sacctmgr", "sshare"]
@@ -53,13 +53,6 @@ def data_module_ready():
         return False
     module = importlib.import_module("floodx.data")
     return hasattr(module, "load_meta") and hasattr(module, "main")
-
-
-def copy_workflow(dest):
-    ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
-    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
-    for folder in ("workflow", "config", "profiles"):
-        shutil.copytree(ROOT / folder, dest / folder, ignore=ignore)
 
 
 def slurm_env(log):

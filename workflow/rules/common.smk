@@ -59,7 +59,7 @@ def run_dir(dataset, run, seed):
 
 def hub_name_as_file(name):
     """'org/model' -> 'org__model' (the fetch_hf_model wildcard turns it back)."""
-    return "__".join(name.split(chr(47)))  # chr(47) is "/": snakemake --lint takes a "/" literal for an absolute path
+    return "__".join(name.split(chr(47)))  # chr(47), a slash: --lint reads a slash literal as an absolute path
 
 
 def model_inputs():

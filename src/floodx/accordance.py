@@ -1,0 +1,760 @@
+"""Gradient accordance (Flooding-X, Section 3.2, eq. 11-13) and the probe run that records it.
+
+Definitions (paper, Section 3.2). A batch B_t is split by label into sub-batches B_t^1..B_t^k;
+g_t^j is the gradient of the mean training loss (cross-entropy) of B_t^j w.r.t. all trainable
+parameters, u_t^j = g_t^j / |g_t^j| its unit vector, C(B_s^i, B_t^j) = u_s^i . u_t^j (eq. 11).
+
+    batch accordance (eq. 12)      S(B_s, B_t) = 1/(k(k-1)) * sum_j sum_{i != j} u_s^i . u_t^j
+    sub-epoch accordance (eq. 13)  S_epoch     = 1/(N(N-1)) * sum_{s < t} S(B_s, B_t)
+
+over the N batches of a sub-epoch. Normalisation, as printed in the paper: eq. 13 sums the
+N(N-1)/2 unordered pairs s < t but divides by N(N-1), the number of *ordered* pairs. Since
+S(B_s, B_t) = S(B_t, B_s), S_epoch is exactly HALF the mean batch accordance over pairs of
+distinct batches; its values lie in [-1/2, 1/2]. Only the sign matters to Flooding-X (window.py),
+and we keep the paper's constant so that values compare with Figure 3.
+
+Missing classes. If class i is absent from B_s (or class j from B_t) the term C(B_s^i, B_t^j)
+does not exist: it contributes 0 and the normalisers stay N(N-1) and k(k-1), as in the paper.
+Such terms are counted in `dropped_terms` (out of `total_terms` = N(N-1)/2 * k(k-1)). A
+sub-batch whose gradient is exactly zero has no direction; its cosines are taken as 0 and it is
+counted in `zero_gradients`. A sub-epoch of fewer than 2 batches has no pair: accordance NaN.
+
+Computation (exact, never stores N gradients). Per class i we keep the running sum of unit
+gradients R^i = sum_s u_s^i over the sub-epoch, in flat fp32 buffers of P floats (P = number of
+trainable parameters). Because sum_{i<i'} R^i . R^i' covers every pair of batches in both
+orders plus each batch with itself,
+
+    sum_{s<t} sum_{i != j} u_s^i . u_t^j = sum_{i<i'} R^i . R^i' - sum_t sum_{i<i' in B_t} u_t^i . u_t^i',
+
+where the last (same-batch) term costs one dot per batch of two classes (see AccordanceSums).
+This is the running-sum scheme "sum += u_t^j . sum_{i != j} R^i; R^j += u_t^j" with the dot
+products moved to the end of the sub-epoch: the same number, less vector work. Long fp32 dot
+products are summed in float64 over 2^16-element chunks (`dot64`): one fp32 dot over 22M
+elements is off by ~1e-3 here.
+
+Inside training (`AccordanceProbe`, method name `accordance_probe`) the sub-batch gradients come
+from the training step itself: each class sub-batch is forwarded and its loss, weighted by n_c/n,
+back-propagated into a flat gradient buffer; the weighted gradients are summed, so the update is
+the full-batch fine-tuning update (loss = sum_c n_c/n * mean_c = the batch mean). Memory beyond
+fine-tuning's own gradient: R (k P) + one sub-batch gradient buffer (P), plus for k > 2 the
+batch's sum of unit vectors (P): (k+1) P floats for k = 2, (k+2) P for k > 2.
+Cost: the k sub-batches together are one forward and one backward over the batch, plus O(P)
+vector work per class. One host sync per step (the per-class counts, needed to split the batch).
+
+Command line (the `probe` rule):
+    python -m floodx.accordance --spec JSON --data results/data/D --out results/probe/D/seedS \
+        --resources resources --threads N
+writes accordance.csv (columns in docs/design.md) in --out, one row per sub-epoch.
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import ConfigError, DataError, run_main
+from .methods.base import TrainingMethod, classification_loss
+
+CSV_COLUMNS = (
+    "sub_epoch", "epoch", "first_step", "last_step", "accordance", "train_loss_mean",
+    "train_loss_min", "train_loss_max", "train_losses", "dev_loss", "test_loss", "dropped_terms",
+)
+
+
+# ---------------------------------------------------------------- results
+@dataclass
+class AccordanceResult:
+    """Gradient accordance of one sub-epoch (eq. 13) and how many of its terms exist."""
+
+    accordance: float
+    dropped_terms: int
+    n_batches: int
+    total_terms: int
+    zero_gradients: int = 0
+    train_losses: list = field(default_factory=list)
+
+    def as_dict(self):
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- flat gradient buffers
+def trainable_parameters(model):
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+class FlatGrad:
+    """A flat fp32 buffer of P floats whose slices can serve as the parameters' `.grad`.
+
+    While attached, autograd accumulates each parameter's gradient in place into its slice, so
+    the whole gradient is one vector without copying (`torch.cat`) anything.
+    """
+
+    def __init__(self, params, device):
+        self.params = params
+        numel = sum(p.numel() for p in params)
+        self.flat = torch.zeros(numel, dtype=torch.float32, device=device)
+        self.views, offset = [], 0
+        for p in params:
+            self.views.append(self.flat[offset:offset + p.numel()].view(p.shape))
+            offset += p.numel()
+
+    def attach(self):
+        for p, view in zip(self.params, self.views):
+            p.grad = view
+
+    def zero_and_attach(self):
+        self.flat.zero_()
+        self.attach()
+
+
+def _check_parameters(params, num_labels):
+    if not params:
+        raise ConfigError("gradient accordance: the model has no trainable parameters")
+    if num_labels is None or int(num_labels) < 2:
+        raise ConfigError(f"gradient accordance needs at least 2 classes (num_labels = {num_labels})")
+    devices = {p.device for p in params}
+    if len(devices) != 1:
+        raise ConfigError(f"gradient accordance: parameters on several devices {sorted(map(str, devices))}")
+    dtypes = {p.dtype for p in params}
+    if dtypes != {torch.float32}:
+        raise ConfigError(
+            f"gradient accordance needs fp32 parameters (got {sorted(map(str, dtypes))}); "
+            "bf16 training uses autocast over fp32 weights")
+    return devices.pop()
+
+
+# ---------------------------------------------------------------- running sums (eq. 11-13)
+_CHUNK = 1 << 16
+
+
+def dot64(a, b):
+    """a . b of two flat fp32 vectors, accurate to ~1e-8 relative, as a 0-d float64 tensor.
+
+    One fp32 dot over tens of millions of elements (MKL sdot, torch.linalg.vector_norm on CPU)
+    is off by ~1e-3 relative; summing 2^16-element partial dots in float64 is as fast and exact
+    enough. On GPUs the reductions are tree-shaped already.
+    """
+    if a.device.type != "cpu" or a.numel() <= _CHUNK:
+        return torch.dot(a, b).double()
+    return torch.stack([torch.dot(x, y) for x, y in zip(a.split(_CHUNK), b.split(_CHUNK))]).double().sum()
+
+
+class AccordanceSums:
+    """Eq. 13 over one sub-epoch, exactly, in O(k P) memory and O(P) vector work per class.
+
+    With R^i = sum_s u_s^i (all batches of the sub-epoch) and X_t = sum_{i<i' in B_t} u_t^i . u_t^i'
+    (cross-class cosines inside one batch),
+
+        sum_{s<t} sum_{i != j} u_s^i . u_t^j  =  sum_{i<i'} R^i . R^i'  -  sum_t X_t,
+
+    since sum_{i<i'} R^i . R^i' runs over all pairs of batches (s, t), both orders, plus s = t.
+    Per class: its norm and R^label += u. X_t: nothing for one class in the batch, one dot for
+    two (the caller keeps the first class's gradient intact until the second is added), else
+    |Z|^2 with Z = sum of the batch's unit vectors (one more P buffer, allocated only if k > 2).
+    """
+
+    def __init__(self, num_labels, numel, device):
+        self.k = int(num_labels)
+        self.numel = int(numel)
+        self.per_class = torch.zeros(self.k, self.numel, dtype=torch.float32, device=device)
+        self._z = torch.zeros(self.numel, dtype=torch.float32, device=device) if self.k > 2 else None
+        self._within = torch.zeros((), dtype=torch.float64, device=device)
+        self._zero = torch.zeros((), dtype=torch.long, device=device)
+        self.reset()
+
+    def buffer_floats(self):
+        return self.per_class.numel() + (self._z.numel() if self._z is not None else 0)
+
+    def reset(self):
+        self.per_class.zero_()
+        self._within.zero_()
+        self._zero.zero_()
+        self.n_batches = 0
+        self.seen = [0] * self.k          # batches so far that contained class i
+        self.valid_terms = 0
+        self._batch = None
+
+    def begin_batch(self, n_classes):
+        """Start a batch in which `n_classes` classes are present."""
+        if self._batch is not None:
+            raise RuntimeError("begin_batch() twice without end_batch()")
+        self._batch = {"m": int(n_classes), "labels": [], "first": None, "unit_sq": None}
+
+    def add_class(self, label, grad):
+        """Add the gradient (any positive multiple) of class `label`'s sub-batch, a flat fp32 vector.
+
+        In a batch of two classes the first one's `grad` must stay unchanged until the second
+        has been added.
+        """
+        batch = self._batch
+        if batch is None:
+            raise RuntimeError("add_class() outside begin_batch()/end_batch()")
+        if label in batch["labels"] or len(batch["labels"]) >= batch["m"]:
+            raise RuntimeError(f"class {label} added twice to a batch, or more classes than announced")
+        norm = dot64(grad, grad).sqrt()
+        self._zero += norm == 0
+        # A zero gradient has no direction: its unit vector is taken as 0 (cosines 0).
+        denom = norm.clamp_min(1e-30).float()
+        self.per_class[label].addcdiv_(grad, denom)
+        m, first = batch["m"], not batch["labels"]
+        if m == 2:
+            if first:
+                batch["first"] = (grad, denom)
+            else:
+                other, other_denom = batch["first"]
+                self._within += dot64(grad, other) / (denom.double() * other_denom.double())
+        elif m > 2:
+            if first:
+                torch.div(grad, denom, out=self._z)
+                batch["unit_sq"] = (norm / denom.double()).square()
+            else:
+                self._z.addcdiv_(grad, denom)
+                batch["unit_sq"] = batch["unit_sq"] + (norm / denom.double()).square()
+        self.valid_terms += sum(self.seen) - self.seen[label]
+        batch["labels"].append(label)
+
+    def end_batch(self):
+        batch = self._batch
+        if batch is None or len(batch["labels"]) != batch["m"]:
+            raise RuntimeError("end_batch() before every announced class was added")
+        if batch["m"] > 2:
+            self._within += (dot64(self._z, self._z) - batch["unit_sq"]) / 2
+        for label in batch["labels"]:
+            self.seen[label] += 1
+        self._batch = None
+        self.n_batches += 1
+
+    def pair_sum(self):
+        """sum_{s<t} sum_{i != j} C(B_s^i, B_t^j) as a 0-d float64 tensor."""
+        total = -self._within
+        for i in range(self.k):
+            for j in range(i + 1, self.k):
+                if self.seen[i] and self.seen[j]:
+                    total = total + dot64(self.per_class[i], self.per_class[j])
+        return total
+
+    def result(self, train_losses=()):
+        n, k = self.n_batches, self.k
+        total_terms = n * (n - 1) // 2 * k * (k - 1)
+        if n < 2:
+            value = float("nan")
+        else:
+            value = float(self.pair_sum().item()) / (n * (n - 1) * k * (k - 1))
+        return AccordanceResult(
+            accordance=value, dropped_terms=total_terms - self.valid_terms, n_batches=n,
+            total_terms=total_terms, zero_gradients=int(self._zero.item()),
+            train_losses=list(train_losses),
+        )
+
+
+def split_by_class(batch, num_labels):
+    """[(label, n_label, sub_batch)] for the labels present in `batch` (one host sync)."""
+    labels = batch["labels"]
+    n = labels.shape[0]
+    if n == 0:
+        raise DataError("gradient accordance: empty batch")
+    try:
+        counts = torch.bincount(labels, minlength=num_labels).tolist()
+    except RuntimeError:
+        counts = None
+    if counts is None or len(counts) > num_labels:
+        raise DataError(f"labels outside 0..{num_labels - 1} in a batch: {labels.unique().tolist()}")
+    present = [c for c in range(num_labels) if counts[c]]
+    if len(present) == 1:
+        return [(present[0], n, batch)]
+    parts = []
+    for c in present:
+        mask = labels == c
+        sub = {key: (value[mask] if torch.is_tensor(value) and value.dim() and value.shape[0] == n else value)
+               for key, value in batch.items()}
+        parts.append((c, counts[c], sub))
+    return parts
+
+
+def _to_device(batch, device):
+    return {key: value.to(device) if torch.is_tensor(value) else value for key, value in batch.items()}
+
+
+def gradient_accordance(model, batches, num_labels):
+    """Gradient accordance (eq. 13) of `batches` at the model's current, fixed parameters.
+
+    Nothing is updated and the parameters' `.grad` are restored afterwards. The model's mode is
+    left as it is: call `model.eval()` first for a deterministic value (no dropout).
+    """
+    params = trainable_parameters(model)
+    device = _check_parameters(params, num_labels)
+    num_labels = int(num_labels)
+    sums = AccordanceSums(num_labels, sum(p.numel() for p in params), device)
+    buffers = (FlatGrad(params, device), FlatGrad(params, device))
+    saved = [p.grad for p in params]
+    try:
+        with torch.enable_grad():
+            for batch in batches:
+                batch = _to_device(batch, device)
+                parts = split_by_class(batch, num_labels)
+                sums.begin_batch(len(parts))
+                for index, (label, _, sub) in enumerate(parts):
+                    grad = buffers[index % 2]     # two classes: the first stays intact
+                    grad.zero_and_attach()
+                    loss, _ = classification_loss(model, sub)
+                    loss.backward()
+                    sums.add_class(label, grad.flat)
+                sums.end_batch()
+    finally:
+        for p, g in zip(params, saved):
+            p.grad = g
+    return sums.result()
+
+
+# ---------------------------------------------------------------- the probe method
+class AccordanceProbe(TrainingMethod):
+    """Fine-tuning whose step also measures gradient accordance (eq. 11-13) on the fly.
+
+    Each class sub-batch of the step is forwarded and back-propagated with weight n_c/n into a
+    flat buffer; the sub-batch gradients feed the running sums and add up to the full-batch
+    gradient, left in `.grad` for the loop's clipping and optimiser step. One pass over the
+    batch's examples, hence `passes_per_step = 1`.
+
+    With `sub_epoch_batches`, `sub_epoch_complete` turns True after that many batches or at the
+    end of an epoch (known from the loader given to `setup`); `pop_sub_epoch()` returns the
+    sub-epoch's `AccordanceResult` and starts the next one. `records` (rows written by the probe
+    run) travel in `state_dict()`, so a resumed probe run keeps the rows of its earlier epochs.
+    """
+
+    name = "accordance_probe"
+    passes_per_step = 1
+    defaults = {"num_labels": None, "sub_epoch_batches": None}
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.sub_epoch_batches is not None:
+            if int(self.sub_epoch_batches) != self.sub_epoch_batches or int(self.sub_epoch_batches) < 2:
+                raise ConfigError(
+                    f"probe.sub_epoch_batches must be an integer >= 2, got {self.sub_epoch_batches!r}")
+            self.sub_epoch_batches = int(self.sub_epoch_batches)
+        self.steps_per_epoch = None
+        self.records = []
+        self.sub_epoch_complete = False
+        self._sums = None
+        self._losses = []
+        self._in_epoch = 0
+        self._in_sub_epoch = 0
+
+    # -- set-up
+    def setup(self, model, tokenizer, train_loader):
+        try:
+            self.steps_per_epoch = len(train_loader)
+        except TypeError:
+            self.steps_per_epoch = None
+        self._ensure_buffers(model)
+
+    def _ensure_buffers(self, model):
+        if self._sums is not None:
+            return
+        k = self.num_labels if self.num_labels is not None else getattr(model.config, "num_labels", None)
+        params = trainable_parameters(model)
+        device = _check_parameters(params, k)
+        self.num_labels = int(k)
+        self._params = params
+        self._numel = sum(p.numel() for p in params)
+        self._sums = AccordanceSums(self.num_labels, self._numel, device)
+        self._grad = FlatGrad(params, device)      # the step's gradient (fine-tuning has it too)
+        self._work = FlatGrad(params, device)      # one sub-batch's gradient
+
+    def extra_floats(self):
+        """Floats this method allocates beyond fine-tuning's own gradient: (k+1) P, (k+2) P for k > 2."""
+        return self._sums.buffer_floats() + self._work.flat.numel()
+
+    def parameter_count(self):
+        return self._numel
+
+    # -- one step
+    def step(self, model, batch):
+        self._ensure_buffers(model)
+        parts = split_by_class(batch, self.num_labels)
+        n = batch["labels"].shape[0]
+        sums = self._sums
+        total = None
+        sums.begin_batch(len(parts))
+        for index, (label, count, sub) in enumerate(parts):
+            buffer = self._grad if index == 0 else self._work
+            buffer.zero_and_attach()
+            loss, _ = classification_loss(model, sub)
+            weight = count / n
+            (self.objective(loss) * weight).backward()
+            sums.add_class(label, buffer.flat)
+            if index:
+                self._grad.flat.add_(self._work.flat)
+            part = loss.detach().float() * weight
+            total = part if total is None else total + part
+        self._grad.attach()
+        sums.end_batch()
+        self._losses.append(total)
+        self._in_epoch += 1
+        self._in_sub_epoch += 1
+        end_of_epoch = self.steps_per_epoch is not None and self._in_epoch >= self.steps_per_epoch
+        if end_of_epoch:
+            self._in_epoch = 0
+        if self.sub_epoch_batches and (self._in_sub_epoch >= self.sub_epoch_batches or end_of_epoch):
+            self.sub_epoch_complete = True
+        return total
+
+    def pop_sub_epoch(self):
+        """The accordance of the batches since the last pop (with their losses); resets the sums."""
+        if self._sums is None:
+            raise RuntimeError("pop_sub_epoch() before any step")
+        losses = torch.stack(self._losses).cpu().tolist() if self._losses else []
+        result = self._sums.result(losses)
+        self._sums.reset()
+        self._losses = []
+        self._in_sub_epoch = 0
+        self.sub_epoch_complete = False
+        return result
+
+    def state_dict(self):
+        return {"records": list(self.records)}
+
+    def load_state_dict(self, state):
+        self.records = list(state.get("records", []))
+
+
+# ---------------------------------------------------------------- the probe run
+class ProbeRecorder:
+    """Training callback: closes each sub-epoch, evaluates dev and test loss, keeps the row."""
+
+    def __init__(self, splits=("dev", "test")):
+        self.splits = splits
+        self.method = None
+        self._first_step = None
+
+    def on_step_end(self, state):
+        method = state.method
+        if getattr(method, "name", None) != AccordanceProbe.name:
+            raise ConfigError(f"the probe run needs method 'accordance_probe', got '{method.name}'")
+        self.method = method
+        if self._first_step is None:
+            self._first_step = state.global_step
+        if not method.sub_epoch_complete:
+            return
+        result = method.pop_sub_epoch()
+        losses = result.train_losses
+        row = {
+            "sub_epoch": len(method.records) + 1, "epoch": state.epoch,
+            "first_step": self._first_step, "last_step": state.global_step,
+            "accordance": result.accordance,
+            "train_loss_mean": sum(losses) / len(losses),
+            "train_loss_min": min(losses), "train_loss_max": max(losses),
+            "train_losses": losses,
+            "dev_loss": state.evaluate("dev")["loss"] if "dev" in self.splits else None,
+            "test_loss": state.evaluate("test")["loss"] if "test" in self.splits else None,
+            "dropped_terms": result.dropped_terms,
+        }
+        method.records.append(row)
+        self._first_step = None
+
+
+def write_accordance_csv(path, rows):
+    """accordance.csv, written atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            for row in rows:
+                out = {key: row.get(key) for key in CSV_COLUMNS}
+                out["train_losses"] = json.dumps(list(row.get("train_losses") or []))
+                for key in ("accordance", "train_loss_mean", "train_loss_min", "train_loss_max",
+                            "dev_loss", "test_loss"):
+                    value = out[key]
+                    out[key] = "" if value is None else repr(float(value))
+                writer.writerow(out)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _sub_epoch_batches(spec):
+    value = spec.get("sub_epoch_batches", (spec.get("probe") or {}).get("sub_epoch_batches"))
+    if value is None:
+        raise ConfigError("probe spec has no sub_epoch_batches (config key probe.sub_epoch_batches)")
+    return value
+
+
+def _records_from_checkpoint(out_dir, metrics):
+    """Rows of a probe run that had already finished (resumed with nothing left to train)."""
+    state_file = Path(out_dir) / metrics["final_checkpoint"] / "trainer_state.pt"
+    if not state_file.exists():
+        raise DataError(f"{state_file}: missing; delete {out_dir} and run the probe again")
+    state = torch.load(state_file, weights_only=False)
+    return list(state.get("method", {}).get("records", []))
+
+
+def run_probe(spec, data_dir, out_dir, device=None):
+    """Fine-tune with the probe method and write `out_dir/accordance.csv`; returns the rows."""
+    from .training import train
+
+    train_spec = dict(spec)
+    train_spec["method"] = "accordance_probe"
+    train_spec["method_params"] = {"sub_epoch_batches": _sub_epoch_batches(spec)}
+    recorder = ProbeRecorder()
+    metrics = train(train_spec, data_dir, out_dir, callbacks=[recorder], device=device)
+    if recorder.method is not None:
+        rows = recorder.method.records
+    else:
+        rows = _records_from_checkpoint(out_dir, metrics)
+    write_accordance_csv(Path(out_dir) / "accordance.csv", rows)
+    return rows
+
+
+# ---------------------------------------------------------------- benchmark
+def _minilm_shaped(num_labels=2):
+    """A randomly initialised BERT with all-MiniLM-L6-v2's shape (22.7M parameters)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                        intermediate_size=1536, max_position_embeddings=512, num_labels=num_labels)
+    return BertForSequenceClassification(config)
+
+
+def _synthetic_batches(n_batches, batch_size, length, num_labels, vocab_size, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(n_batches):
+        lengths = torch.randint(length // 2, length + 1, (batch_size,), generator=generator)
+        ids = torch.randint(1000, vocab_size, (batch_size, length), generator=generator)
+        mask = (torch.arange(length)[None, :] < lengths[:, None]).long()
+        batches.append({
+            "input_ids": ids * mask, "attention_mask": mask,
+            "token_type_ids": torch.zeros_like(ids),
+            "labels": torch.randint(0, num_labels, (batch_size,), generator=generator),
+        })
+    return batches
+
+
+class _Stepper:
+    """The loop's optimisation step (floodx.training.Optimisation when available)."""
+
+    def __init__(self, model, method, training, total_steps, device):
+        try:
+            from .training import Optimisation
+        except ImportError:
+            Optimisation = None
+        if Optimisation is not None:
+            self._opt = Optimisation(model, method, training, total_steps, device)
+            self.step = self._opt.step
+            return
+        self.model, self.method = model, method
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=training.get("learning_rate", 5e-5))
+        self.clip = training.get("max_grad_norm")
+
+    def step(self, batch):
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.method.step(self.model, batch)
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        return loss
+
+
+def _status_bytes(field):
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def _peak_rss_child(conn, model, batches, name, params, training, threads):
+    """In a fresh process: growth of peak resident memory (bytes) over setup + training steps.
+
+    The peak (VmHWM) is reset after the model has arrived (Linux `clear_refs` 5), so the
+    unpickling of the model does not set it.
+    """
+    import gc
+
+    torch.set_num_threads(threads)
+    from .methods import build_method
+
+    value = None
+    try:
+        method = build_method(name, **params)
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        start = _status_bytes("VmRSS")
+        method.setup(model, None, batches)
+        stepper = _Stepper(model, method, training, len(batches), torch.device("cpu"))
+        for batch in batches:
+            stepper.step(batch)
+        value = _status_bytes("VmHWM") - start
+    except OSError:
+        value = None
+    conn.send(value)
+    conn.close()
+
+
+def _peak_rss(model, batches, name, params, training):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_peak_rss_child,
+                            args=(send, model, batches, name, params, training, torch.get_num_threads()))
+    child.start()
+    send.close()
+    try:
+        value = receive.recv()
+    except EOFError:
+        value = None
+    child.join()
+    return value
+
+
+def bench_probe(model=None, tokenizer=None, batches=None, training=None, rounds=3, device=None,
+                sub_epoch_batches=4, measure_memory=True):
+    """Probe vs fine-tuning, side by side in one process over the same batches and model.
+
+    Each method trains its own copy of `model` through the loop's optimisation step. The two
+    are interleaved step by step (fine-tune, probe on batch 1; probe, fine-tune on batch 2; ...)
+    so that the drift of a shared, noisy machine hits both alike; an epoch's time is the sum of
+    its steps, and the median epoch times are compared. The probe closes a sub-epoch every
+    `sub_epoch_batches` steps (inside its timed steps). Dev/test evaluation at sub-epoch ends
+    (probe run only) is not part of the epoch time.
+    Without arguments: a MiniLM-shaped random BERT (P = 22.7M) and 8 synthetic batches of
+    32 x 64 tokens, 2 classes. Returns
+      probe_over_finetune_epoch_time   (target <= 1.15)
+      probe_extra_memory_in_P          floats the probe allocates beyond fine-tuning's gradient,
+                                       counted, / P (target <= k+2)
+      probe_extra_memory_measured_in_P the same measured (with `measure_memory`): on CUDA the
+                                       peak allocated memory of a probe step minus that of a
+                                       fine-tuning step; on CPUs the peak resident memory of a
+                                       fresh process running setup + 2 probe steps minus that of
+                                       one running 2 fine-tuning steps (the probe's smaller
+                                       sub-batch activations make this a little lower)
+      probe_num_labels, probe_parameters_P, probe_epoch_seconds, finetune_epoch_seconds
+    """
+    import copy
+    import statistics
+
+    from .methods import build_method
+
+    device = device or torch.device("cpu")
+    training = dict(training or {"learning_rate": 5e-5, "warmup_ratio": 0.1, "weight_decay": 0.01,
+                                 "max_grad_norm": 1.0, "bf16": "auto"})
+    if model is None:
+        torch.manual_seed(0)
+        model = _minilm_shaped()
+    num_labels = int(model.config.num_labels)
+    if batches is None:
+        batches = _synthetic_batches(8, 32, 64, num_labels, model.config.vocab_size)
+    batches = [_to_device(b, device) for b in batches]
+    total_steps = len(batches) * (rounds + 1)
+    runners, methods = {}, {}
+    kinds = {"finetune": ("finetune", {}),
+             "probe": ("accordance_probe", {"sub_epoch_batches": sub_epoch_batches})}
+    resident = {}
+    if measure_memory and device.type == "cpu":
+        cpu_batches = [_to_device(b, torch.device("cpu")) for b in batches[:2]]
+        for label, (name, params) in kinds.items():
+            resident[label] = _peak_rss(copy.deepcopy(model).cpu().train(), cpu_batches, name, params, training)
+    for label, (name, params) in kinds.items():
+        torch.manual_seed(0)
+        copy_ = copy.deepcopy(model).to(device).train()
+        method = build_method(name, **params)
+        method.setup(copy_, tokenizer, batches)
+        methods[label] = method
+        runners[label] = _Stepper(copy_, method, training, total_steps, device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def timed_step(label, batch):
+        sync()
+        started = time.perf_counter()
+        runners[label].step(batch)
+        method = methods[label]
+        if getattr(method, "sub_epoch_complete", False):
+            method.pop_sub_epoch()
+        sync()
+        return time.perf_counter() - started
+
+    peaks = {}
+    for label in runners:           # warm-up step, not timed (and the CUDA peak of one step)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+        timed_step(label, batches[0])
+        if device.type == "cuda":
+            peaks[label] = torch.cuda.max_memory_allocated(device) - base
+    times = {label: [] for label in runners}
+    order = list(runners)
+    for _ in range(rounds):
+        epoch = {label: 0.0 for label in runners}
+        for index, batch in enumerate(batches):
+            for label in (order if index % 2 == 0 else order[::-1]):
+                epoch[label] += timed_step(label, batch)
+        for label in runners:
+            times[label].append(epoch[label])
+    probe = methods["probe"]
+    params = probe.parameter_count()
+    medians = {label: statistics.median(values) for label, values in times.items()}
+    out = {
+        "probe_over_finetune_epoch_time": medians["probe"] / medians["finetune"],
+        "probe_extra_memory_in_P": probe.extra_floats() / params,
+    }
+    if measure_memory and device.type == "cuda":
+        out["probe_extra_memory_measured_in_P"] = (peaks["probe"] - peaks["finetune"]) / (4 * params)
+    elif resident.get("probe") is not None and resident.get("finetune") is not None:
+        out["probe_extra_memory_measured_in_P"] = (resident["probe"] - resident["finetune"]) / (4 * params)
+    out.update({"probe_num_labels": num_labels, "probe_parameters_P": params,
+                "probe_epoch_seconds": medians["probe"], "finetune_epoch_seconds": medians["finetune"]})
+    return out
+
+
+# ---------------------------------------------------------------- command line
+def _main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m floodx.accordance",
+                                     description="Gradient-accordance probe run (Flooding-X, eq. 11-13).")
+    parser.add_argument("--spec", required=True, help="JSON probe spec (floodx.config.probe_spec)")
+    parser.add_argument("--data", required=True, help="prepared data set folder")
+    parser.add_argument("--out", required=True, help="probe folder; accordance.csv is written there")
+    parser.add_argument("--resources", default=None, help="resources folder (models)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    try:
+        spec = json.loads(args.spec)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--spec is not valid JSON: {err}") from None
+    if args.resources:
+        spec["resources"] = args.resources
+    from .devices import select_device
+
+    device = select_device(args.threads)
+    rows = run_probe(spec, args.data, args.out, device=device)
+    signs = "".join("+" if r["accordance"] > 0 else "-" if r["accordance"] < 0 else "0"
+                    for r in rows if not math.isnan(r["accordance"]))
+    print(f"probe: {len(rows)} sub-epochs, accordance signs {signs}")
+
+
+def main(argv=None):
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    # Run the importable module's code, so that the registry's AccordanceProbe (imported as
+    # floodx.accordance) and this entry point share one class.
+    from floodx.accordance import main as _main_of_module
+
+    _main_of_module()

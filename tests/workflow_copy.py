@@ -1,0 +1,33 @@
+"""Running the real workflow in a temporary copy (shared by the workflow and SLURM tests)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_workflow(dest, share_resources=True):
+    """Snakefile, workflow/, config/ and profiles/ copied into `dest`.
+
+    With `share_resources`, dest/resources links to the repository's resources/ so that what
+    the fetch rules download (from PyPI) is downloaded once for every test and run.
+    """
+    dest = Path(dest)
+    ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
+    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
+    for folder in ("workflow", "config", "profiles"):
+        shutil.copytree(ROOT / folder, dest / folder, ignore=ignore)
+    if share_resources:
+        (ROOT / "resources").mkdir(exist_ok=True)
+        (dest / "resources").symlink_to(ROOT / "resources")
+    return dest
+
+
+def snakemake(workdir, *args, env=None, timeout=1800):
+    """Run snakemake (from this interpreter's environment) in `workdir`; returns CompletedProcess."""
+    command = [str(Path(sys.executable).parent / "snakemake"), *args]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                          env=env or {**os.environ, "PYTHONUNBUFFERED": "1"})
