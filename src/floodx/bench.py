@@ -40,7 +40,8 @@ def embedded_default(n_examples=256, resources=RESOURCES):
     training = dataset_training(config, "rt")
     model, tokenizer = build_model(config["model"], 2, resources, BENCH_DIR)
     examples = data.load_split(folder, "train")[:n_examples]
-    batches = make_loader(examples, tokenizer, training["batch_size"], training["max_length"], True, 0, 1)
+    batches = make_loader(examples, tokenizer, training["batch_size"], training["max_length"], True, 0, 1,
+                          training.get("group_by_length", True))
     return model, tokenizer, batches, training
 
 

@@ -142,7 +142,7 @@ def profile_methods(base_model, tokenizer, examples, methods, training, device, 
     method_params = method_params or {}
     batch_size = int(training["batch_size"])
     max_length = int(training["max_length"])
-    group = device.type == "cuda"  # as in training: length-grouped batches on GPUs
+    group = training.get("group_by_length", True)  # as in training
     def epoch_batches(epoch):
         return api.make_loader(examples, tokenizer, batch_size, max_length, True, seed, epoch, group)
 

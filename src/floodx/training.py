@@ -231,7 +231,7 @@ class Trainer:
         steps_per_epoch = math.ceil(len(train) / batch_size)
         epochs = int(training["epochs"])
         first_loader = make_loader(train, self.tokenizer, batch_size, training["max_length"], True, self.seed, 1,
-                                   self.device.type == "cuda")
+                                   training.get("group_by_length", True))
         self.method.setup(self.model, self.tokenizer, first_loader)
         optimisation = Optimisation(self.model, self.method, training, steps_per_epoch * epochs, self.device)
         optimizer, scheduler = optimisation.optimizer, optimisation.scheduler
@@ -243,7 +243,7 @@ class Trainer:
         for epoch in range(start_epoch + 1, epochs + 1):
             loader = first_loader if epoch == 1 else make_loader(
                 train, self.tokenizer, batch_size, training["max_length"], True, self.seed, epoch,
-                self.device.type == "cuda")
+                training.get("group_by_length", True))
             started = time.perf_counter()
             losses = []
             state.epoch = epoch
