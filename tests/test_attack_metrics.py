@@ -140,7 +140,7 @@ def test_result_rows_of_hand_built_results():
 
 def test_aggregate_agrees_with_textattack_on_a_real_attack(tiny_model, sentences):
     """Rows made from real `Attack.attack` results give TextAttack's numbers."""
-    from floodx.attacks.run import _fallback_wrapper, build_charswap_attack, result_row
+    from floodx.attacks.run import build_charswap_attack, model_wrapper, result_row
 
     model, tokenizer = tiny_model
     torch.manual_seed(0)
@@ -152,7 +152,7 @@ def test_aggregate_agrees_with_textattack_on_a_real_attack(tiny_model, sentences
         model(**encoded, labels=labels).loss.backward()
         optimizer.step()
     model.eval()
-    attack = build_charswap_attack(_fallback_wrapper(model, tokenizer))
+    attack = build_charswap_attack(model_wrapper(model, tokenizer))
     results = [attack.attack(text, label) for text, label in sentences[::2]]
     rows = [result_row(i, r) for i, r in enumerate(results)]
     assert_agrees(rows, results)

@@ -77,9 +77,9 @@ def save_trained(model, tokenizer, sentences, folder, steps=20):
 
 
 def charswap(model, tokenizer):
-    from floodx.attacks.run import _fallback_wrapper, build_charswap_attack
+    from floodx.attacks.run import build_charswap_attack, model_wrapper
 
-    return build_charswap_attack(_fallback_wrapper(model, tokenizer, batch_size=16))
+    return build_charswap_attack(model_wrapper(model, tokenizer, batch_size=16))
 
 
 def read_csv(path):
@@ -282,9 +282,6 @@ def test_cli_runs_a_shard_and_reports_user_errors(setup, tmp_path, monkeypatch, 
     from floodx.attacks import run
 
     checkpoint, data = setup
-    # Use the local padding wrapper, not recipes.DynamicPaddingWrapper (tested elsewhere).
-    monkeypatch.setattr(run, "model_wrapper",
-                        lambda m, t, bs=32: run._fallback_wrapper(m, t, bs))
     out = tmp_path / "cli" / "shard-1.csv"
     stats = run.main(["--checkpoint", str(checkpoint), "--data", str(data), "--subset", "test",
                       "--recipe", "charswap", "--mode", "offline", "--shard", "1",

@@ -29,7 +29,8 @@ def test_shipped_configs_validate(name):
 def test_defaults_are_filled(default_config):
     del default_config["search"]
     config = validate_config(default_config)
-    assert config["search"] == {"step": 0.01, "max_levels": None, "criterion": "dev_attack", "attack": "textfooler"}
+    assert config["search"] == {"step": 0.01, "max_levels": None, "criterion": "dev_attack", "attack": "textfooler",
+                                "direction": "first"}
     assert config["datasets"]["rt"]["text_column"] == "text"
 
 

@@ -13,6 +13,7 @@ rule attack_shard:
         checkpoint=final_checkpoint,
         mode=config["attacks"]["mode"],
         shards=len(SHARDS),
+        max_length=lambda w: config["datasets"][w.dataset]["max_length"],
         budget=lambda w: f"--query-budget {config['attacks']['query_budget']}" if config["attacks"]["query_budget"] else "",
     threads: 1
     resources:
@@ -28,7 +29,7 @@ rule attack_shard:
     shell:
         "{params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
         "--subset test --recipe {wildcards.attack} --mode {params.mode} --shard {wildcards.shard} "
-        "--num-shards {params.shards} {params.budget} --out {output} --resources {params.resources} --threads {threads} > {log} 2>&1"
+        "--num-shards {params.shards} {params.budget} --out {output} --resources {params.resources} --threads {threads} --max-length {params.max_length} > {log} 2>&1"
 
 
 rule gather_attack:
@@ -83,7 +84,7 @@ rule epoch_attack:
     shell:
         "({params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
         "--subset test --recipe {params.recipe} --mode {params.mode} --shard 0 --num-shards 1 --limit {params.limit} "
-        "--out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} "
+        "--out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} --max-length {params.max_length} "
         "&& {params.offline} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
         "--checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} --split test "
         "--recipe {params.recipe} --mode {params.mode} --limit {params.limit} --max-length {params.max_length} "

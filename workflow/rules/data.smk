@@ -49,20 +49,23 @@ rule fetch_corpora:
 
 
 rule fetch_attack_resources:
+    """Offline: registry stand-ins (docs/attacks.md); paper: TextAttack's own resources (internet)."""
     input:
         rules.fetch_corpora.output,
-        model_inputs(),
+        f"{RESOURCES}/models/all-MiniLM-L6-v2/SOURCE.json",
     output:
-        f"{RESOURCES}/attack/{config['attacks']['mode']}/SOURCE.json",
+        f"{RESOURCES}/attack/{config['attacks']['mode']}.json",
     params:
         resources=lambda w: RESOURCES,
-        mode=config["attacks"]["mode"],
+        module="floodx.attacks.standins" if config["attacks"]["mode"] == "offline" else "floodx.attacks.fetch",
+        recipes=" ".join(config["attacks"]["recipes"]),
     log:
         "logs/fetch/attack_resources.log",
     conda:
         ENV
     shell:
-        "python -m floodx.attacks.fetch --mode {params.mode} --resources {params.resources} > {log} 2>&1"
+        "python -m {params.module} --resources {params.resources} --recipes {params.recipes} "
+        "--record {output} > {log} 2>&1"
 
 
 rule prepare_data:

@@ -284,7 +284,7 @@ def _substitutions(recipe, mode):
     if mode != "offline" or recipe is None:
         return {}
     try:
-        from .recipes import SUBSTITUTIONS
+        from .substitutions import SUBSTITUTIONS
     except Exception:  # recipes not importable (e.g. TextAttack resources missing): say so
         return None
     return SUBSTITUTIONS.get(recipe)

@@ -29,11 +29,9 @@ from pathlib import Path
 from ..errors import ConfigError, DataError, FloodxError, ResourceError, run_main
 from .metrics import (
     SHARD_COLUMNS,
-    default_max_length,
     load_checkpoint,
     load_split,
     parse_row,
-    predict_logits,
     subset_indices,
 )
 
@@ -111,29 +109,11 @@ def result_row(idx, result, seconds=None):
 # Model wrapper and attacks
 # --------------------------------------------------------------------------------------------
 
-def _fallback_wrapper(model, tokenizer, batch_size=32, max_length=None):
-    """A TextAttack ModelWrapper padding to the batch's longest text (used only when
-    `floodx.attacks.recipes.DynamicPaddingWrapper` is not importable)."""
-    from textattack.models.wrappers import ModelWrapper
+def model_wrapper(model, tokenizer, batch_size=32, max_length=None):
+    """The victim as TextAttack sees it: padded per batch, truncated like training (max_length)."""
+    from .recipes import DynamicPaddingWrapper
 
-    class _PaddingWrapper(ModelWrapper):
-        def __init__(self):
-            self.model, self.tokenizer = model, tokenizer
-            self.max_length = max_length or default_max_length(model, tokenizer)
-
-        def __call__(self, text_input_list):
-            return predict_logits(self.model, self.tokenizer, list(text_input_list),
-                                  batch_size=batch_size, max_length=self.max_length)
-
-    return _PaddingWrapper()
-
-
-def model_wrapper(model, tokenizer, batch_size=32):
-    try:
-        from .recipes import DynamicPaddingWrapper
-    except ImportError:
-        return _fallback_wrapper(model, tokenizer, batch_size)
-    return DynamicPaddingWrapper(model, tokenizer, batch_size=batch_size)
+    return DynamicPaddingWrapper(model, tokenizer, max_length=max_length, batch_size=batch_size)
 
 
 def build_charswap_attack(wrapper):
@@ -166,10 +146,8 @@ def build(recipe, wrapper, mode, resources_dir):
     if recipe not in RECIPES:
         raise ConfigError(f"unknown attack recipe '{recipe}' (attacks.recipes: "
                           f"{' | '.join(RECIPES)})")
-    try:
-        from .recipes import build_attack
-    except ImportError as err:
-        raise ResourceError(f"floodx.attacks.recipes is not importable: {err}") from None
+    from .recipes import build_attack
+
     return build_attack(recipe, wrapper, mode, resources_dir)
 
 
@@ -365,7 +343,7 @@ def run_examples(attack, examples, out_csv, fingerprint, seed=DEFAULT_SEED, log=
 def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index, num_shards,
                  out_csv, resources_dir, query_budget=None, limit=None, *, epoch=None,
                  build_attack=None, batch_size=32, seed=DEFAULT_SEED, log=None,
-                 after_example=None, device=None):
+                 after_example=None, device=None, max_length=None):
     """Attack shard `shard_index` of `num_shards` of `attack_subset[subset]` (first `limit`).
 
     `split` names the JSONL file the subset indexes (normally equal to `subset`).  `epoch`
@@ -396,7 +374,7 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
         if (Path(data_dir) / f"{split}.jsonl").is_file() else None,
         "split": split, "subset": subset, "examples": [int(ex["idx"]) for ex in examples],
         "recipe": recipe, "mode": mode, "resources": str(resources_dir),
-        "query_budget": query_budget, "seed": seed,
+        "query_budget": query_budget, "seed": seed, "max_length": max_length,
         "custom_attack": None if build_attack is None else getattr(
             build_attack, "__qualname__", repr(build_attack)),
         "code": _code_digest(),
@@ -404,7 +382,7 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
 
     model, tokenizer = load_checkpoint(checkpoint, device)
     if build_attack is None:
-        attack = build(recipe, model_wrapper(model, tokenizer, batch_size), mode, resources_dir)
+        attack = build(recipe, model_wrapper(model, tokenizer, batch_size, max_length), mode, resources_dir)
     else:
         attack = build_attack(model, tokenizer)
     if device is not None and str(device).startswith("cuda"):
@@ -439,6 +417,8 @@ def _parser():
     parser.add_argument("--query-budget", type=int, default=None)
     parser.add_argument("--limit", type=int, default=None, help="first N of the subset only")
     parser.add_argument("--batch-size", type=int, default=32, help="model batch size")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="truncate queries as training did (the data set's max_length)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--spec", default=None,
                         help="JSON config slice; keys recipe, mode, subset, split, limit, "
@@ -474,7 +454,7 @@ def _main(argv):
         subset, pick("recipe", "textfooler"), pick("mode", "offline"), args.shard,
         args.num_shards, args.out, args.resources, query_budget=pick("query_budget"),
         limit=pick("limit"), epoch=pick("epoch"), batch_size=args.batch_size,
-        seed=pick("seed", DEFAULT_SEED), log=log, device=device)
+        seed=pick("seed", DEFAULT_SEED), log=log, device=device, max_length=args.max_length)
     log(f"done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
     return stats
 
