@@ -19,6 +19,7 @@ footnote-size caption line naming the configuration and its deviations from the 
 """
 
 import argparse
+import textwrap
 import json
 import math
 from pathlib import Path
@@ -91,7 +92,8 @@ def _finish(fig, title, caption, out):
     fig.suptitle(title, fontsize="large")
     if caption:
         # Footnote-size caption line under the axes (constrained layout leaves room for it).
-        fig.supxlabel(caption, fontsize="x-small", color="#444444", ha="center")
+        width = max(60, int(fig.get_figwidth() * 17))  # characters that fit at x-small
+        fig.supxlabel(textwrap.fill(caption, width), fontsize="x-small", color="#444444", ha="center")
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
