@@ -80,6 +80,11 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
         assert (results / f"figures/figure{n}_tiny.png").stat().st_size > 10_000
     assert (results / "tables/table3.md").read_text().count("|") > 10
 
+    report = snakemake(tmp_path, "--configfile", "config/tiny.yaml", "--report", "report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text(errors="replace")
+    assert "figure3_tiny.png" in html and "table2.md" in html
+
     # Nothing is redone on a second call: the DAG is complete.
     again = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .methods import build_method
+from .provenance import read_json
 from .training import Optimisation, make_loader
 
 BENCH_DIR = Path("results/bench")
@@ -100,10 +101,38 @@ def bench_probe():
     return run(model, tokenizer, batches, training)
 
 
-def bench_attacks():
-    from .attacks.run import bench_attacks as run
+def attack_victim(resources=RESOURCES):
+    """The embedded default's fine-tuned model if `make run` made one, else MiniLM with a fresh head."""
+    from .attacks.run import bench_setup
 
-    return run(resources=RESOURCES, work_dir=BENCH_DIR)
+    run = Path("results/train/rt/finetune/seed42")
+    if (run / "metrics.json").exists():
+        final = read_json(run / "metrics.json")["final_checkpoint"]
+        return run / final, Path("results/data/rt"), "embedded default fine-tune model"
+    checkpoint, data_dir = bench_setup(BENCH_DIR, resources, n_examples=32)
+    return checkpoint, data_dir, "MiniLM with an untrained head (run `make run` first for the trained victim)"
+
+
+def bench_attacks(examples=12):
+    from .attacks.metrics import read_rows
+    from .attacks.run import attack_shard, bench_attacks as shard_speedup
+
+    checkpoint, data_dir, victim = attack_victim()
+    print(f"# attack victim: {victim}", file=sys.stderr)
+    figures = {}
+    for recipe in ("textfooler", "textbugger", "bertattack"):
+        out = BENCH_DIR / f"attack-rate-{recipe}.csv"
+        for stale in (out, out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")):
+            stale.unlink(missing_ok=True)
+        attack_shard(checkpoint, data_dir, "test", "test", recipe, "offline", 0, 1, out, RESOURCES,
+                     limit=examples, max_length=64)
+        seconds = sum(row["seconds"] for row in read_rows(out))
+        figures[f"attack_examples_per_min_{recipe}"] = 60 * examples / seconds
+    speedup = shard_speedup(checkpoint=checkpoint, data_dir=data_dir, work_dir=BENCH_DIR,
+                            resources_dir=RESOURCES, recipe="textfooler", limit=32, rounds=2)
+    figures["attack_two_shard_speedup"] = speedup["attack_two_shard_speedup"]
+    figures["attack_two_shard_speedup_cpu_projection"] = speedup["attack_two_shard_speedup_cpu_projection"]
+    return figures
 
 
 SECTIONS = {
