@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny 2-layer BERT and a few dozen labelled sentences."""
 
+import json
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -54,3 +55,18 @@ def batch_of(tiny_model):
     """batch_of(pairs) -> a model-ready batch dict for the tiny model."""
     _, tokenizer = tiny_model
     return lambda pairs: make_batch(tokenizer, pairs)
+
+
+def write_prepared(folder, sentences):
+    """A prepared data set folder in the on-disk format of docs/design.md."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"idx": i, "text": t, "text_pair": None, "label": y} for i, (t, y) in enumerate(sentences)]
+    splits = {"train": rows[::2] + rows[1::4], "dev": rows[3::8], "test": rows[7::8]}
+    for split, items in splits.items():
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    meta = {"dataset": "toy", "num_labels": 2, "label_names": ["neg", "pos"],
+            "sizes": {k: len(v) for k, v in splits.items()},
+            "attack_subset": {"test": [r["idx"] for r in splits["test"]], "dev": [r["idx"] for r in splits["dev"]]},
+            "deviations": ["toy data"]}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return folder

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_batch
+from conftest import make_batch, write_prepared
 from floodx.accordance import (
     CSV_COLUMNS, AccordanceProbe, AccordanceSums, gradient_accordance, run_probe, split_by_class,
 )
@@ -282,19 +282,6 @@ def test_probe_closes_sub_epochs_at_size_and_at_epoch_end(tiny_model, batch_of, 
 
 
 # ---------------------------------------------------------------- the probe run
-def write_prepared(folder, sentences):
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = [{"idx": i, "text": t, "text_pair": None, "label": y} for i, (t, y) in enumerate(sentences)]
-    splits = {"train": rows[::2] + rows[1::4], "dev": rows[3::8], "test": rows[7::8]}
-    for split, items in splits.items():
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
-    meta = {"dataset": "toy", "num_labels": 2, "label_names": ["neg", "pos"],
-            "sizes": {k: len(v) for k, v in splits.items()},
-            "attack_subset": {"test": [], "dev": []}, "deviations": []}
-    (folder / "meta.json").write_text(json.dumps(meta))
-    return folder
-
-
 @pytest.fixture
 def data_module(monkeypatch):
     """floodx.data if it is there, else a reader of the design.md format."""

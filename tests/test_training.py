@@ -9,6 +9,8 @@ from floodx.methods import build_method
 from floodx.methods.flooding import flooded
 from floodx.training import Trainer, batch_order, make_optimizer, train
 
+from conftest import write_prepared
+
 
 # ---------------------------------------------------------------- Flooding, eq. 1
 @pytest.mark.parametrize("loss, level, expected_value, expected_grad", [
@@ -76,21 +78,6 @@ def test_schedule_warms_up_then_decays_linearly(tiny_model):
 
 
 # ---------------------------------------------------------------- whole runs
-def write_prepared(folder, sentences):
-    """A prepared data set folder in the on-disk format of docs/design.md."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = [{"idx": i, "text": t, "text_pair": None, "label": y} for i, (t, y) in enumerate(sentences)]
-    splits = {"train": rows[::2] + rows[1::4], "dev": rows[3::8], "test": rows[7::8]}
-    for split, items in splits.items():
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
-    meta = {"dataset": "toy", "num_labels": 2, "label_names": ["neg", "pos"],
-            "sizes": {k: len(v) for k, v in splits.items()},
-            "attack_subset": {"test": [r["idx"] for r in splits["test"]], "dev": [r["idx"] for r in splits["dev"]]},
-            "deviations": ["toy data"]}
-    (folder / "meta.json").write_text(json.dumps(meta))
-    return folder
-
-
 def tiny_spec(method="finetune", epochs=3, **params):
     return {
         "dataset": "toy", "run": method, "method": method, "method_params": params, "seed": 7,

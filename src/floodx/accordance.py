@@ -59,6 +59,7 @@ from pathlib import Path
 
 import torch
 
+from .config import parse_spec
 from .errors import ConfigError, DataError, run_main
 from .methods.base import TrainingMethod, classification_loss
 
@@ -733,10 +734,7 @@ def _main(argv=None):
     parser.add_argument("--resources", default=None, help="resources folder (models)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    try:
-        spec = json.loads(args.spec)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--spec is not valid JSON: {err}") from None
+    spec = parse_spec(args.spec)
     if args.resources:
         spec["resources"] = args.resources
     from .devices import select_device

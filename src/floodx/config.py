@@ -75,6 +75,18 @@ def _check_consistency(config, source):
             raise ConfigError(f"{source}: figures.per_epoch_methods names '{name}', which is not in methods")
 
 
+def parse_spec(text):
+    """A job's --spec argument (JSON built by the Snakefile)."""
+    if not text:
+        return {}
+    import json
+
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--spec is not valid JSON: {err}") from None
+
+
 def load_config(path):
     path = Path(path)
     try:

@@ -19,7 +19,6 @@ be given at the top level.
 
 import argparse
 import copy
-import json
 import math
 import statistics
 import tempfile
@@ -27,6 +26,7 @@ import time
 
 import torch
 
+from .config import parse_spec
 from .errors import ConfigError, DataError, run_main
 from .methods import build_method
 from .provenance import provenance, write_json
@@ -223,10 +223,7 @@ def _main(argv=None):
     parser.add_argument("--resources", default=None, help="resources folder (starting weights)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    try:
-        spec = json.loads(args.spec)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--spec is not valid JSON: {err}") from None
+    spec = parse_spec(args.spec)
     from .devices import select_device
 
     device = select_device(args.threads)

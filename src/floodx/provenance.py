@@ -61,20 +61,24 @@ def provenance(spec=None, seed=None, resources=None):
     }
 
 
-def write_json(path, obj):
+def write_text(path, text):
+    """Atomic write: a temp file beside the target, then a rename (readable as the umask allows)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as handle:
-            json.dump(obj, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
+            handle.write(text)
         os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def _umask():

@@ -23,15 +23,14 @@ CLI (one sub-command per table, every output written atomically)::
 import argparse
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataError, run_main
+from .provenance import write_text
 
 DATA_DIR = Path(__file__).resolve().parent / "paper_results"
 
@@ -73,21 +72,6 @@ def _order(values, preferred):
 
 
 # ---------------------------------------------------------------- writing
-def write_text(path, text):
-    """Atomic text write (temp file + rename), like floodx.provenance.write_json."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_csv(path, frame):
     write_text(path, frame.to_csv(index=False, float_format="%.6g"))
 

@@ -9,7 +9,6 @@ checkpointed).
 """
 
 import argparse
-import json
 import math
 import shutil
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import torch
 
 from . import data as data_module
+from .config import parse_spec
 from .devices import select_device
 from .errors import run_main
 from .methods import build_method
@@ -330,7 +330,7 @@ def _main(argv=None):
     parser.add_argument("--out", required=True, help="run folder (checkpoints/, metrics.json)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
-    spec = json.loads(args.spec)
+    spec = parse_spec(args.spec)
     device = select_device(args.threads)
     result = train(spec, args.data, args.out, device=device)
     last = result["epochs"][-1]

@@ -26,7 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import DataError, FloodxError, ResourceError, run_main
+from ..config import parse_spec
+from ..errors import DataError, ResourceError, run_main
 
 # Columns of examples.csv (docs/design.md, Attacks).  Shard CSVs add `seconds` (attack time of
 # the example) after them.
@@ -418,10 +419,7 @@ def _parser():
 
 def _main(argv):
     args = _parser().parse_args(argv)
-    try:
-        spec = json.loads(args.spec) if args.spec else {}
-    except json.JSONDecodeError as err:
-        raise FloodxError(f"--spec is not valid JSON: {err}") from None
+    spec = parse_spec(args.spec)
     from ..devices import select_device
 
     import torch

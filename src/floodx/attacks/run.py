@@ -26,7 +26,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from ..errors import ConfigError, DataError, FloodxError, ResourceError, run_main
+from ..config import parse_spec
+from ..errors import ConfigError, DataError, ResourceError, run_main
 from .metrics import (
     SHARD_COLUMNS,
     load_checkpoint,
@@ -429,10 +430,7 @@ def _parser():
 
 def _main(argv):
     args = _parser().parse_args(argv)
-    try:
-        spec = json.loads(args.spec) if args.spec else {}
-    except json.JSONDecodeError as err:
-        raise FloodxError(f"--spec is not valid JSON: {err}") from None
+    spec = parse_spec(args.spec)
 
     def pick(name, default=None):
         value = getattr(args, name)

@@ -4,7 +4,6 @@ A method decides the forward/backward work of one optimisation step; the loop in
 `floodx.training` owns everything else (optimiser, schedule, clipping, checkpoints, metrics).
 """
 
-import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError

@@ -1,6 +1,5 @@
 """Flooding (Ishida et al., 2020), eq. 1 of the paper: J~ = |J - b| + b on each mini-batch loss."""
 
-import torch
 
 from ..errors import ConfigError
 from .base import TrainingMethod
