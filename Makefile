@@ -18,17 +18,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# Rules call `python -m floodx...`: the environment's interpreter must come first on PATH.
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m floodx.bench
 
 dryrun: $(STAMP)
-	$(BIN)/snakemake -n
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

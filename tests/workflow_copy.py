@@ -28,6 +28,9 @@ def copy_workflow(dest, share_resources=True):
 
 def snakemake(workdir, *args, env=None, timeout=1800):
     """Run snakemake (from this interpreter's environment) in `workdir`; returns CompletedProcess."""
-    command = [str(Path(sys.executable).parent / "snakemake"), *args]
-    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout,
-                          env=env or {**os.environ, "PYTHONUNBUFFERED": "1"})
+    bin_dir = str(Path(sys.executable).parent)
+    command = [str(Path(bin_dir) / "snakemake"), *args]
+    # Rules call `python -m floodx...`: this environment's interpreter must be the one found.
+    env = env or {**os.environ, "PYTHONUNBUFFERED": "1",
+                  "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
