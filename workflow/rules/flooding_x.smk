@@ -12,6 +12,7 @@ rule probe:
         offline=OFFLINE,
         resources=lambda w: RESOURCES,
         spec=lambda w: as_json(probe_spec(config, w.dataset, w.seed, RESOURCES)),
+    priority: 50  # the narrow search waits on it: start it first
     threads: 1
     resources:
         gpu=1,
