@@ -43,6 +43,8 @@ rule landscape:
             f"--model {m}={final_run(w.dataset, m, w.seed)}/checkpoints/epoch-{attack_epoch(w)}" for m in METHODS),
         alphas=" ".join(str(a) for a in config["figures"]["noise_alphas"]),
         max_length=lambda w: config["datasets"][w.dataset]["max_length"],
+        draws=config["figures"]["noise_draws"],
+        examples=config["figures"]["noise_examples"],
         seed=lambda w: w.seed,
     threads: 1
     resources:
@@ -55,7 +57,7 @@ rule landscape:
         ENV
     shell:
         "{params.offline} python -m floodx.landscape {params.models} --data results/data/{wildcards.dataset} "
-        "--max-length {params.max_length} "
+        "--max-length {params.max_length} --draws {params.draws} --max-examples {params.examples} "
         "--alphas {params.alphas} --seed {params.seed} --out {output} --threads {threads} > {log} 2>&1"
 
 
