@@ -60,6 +60,7 @@ from pathlib import Path
 import torch
 
 from .config import parse_spec
+from .training import Optimisation
 from .errors import ConfigError, DataError, run_main
 from .methods.base import TrainingMethod, classification_loss
 
@@ -543,31 +544,6 @@ def _synthetic_batches(n_batches, batch_size, length, num_labels, vocab_size, se
     return batches
 
 
-class _Stepper:
-    """The loop's optimisation step (floodx.training.Optimisation when available)."""
-
-    def __init__(self, model, method, training, total_steps, device):
-        try:
-            from .training import Optimisation
-        except ImportError:
-            Optimisation = None
-        if Optimisation is not None:
-            self._opt = Optimisation(model, method, training, total_steps, device)
-            self.step = self._opt.step
-            return
-        self.model, self.method = model, method
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=training.get("learning_rate", 5e-5))
-        self.clip = training.get("max_grad_norm")
-
-    def step(self, batch):
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.method.step(self.model, batch)
-        if self.clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-        self.optimizer.step()
-        return loss
-
-
 def _status_bytes(field):
     with open("/proc/self/status") as handle:
         for line in handle:
@@ -595,7 +571,7 @@ def _peak_rss_child(conn, model, batches, name, params, training, threads):
             handle.write("5")
         start = _status_bytes("VmRSS")
         method.setup(model, None, batches)
-        stepper = _Stepper(model, method, training, len(batches), torch.device("cpu"))
+        stepper = Optimisation(model, method, training, len(batches), torch.device("cpu"))
         for batch in batches:
             stepper.step(batch)
         value = _status_bytes("VmHWM") - start
@@ -675,7 +651,7 @@ def bench_probe(model=None, tokenizer=None, batches=None, training=None, rounds=
         method = build_method(name, **params)
         method.setup(copy_, tokenizer, batches)
         methods[label] = method
-        runners[label] = _Stepper(copy_, method, training, total_steps, device)
+        runners[label] = Optimisation(copy_, method, training, total_steps, device)
 
     def sync():
         if device.type == "cuda":
