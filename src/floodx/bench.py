@@ -114,6 +114,13 @@ def attack_victim(resources=RESOURCES):
 
 
 def bench_attacks(examples=12):
+    import os
+
+    from .attacks.standins import use_nltk_data
+
+    # What the Snakemake rules set for attack jobs: `import textattack` needs the stopwords there.
+    os.environ.setdefault("NLTK_DATA", str((RESOURCES / "nltk_data").resolve()))
+    use_nltk_data(RESOURCES)
     from .attacks.metrics import read_rows
     from .attacks.run import attack_shard, bench_attacks as shard_speedup
 
