@@ -88,5 +88,11 @@ def _umask():
 
 
 def read_json(path):
-    with open(path) as handle:
-        return json.load(handle)
+    """A result file; an unreadable or malformed one is a DataError that names it."""
+    from .errors import DataError
+
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
