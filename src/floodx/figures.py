@@ -20,6 +20,7 @@ footnote-size caption line naming the configuration and its deviations from the 
 
 import argparse
 import textwrap
+import json
 import math
 from pathlib import Path
 
@@ -32,7 +33,6 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .errors import DataError, run_main  # noqa: E402
-from .provenance import read_json  # noqa: E402
 from .tables import ATTACK_LABELS, METHODS, dataset_label, method_label  # noqa: E402
 
 DPI = 150
@@ -67,6 +67,12 @@ def _ordered(methods):
     return [m for m in METHODS if m in methods] + sorted(m for m in methods if m not in METHODS)
 
 
+def _read_json(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read {path}: {err}") from None
 
 
 def _read_csv(path):
@@ -188,7 +194,7 @@ def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_su
     for method, path in (("flooding", flooding_choice), ("flooding_x", flooding_x_choice)):
         if path is None:
             continue
-        choice = read_json(path) if isinstance(path, (str, Path)) else path
+        choice = _read_json(path) if isinstance(path, (str, Path)) else path
         criterion = criterion or choice.get("criterion")
         source = "Flooding grid" if method == "flooding" else "Flooding-X window"
         scores = choice.get("scores") or {}
@@ -202,11 +208,11 @@ def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_su
         if choice.get("chosen") is not None:
             chosen[method] = float(choice["chosen"])
     for level, path in (test_summaries or {}).items():
-        summary = read_json(path) if isinstance(path, (str, Path)) else path
+        summary = _read_json(path) if isinstance(path, (str, Path)) else path
         rows.append({"level": float(level), "score": float(summary["aua"]), "source": "test",
                      "quantity": f"test Aua% under {attack_name} (%)"})
     if window is not None and not isinstance(window, dict):
-        window = read_json(window)
+        window = _read_json(window)
     if not rows:
         raise DataError("figure 2: no scores (choice.json 'scores' empty and no test summaries)")
     quantities = list(dict.fromkeys(r["quantity"] for r in rows))
@@ -284,7 +290,7 @@ def figure3(accordance, out, dataset, window=None, caption=None):
         frame["first_step"] = frame.last_step
     frame = frame.sort_values("sub_epoch")
     if window is not None and not isinstance(window, dict):
-        window = read_json(window)
+        window = _read_json(window)
     direction = (window or {}).get("direction")
     x = frame.last_step
     fig, axes = _new_figure(nrows=2, width=10, height=6.4, sharex=True)
@@ -346,7 +352,7 @@ def figure4_inputs(metrics, aua):
     loss_rows, aua_rows, levels = [], [], {}
     for method, items in metrics.items():
         for i, item in enumerate(items if isinstance(items, (list, tuple)) else [items]):
-            data = read_json(item) if isinstance(item, (str, Path)) else item
+            data = _read_json(item) if isinstance(item, (str, Path)) else item
             seed = data.get("seed", i)
             for rec in data.get("epochs", []):
                 loss_rows.append({"method": method, "seed": seed, "epoch": int(rec["epoch"]),
@@ -356,7 +362,7 @@ def figure4_inputs(metrics, aua):
                 levels[method] = float(level)
     for (method, epoch), items in aua.items():
         for i, item in enumerate(items if isinstance(items, (list, tuple)) else [items]):
-            data = read_json(item) if isinstance(item, (str, Path)) else item
+            data = _read_json(item) if isinstance(item, (str, Path)) else item
             aua_rows.append({"method": method, "seed": (data.get("provenance") or {}).get("seed", i),
                              "epoch": int(epoch), "aua": float(data["aua"])})
     return (pd.DataFrame(loss_rows, columns=["method", "seed", "epoch", "train_loss"]),

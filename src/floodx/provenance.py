@@ -88,11 +88,5 @@ def _umask():
 
 
 def read_json(path):
-    """A result file; an unreadable or malformed one is a DataError that names it."""
-    from .errors import DataError
-
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"cannot read {path}: {err}") from None
+    with open(path) as handle:
+        return json.load(handle)

@@ -21,6 +21,7 @@ CLI (one sub-command per table, every output written atomically)::
 """
 
 import argparse
+import json
 import math
 import re
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, run_main
-from .provenance import read_json, write_text
+from .provenance import write_text
 
 DATA_DIR = Path(__file__).resolve().parent / "paper_results"
 
@@ -75,6 +76,12 @@ def write_csv(path, frame):
     write_text(path, frame.to_csv(index=False, float_format="%.6g"))
 
 
+def _read_json(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read result file {path}: {err}") from None
 
 
 # ---------------------------------------------------------------- paper numbers
@@ -143,7 +150,7 @@ def load_attack_summaries(paths):
     rows = []
     for path in paths:
         keys = parse_summary_path(path)
-        summary = read_json(path)
+        summary = _read_json(path)
         if summary.get("split", "test") != "test":
             raise DataError(f"{path}: an attack on the '{summary['split']}' split; Table 2 reports test attacks")
         row = dict(keys)
@@ -432,7 +439,7 @@ def search_summary(choice_paths, window_paths=()):
         match = _CHOICE_PATH.search(Path(path).as_posix())
         if not match:
             raise DataError(f"{path}: expected .../{{dataset}}/{{flooding|flooding_x}}/seed{{seed}}/choice.json")
-        choice = read_json(path)
+        choice = _read_json(path)
         key = (match["dataset"], int(match["seed"]))
         row = rows.setdefault(key, {"dataset": key[0], "seed": key[1]})
         prefix = match["method"]
@@ -452,7 +459,7 @@ def search_summary(choice_paths, window_paths=()):
         key = (match["dataset"], int(match["seed"]))
         if key not in rows:
             continue
-        window = read_json(path)
+        window = _read_json(path)
         row = rows[key]
         if window.get("low") is not None and window.get("high") is not None:
             row["window"] = f"[{float(window['low']):.3f}, {float(window['high']):.3f}]"
@@ -508,7 +515,7 @@ def load_times(paths):
         match = _TIMES_PATH.search(Path(path).as_posix())
         if not match:
             raise DataError(f"{path}: expected .../{{dataset}}/times.json")
-        times = read_json(path)
+        times = _read_json(path)
         if "methods" not in times:
             raise DataError(f"{path}: field 'methods' missing (docs/design.md, Outputs)")
         for method, rec in times["methods"].items():
