@@ -294,3 +294,24 @@ def test_gather_cli(tmp_path, sentences, checkpoint, capsys):
                       str(tmp_path / "e.csv"), "--out-summary", str(tmp_path / "s.json")])
     assert exit_info.value.code == 2
     assert "missing.csv: no such attack result file" in capsys.readouterr().err
+
+
+def test_recorded_clean_accuracy_reads_the_training_jobs_evaluation(tmp_path, sentences, checkpoint):
+    from floodx.attacks.metrics import gather, recorded_clean_accuracy
+    from floodx.errors import DataError
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"final_checkpoint": "checkpoints/epoch-3", "epochs": [
+        {"epoch": e, "test_acc": acc, "dev_acc": 0.5} for e, acc in ((1, 0.5), (2, 0.6), (3, 0.7149999737739563))]}))
+    assert recorded_clean_accuracy(metrics, "test")["clean_acc"] == pytest.approx(71.5)  # the final epoch
+    assert recorded_clean_accuracy(metrics, "test", 2)["clean_acc"] == pytest.approx(60.0)
+    with pytest.raises(DataError, match=r"metrics\.json: no test_acc recorded for epoch 4"):
+        recorded_clean_accuracy(metrics, "test", 4)
+
+    _data(tmp_path / "data", sentences, [5, 2])
+    _shard_csv(tmp_path / "a.csv", [_row(5, "failed", 4, 1, 1), _row(2, "successful", 9, 0, 0)])
+    summary = gather([tmp_path / "a.csv"], checkpoint, tmp_path / "data", tmp_path / "e.csv",
+                     tmp_path / "s.json", {"recipe": "textfooler", "mode": "offline"},
+                     clean_from=metrics)
+    assert summary["clean_acc"] == 71.5 and summary["n_clean"] == 40
+    assert "epoch 3" in summary["clean_source"] and summary["aua"] == 50.0

@@ -297,3 +297,30 @@ def test_cli_runs_a_shard_and_reports_user_errors(setup, tmp_path, monkeypatch, 
         run.main(["--checkpoint", str(tmp_path), "--data", str(data), "--recipe", "charswap",
                   "--out", str(tmp_path / "n.csv")])
     assert exit_info.value.code == 2
+
+
+def test_cli_attacks_several_epochs_in_one_process_and_gathers_each(tmp_path, tiny_model, sentences):
+    """Figure 4's job: every epoch's checkpoint, Clean% taken from the training job's records."""
+    from floodx.attacks import run
+
+    model, tokenizer = tiny_model
+    run_dir = tmp_path / "run"
+    save_trained(model, tokenizer, sentences, run_dir / "checkpoints" / "epoch-1", steps=2)
+    save_trained(model, tokenizer, sentences, run_dir / "checkpoints" / "epoch-2", steps=20)
+    records = [{"epoch": 1, "test_acc": 0.25, "dev_acc": 0.5}, {"epoch": 2, "test_acc": 0.75, "dev_acc": 0.5}]
+    (run_dir / "metrics.json").write_text(json.dumps({"final_checkpoint": "checkpoints/epoch-2", "epochs": records}))
+    data = write_data(tmp_path / "data", sentences)
+    folder = tmp_path / "out" / "epoch-{epoch}"
+    common = ["--checkpoint", str(run_dir), "--data", str(data), "--subset", "test", "--recipe", "charswap",
+              "--mode", "offline", "--limit", "3", "--resources", "resources"]
+    run.main(common + ["--epoch", "1", "2", "--out", f"{folder}/shard-0.csv",
+                       "--summary", f"{folder}/summary.json", "--clean-from", str(run_dir / "metrics.json")])
+    for epoch, clean in ((1, 25.0), (2, 75.0)):
+        summary = json.loads((tmp_path / "out" / f"epoch-{epoch}" / "summary.json").read_text())
+        assert summary["clean_acc"] == clean and summary["n_attacked"] == 3
+        assert summary["checkpoint"].endswith(f"epoch-{epoch}") and f"epoch {epoch}" in summary["clean_source"]
+        assert len(read_csv(tmp_path / "out" / f"epoch-{epoch}" / "examples.csv")) == 3
+    # Two epochs into one file would overwrite each other: refused before any work.
+    with pytest.raises(SystemExit):
+        run.main(common + ["--epoch", "1", "2", "--out", str(tmp_path / "one.csv")])
+    assert not (tmp_path / "one.csv").exists()

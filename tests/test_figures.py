@@ -163,8 +163,8 @@ def test_figure4(tmp_path):
             runs.append({"seed": seed, "epochs": epochs, "method_params": params})
         metrics[method] = runs
         for e in (1, 2, 3):
-            aua[(method, e)] = [{"aua": 10.0 * e, "provenance": {"seed": 1}},
-                                {"aua": 10.0 * e + 2, "provenance": {"seed": 2}}]
+            aua[(method, e)] = [{"aua": 10.0 * e, "provenance": {"seed": 1}, "n_attacked": 10},
+                                {"aua": 10.0 * e + 2, "provenance": {"seed": 2}, "n_attacked": 10}]
     losses, auas, levels = figures.figure4_inputs(metrics, aua)
     assert levels == {"flooding_x": 0.13} and len(losses) == 18 and len(auas) == 18
     out = tmp_path / "f4.png"
@@ -175,8 +175,20 @@ def test_figure4(tmp_path):
     assert len(labelled_lines(ax_loss, names)) == 3 and len(labelled_lines(ax_aua, names)) == 3
     line = labelled_lines(ax_aua, {"Fine-tune"})[0]
     assert list(line.get_ydata()) == [11.0, 21.0, 31.0]  # mean over the two seeds
+    # Drawn side by side so that equal curves stay visible, never more than a tenth of an epoch off.
+    xs = [list(line.get_xdata()) for line in labelled_lines(ax_aua, names)]
+    assert len({tuple(x) for x in xs}) == 3 and all(abs(v - e) < 0.1 for x in xs for v, e in zip(x, (1, 2, 3)))
     assert len(labelled_lines(ax_loss, {"Flooding-X flood level b = 0.13"})) == 1
     assert "bands: ± std over seeds" in caption_text(fig)
+    assert "first 10 test examples per epoch" in ax_aua.get_title()
+    # Fine-tune and FreeLB have the same hand-made losses: the caption says so.
+    assert "Fine-tune = FreeLB" in caption_text(fig)
+
+
+def test_coinciding_curves():
+    frame = pd.DataFrame({"method": ["finetune"] * 2 + ["flooding_x"] * 2 + ["freelb"] * 2,
+                          "epoch": [1, 2] * 3, "train_loss": [0.5, 0.2, 0.5, 0.2, 0.5, 0.3]})
+    assert figures.coinciding(frame, "train_loss") == [("finetune", "flooding_x")]
 
 
 # ---------------------------------------------------------------- CLI

@@ -11,13 +11,13 @@ from floodx import tables
 from floodx.errors import DataError
 
 
-def write_summary(root, dataset, method, seed, attack, clean, aua, suc, queries):
+def write_summary(root, dataset, method, seed, attack, clean, aua, suc, queries, majority=None):
     path = Path(root) / dataset / method / f"seed{seed}" / attack / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "clean_acc": clean, "aua": aua, "suc": suc, "avg_queries": queries, "n_attacked": 40,
         "n_successful": 0, "n_failed": 0, "n_skipped": 0, "seconds": 1.0, "mode": "offline",
-        "substitutions": {}, "checkpoint": "x", "provenance": {},
+        "substitutions": {}, "checkpoint": "x", "provenance": {}, "majority_acc": majority,
     }))
     return path
 
@@ -231,3 +231,26 @@ def test_table3_beside_the_paper(tmp_path):
     md = (tmp_path / "tables" / "table3.md").read_text()
     assert "50 (×5.00)" in md and "1,305 (×5.02)" in md and "stand-in" in md
     assert r"\times" in (tmp_path / "tables" / "table3.tex").read_text()
+
+
+def test_a_model_no_better_than_the_majority_label_is_flagged_and_never_bold(tmp_path):
+    root = tmp_path / "attack"
+    paths = [write_summary(root, "rt", "finetune", 1, "textfooler", 71.5, 3.3, 95.2, 66.0, majority=50.0),
+             write_summary(root, "rt", "pgd", 1, "textfooler", 73.0, 10.0, 85.7, 94.7, majority=50.0),
+             # A constant predictor: every attack "fails" on the examples it gets right.
+             write_summary(root, "rt", "tavat", 1, "textfooler", 50.5, 43.3, 0.0, 161.0, majority=50.0)]
+    table = tables.table2(tables.load_attack_summaries(paths)).set_index("method")
+    assert table.loc["tavat", "degenerate"] and not table.loc["pgd", "degenerate"]
+    assert not table.loc["tavat", ["clean_best", "textfooler_aua_best", "textfooler_suc_best"]].any()
+    # The best among the models that learned: PGD's Aua 10.0 and Suc 85.7, PGD's 94.7 queries.
+    assert table.loc["pgd", ["clean_best", "textfooler_aua_best", "textfooler_suc_best",
+                             "textfooler_query_best"]].all()
+    markdown = tables.table2_markdown(table.reset_index())
+    assert "| TAVAT † |" in markdown and "most frequent test label" in markdown
+    assert "**43.3**" not in markdown and "**10.0**" in markdown
+    assert r"TAVAT$^\dagger$" in tables.table2_latex(table.reset_index())
+    # One point above the majority share is enough to compete; older summaries without the field too.
+    paths[2] = write_summary(root, "rt", "tavat", 1, "textfooler", 51.5, 43.3, 0.0, 161.0, majority=50.0)
+    assert not tables.table2(tables.load_attack_summaries(paths)).degenerate.any()
+    paths[2] = write_summary(root, "rt", "tavat", 1, "textfooler", 50.0, 43.3, 0.0, 161.0)
+    assert not tables.table2(tables.load_attack_summaries(paths)).set_index("method").loc["tavat", "degenerate"]

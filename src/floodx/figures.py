@@ -364,19 +364,30 @@ def figure4_inputs(metrics, aua):
         for i, item in enumerate(items if isinstance(items, (list, tuple)) else [items]):
             data = _read_json(item) if isinstance(item, (str, Path)) else item
             aua_rows.append({"method": method, "seed": (data.get("provenance") or {}).get("seed", i),
-                             "epoch": int(epoch), "aua": float(data["aua"])})
+                             "epoch": int(epoch), "aua": float(data["aua"]),
+                             "n": data.get("n_attacked")})
     return (pd.DataFrame(loss_rows, columns=["method", "seed", "epoch", "train_loss"]),
-            pd.DataFrame(aua_rows, columns=["method", "seed", "epoch", "aua"]), levels)
+            pd.DataFrame(aua_rows, columns=["method", "seed", "epoch", "aua", "n"]), levels)
 
 
-def _mean_band(ax, frame, value, method, index, **kwargs):
+def _mean_band(ax, frame, value, method, index, shift=0.0, **kwargs):
     stats = frame.groupby("epoch")[value].agg(["mean", "std", "count"]).reset_index()
     style = {**_style(method, index), **kwargs}
     color = style["color"]
-    ax.plot(stats.epoch, stats["mean"], label=method_label(method), **style)
+    x = stats.epoch + shift
+    ax.plot(x, stats["mean"], label=method_label(method), **style)
     if (stats["count"] >= 2).any():
         std = stats["std"].fillna(0)
-        ax.fill_between(stats.epoch, stats["mean"] - std, stats["mean"] + std, color=color, alpha=0.15, lw=0)
+        ax.fill_between(x, stats["mean"] - std, stats["mean"] + std, color=color, alpha=0.15, lw=0)
+
+
+def coinciding(frame, value):
+    """Pairs of methods whose per-epoch curves are identical (e.g. Flooding-X before its flood
+    level binds is fine-tuning): drawn on top of each other, one would hide the other."""
+    curves = {m: g.groupby("epoch")[value].mean().round(6) for m, g in frame.groupby("method")}
+    names = _ordered(curves)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+            if curves[a].index.equals(curves[b].index) and curves[a].equals(curves[b])]
 
 
 def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", caption=None):
@@ -386,12 +397,13 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
     ax_loss, ax_aua = axes[0]
     methods = _ordered(list(losses.method) + list(auas.method))
     for i, method in enumerate(methods):
+        shift = (i - (len(methods) - 1) / 2) * 0.05  # side by side, so equal values stay visible
         sub = losses[losses.method == method]
         if len(sub):
-            _mean_band(ax_loss, sub, "train_loss", method, i)
+            _mean_band(ax_loss, sub, "train_loss", method, i, shift)
         sub = auas[auas.method == method]
         if len(sub):
-            _mean_band(ax_aua, sub, "aua", method, i)
+            _mean_band(ax_aua, sub, "aua", method, i, shift)
     for method, level in (flood_levels or {}).items():
         if method in methods:
             ax_loss.axhline(level, color=_color(method), ls="--", lw=1,
@@ -406,12 +418,21 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
     ax_loss.set_ylim(bottom=0)
     ax_aua.set_ylabel(f"Aua% under {ATTACK_LABELS.get(attack, attack)} (%)")
     ax_loss.set_title("training loss", fontsize="medium")
-    ax_aua.set_title("accuracy under attack (test subset)", fontsize="medium")
+    sizes = sorted({int(n) for n in auas.get("n", pd.Series(dtype=float)).dropna()})
+    subset = (f"first {sizes[0]} test examples" if len(sizes) == 1 else
+              f"{sizes[0]}–{sizes[-1]} test examples" if sizes else "test subset")
+    ax_aua.set_title(f"accuracy under attack ({subset} per epoch)", fontsize="medium")
     ax_loss.legend(fontsize="small")
     ax_aua.legend(fontsize="small")
     n_seeds = max([losses.groupby("method").seed.nunique().max() if len(losses) else 0,
                    auas.groupby("method").seed.nunique().max() if len(auas) else 0])
-    note = "bands: ± std over seeds" if n_seeds >= 2 else None
+    notes = ["bands: ± std over seeds" if n_seeds >= 2 else None,
+             "methods drawn slightly apart on the epoch axis"]
+    same = coinciding(losses, "train_loss")
+    if same:
+        notes.append("identical training-loss curves (the flood level never bound): " +
+                     ", ".join(f"{method_label(a)} = {method_label(b)}" for a, b in same))
+    note = "; ".join(filter(None, notes))
     title = f"Figure 4 – training loss and robustness per epoch: {dataset_label(dataset)}"
     return _finish(fig, title, "; ".join(filter(None, [caption, note])), out)
 

@@ -40,7 +40,7 @@ def _load_split(data_dir, split):
 def _batches(examples, tokenizer, batch_size, max_length):
     from .training import make_loader
 
-    return make_loader(examples, tokenizer, batch_size, max_length, False, 0)
+    return make_loader(examples, tokenizer, batch_size, max_length, False, 0, group_by_length=True)
 
 
 def _noise(shape, seed, draw, batch_index):

@@ -39,6 +39,9 @@ METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "floodi
 METRICS = ("clean", "aua", "suc", "query")
 ATTACK_METRICS = ("aua", "suc", "query")
 HIGHER_IS_BETTER = {"clean": True, "aua": True, "suc": False, "query": True}
+# A model whose mean Clean% is not this many points above always predicting the most frequent
+# test label learned nothing; its attack numbers (high Aua%, low Suc%) measure no robustness.
+MAJORITY_MARGIN = 1.0
 DECIMALS = {"clean": 1, "aua": 1, "suc": 1, "query": 2}
 SUMMARY_FIELDS = {"clean": "clean_acc", "aua": "aua", "suc": "suc", "query": "avg_queries"}
 
@@ -159,6 +162,8 @@ def load_attack_summaries(paths):
                 raise DataError(f"{path}: field '{field}' missing (docs/design.md, Attacks: summary.json)")
             value = summary[field]
             row[metric] = float("nan") if value is None else float(value)
+        majority = summary.get("majority_acc")
+        row["majority"] = float("nan") if majority is None else float(majority)
         for field in ("n_attacked", "n_successful", "n_failed", "n_skipped", "mode"):
             row[field] = summary.get(field)
         row["path"] = str(path)
@@ -205,6 +210,8 @@ def table2(summaries):
                              f"({', '.join(f'{a}={c:.1f}' for a, c in zip(per_seed.attack, per_seed.clean))})")
             clean_per_seed.append(values.mean() if len(values) else float("nan"))
         row["clean_mean"], row["clean_std"], row["clean_n"] = _stats(clean_per_seed)
+        row["majority"] = group.majority.max() if "majority" in group else float("nan")
+        row["degenerate"] = bool(row["clean_mean"] <= row["majority"] + MAJORITY_MARGIN)
         for attack in attacks:
             sub = group[group.attack == attack]
             for metric in ATTACK_METRICS:
@@ -223,14 +230,24 @@ def table2(summaries):
     return table
 
 
+DEGENERATE_NOTE = (f"† Clean% within {MAJORITY_MARGIN:g} point of always predicting the most "
+                   "frequent test label: the model learned nothing, so its attack numbers say "
+                   "nothing about robustness; it competes for no bold.")
+
+
 def _number_columns(attacks):
     """(column stem, metric) for Clean% and each attack's three metrics, in display order."""
     return [("clean", "clean")] + [(f"{a}_{m}", m) for a in attacks for m in ATTACK_METRICS]
 
 
 def _best_flags(table, column, metric):
-    """Best per data set, compared at the displayed precision (so displayed ties are all bold)."""
+    """Best per data set, compared at the displayed precision (so displayed ties are all bold).
+
+    Degenerate models (see MAJORITY_MARGIN) compete for nothing.
+    """
     rounded = table[column].round(DECIMALS[metric])
+    if "degenerate" in table:
+        rounded = rounded.where(~table["degenerate"].astype(bool))
     best = rounded.groupby(table.dataset).transform("max" if HIGHER_IS_BETTER[metric] else "min")
     return (rounded == best) & rounded.notna()
 
@@ -272,13 +289,15 @@ def table2_markdown(table, caption=None):
     for _, row in table.iterrows():
         row = row.to_dict()
         cells = [dataset_label(row["dataset"]) if row["dataset"] != previous else "",
-                 method_label(row["method"]), str(row["n_seeds"])]
+                 method_label(row["method"]) + (" †" if row.get("degenerate") else ""), str(row["n_seeds"])]
         previous = row["dataset"]
         for column, metric in _number_columns(attacks):
             cells.append(_cell(row, column, metric, "md", row["n_seeds"]))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Mean ± sample std (ddof=1) over n seeds (std only for n ≥ 2); best per data set in "
               "bold (highest Clean%, Aua%, #Query; lowest Suc%)."]
+    if "degenerate" in table and table["degenerate"].any():
+        lines.append(DEGENERATE_NOTE)
     for note in table.attrs.get("notes", []):
         lines.append(f"Note: {note}")
     return "\n".join(lines) + "\n"
@@ -308,7 +327,7 @@ def table2_latex(table, caption=None):
         if previous is not None and row["dataset"] != previous:
             lines.append(r"\midrule")
         cells = [latex_escape(dataset_label(row["dataset"])) if row["dataset"] != previous else "",
-                 latex_escape(method_label(row["method"]))]
+                 latex_escape(method_label(row["method"])) + (r"$^\dagger$" if row.get("degenerate") else "")]
         previous = row["dataset"]
         for column, metric in _number_columns(attacks):
             cells.append(_cell(row, column, metric, "tex", row["n_seeds"]))
@@ -317,6 +336,8 @@ def table2_latex(table, caption=None):
     text += (
         r"Mean $\pm$ sample std over seeds (std only for $\geq 2$ seeds). The best performance "
         r"per data set is in \textbf{bold} (lowest Suc\%).")
+    if "degenerate" in table and table["degenerate"].any():
+        text += r" $^\dagger$" + latex_escape(DEGENERATE_NOTE.removeprefix("†"))
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{text}}}", r"\label{tab:floodx-table2}",
               r"\end{table*}"]
     return "\n".join(lines) + "\n"

@@ -42,6 +42,7 @@ rule gather_attack:
     params:
         offline=OFFLINE,
         checkpoint=final_checkpoint,
+        epoch=attack_epoch,
         max_length=lambda w: config["datasets"][w.dataset]["max_length"],
         spec=lambda w: as_json({"dataset": w.dataset, "method": w.method, "seed": int(w.seed), "attack": w.attack,
                                 "attacks": config["attacks"]}),
@@ -53,39 +54,42 @@ rule gather_attack:
     shell:
         "{params.offline} python -m floodx.attacks.metrics gather --shards {input.shards} --checkpoint {params.checkpoint} "
         "--data results/data/{wildcards.dataset} --split test --spec {params.spec} --max-length {params.max_length} "
+        "--clean-from {input.metrics} --clean-epoch {params.epoch} "
         "--out-examples {output.examples} --out-summary {output.summary} > {log} 2>&1"
 
 
 rule epoch_attack:
-    """Figure 4: accuracy under attack of every epoch's checkpoint, on a few test examples."""
+    """Figure 4: accuracy under attack of every epoch's checkpoint, on a few test examples.
+
+    One job per run attacks all its epochs, so TextAttack is imported once, not once an epoch.
+    """
     input:
         metrics=final_metrics,
         resources=rules.fetch_attack_resources.output,
     output:
-        "results/epoch_attack/{dataset}/{method}/seed{seed}/epoch-{epoch}/summary.json",
+        expand("results/epoch_attack/{{dataset}}/{{method}}/seed{{seed}}/epoch-{epoch}/summary.json", epoch=EPOCHS),
     params:
         offline=OFFLINE,
         resources=lambda w: RESOURCES,
-        checkpoint=lambda w: f"{final_run(w.dataset, w.method, w.seed)}/checkpoints/epoch-{w.epoch}",
+        run=lambda w: final_run(w.dataset, w.method, w.seed),
+        epochs=" ".join(str(e) for e in EPOCHS),
         recipe=ATTACKS[0],
         mode=config["attacks"]["mode"],
         limit=config["figures"]["per_epoch_attack_examples"],
-        folder="results/epoch_attack/{dataset}/{method}/seed{seed}/epoch-{epoch}",
+        folder=lambda w: f"results/epoch_attack/{w.dataset}/{w.method}/seed{w.seed}/epoch-{{epoch}}",  # run.py fills it
         max_length=lambda w: config["datasets"][w.dataset]["max_length"],
     threads: 1
     resources:
         gpu=1,
-        runtime=240,
+        runtime=480,
         mem_mb=8000,
     log:
-        "logs/epoch_attack/{dataset}/{method}/seed{seed}/epoch-{epoch}.log",
+        "logs/epoch_attack/{dataset}/{method}/seed{seed}.log",
     conda:
         ENV
     shell:
-        "({params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
-        "--subset test --recipe {params.recipe} --mode {params.mode} --shard 0 --num-shards 1 --limit {params.limit} "
-        "--out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} --max-length {params.max_length} "
-        "&& {params.offline} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
-        "--checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} --split test "
-        "--recipe {params.recipe} --mode {params.mode} --limit {params.limit} --max-length {params.max_length} "
-        "--out-examples {params.folder}/examples.csv --out-summary {output}) > {log} 2>&1"
+        "{params.offline} python -m floodx.attacks.run --checkpoint {params.run} --epoch {params.epochs} "
+        "--data results/data/{wildcards.dataset} --subset test --recipe {params.recipe} --mode {params.mode} "
+        "--shard 0 --num-shards 1 --limit {params.limit} --out {params.folder}/shard-0.csv "
+        "--summary {params.folder}/summary.json --clean-from {input.metrics} --resources {params.resources} "
+        "--threads {threads} --max-length {params.max_length} > {log} 2>&1"

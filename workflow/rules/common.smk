@@ -22,6 +22,7 @@ SEEDS = [str(s) for s in config["seeds"]]
 METHODS = config["methods"]
 ATTACKS = config["attacks"]["recipes"]
 SHARDS = list(range(config["attacks"]["shards"]))
+EPOCHS = list(range(1, config["training"]["epochs"] + 1))  # Figure 4's per-epoch attacks
 # Every job but the fetch/prepare ones runs from resources/ without touching the internet.
 OFFLINE = (
     "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "
@@ -51,6 +52,12 @@ def keep_all_checkpoints(run):
     if run.startswith("flooding-b"):
         return bool(wanted & {"flooding", "flooding_x"})
     return run in wanted
+
+
+def train_priority(wildcards):
+    """Longest training jobs first (Table 3's order), so that a small machine does not end on one."""
+    method = "flooding" if wildcards.run.startswith("flooding-b") else wildcards.run
+    return {"infobert": 4, "freelb": 3, "tavat": 3, "pgd": 3}.get(method, 0)
 
 
 def run_dir(dataset, run, seed):
@@ -165,8 +172,7 @@ def landscape_models(wildcards):
 def figure4_inputs(wildcards):
     seed = SEEDS[0]
     methods = config["figures"]["per_epoch_methods"]
-    epochs = range(1, config["training"]["epochs"] + 1)
     metrics = {m: final_metrics_of(wildcards.dataset, m, seed) for m in methods}
     aua = {f"{m}:{e}": f"results/epoch_attack/{wildcards.dataset}/{m}/seed{seed}/epoch-{e}/summary.json"
-           for m in methods for e in epochs}
+           for m in methods for e in EPOCHS}
     return {"metrics": metrics, "aua": aua}

@@ -70,13 +70,10 @@ rule dev_attack:
     conda:
         ENV
     shell:
-        "({params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} "
+        "{params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} "
         "--data results/data/{wildcards.dataset} --subset dev --recipe {params.recipe} --mode {params.mode} "
-        "--shard 0 --num-shards 1 --out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} --max-length {params.max_length} "
-        "&& {params.offline} python -m floodx.attacks.metrics gather --shards {params.folder}/shard-0.csv "
-        "--checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} --split dev "
-        "--recipe {params.recipe} --mode {params.mode} --max-length {params.max_length} "
-        "--out-examples {params.folder}/examples.csv --out-summary {output}) > {log} 2>&1"
+        "--shard 0 --num-shards 1 --out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} "
+        "--max-length {params.max_length} --summary {output} --clean-from {input.metrics} > {log} 2>&1"
 
 
 checkpoint select_flood_level:

@@ -17,6 +17,7 @@ rule profile_time:
             "flood_level": 0.1, "base": run_spec(config, w.dataset, "finetune", SEEDS[0], RESOURCES),
             "method_params": config["method_params"],
         }),
+    priority: 2  # a long job with nothing waiting on it but Table 3: start it early
     threads: 1
     resources:
         gpu=1,

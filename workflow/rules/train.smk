@@ -10,6 +10,7 @@ rule train:
     params:
         offline=OFFLINE,
         spec=lambda w: as_json(run_spec(config, w.dataset, w.run, w.seed, RESOURCES, keep_all_checkpoints(w.run))),
+    priority: train_priority
     threads: 1
     resources:
         gpu=1,

@@ -277,6 +277,46 @@ def clean_accuracy(checkpoint, data_dir, split="test", batch_size=64, max_length
             "predictions": predictions, "seconds": time.perf_counter() - start}
 
 
+def majority_accuracy(data_dir, split):
+    """Accuracy (0-100) of always predicting the split's most frequent label; None if unknown.
+
+    Table 2 uses it to flag a model that learned nothing: its Aua% would look robust.
+    """
+    try:
+        labels = [int(ex["label"]) for ex in load_split(data_dir, split)]
+    except (DataError, KeyError, TypeError, ValueError):
+        return None
+    if not labels:
+        return None
+    return round(max(labels.count(label) for label in set(labels)) * 100.0 / len(labels), 2)
+
+
+def recorded_clean_accuracy(metrics_json, split, epoch=None):
+    """Clean% of a training run's epoch as its training job measured it, without a model.
+
+    The training loop evaluates every epoch's model on the whole dev and test splits, so the
+    attack stages reuse that number instead of loading the checkpoint again (~6 s a job on a
+    CPU).  `epoch` None means the run's final checkpoint.
+    """
+    from ..provenance import read_json
+
+    metrics_json = Path(metrics_json)
+    metrics = read_json(metrics_json)
+    records = metrics.get("epochs") or []
+    if epoch is None:
+        final = str(metrics.get("final_checkpoint", ""))
+        epoch = int(final.rsplit("-", 1)[1]) if final.rsplit("-", 1)[-1].isdigit() else None
+        if epoch is None and records:
+            epoch = records[-1]["epoch"]
+    record = next((r for r in records if r.get("epoch") == int(epoch or -1)), None)
+    if record is None or f"{split}_acc" not in record:
+        raise DataError(f"{metrics_json}: no {split}_acc recorded for epoch {epoch} "
+                        "(field epochs[].{split}_acc)")
+    return {"clean_acc": float(record[f"{split}_acc"]) * 100.0, "epoch": int(epoch),
+            "source": f"{metrics_json} epoch {epoch} (the training job's evaluation on the whole "
+                      f"{split} split)"}
+
+
 # --------------------------------------------------------------------------------------------
 # Gather
 # --------------------------------------------------------------------------------------------
@@ -293,11 +333,13 @@ def _substitutions(recipe, mode):
 
 def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *, subset=None,
            split=None, recipe=None, mode=None, limit=None, clean=True, batch_size=64,
-           max_length=None, device=None):
+           max_length=None, device=None, clean_from=None):
     """Concatenate shard CSVs into examples.csv (subset order) and write summary.json.
 
     Checks that no idx appears twice and, when the data's meta.json records the subset, that the
-    shards together cover exactly the (first `limit` of the) subset.
+    shards together cover exactly the (first `limit` of the) subset.  `clean_from` (a training
+    run's metrics.json, or a (metrics.json, epoch) pair) takes Clean% from the training job's
+    own evaluation of that checkpoint instead of evaluating it again.
     """
     from ..provenance import provenance, write_json
 
@@ -347,13 +389,19 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *
     else:
         rows.sort(key=lambda r: r["idx"])
 
-    summary = {"clean_acc": None}
+    summary = {"clean_acc": None, "majority_acc": majority_accuracy(data_dir, split)}
     metrics = aggregate(rows)
     summary.update({k: metrics[k] for k in ("aua", "suc", "avg_queries", "n_attacked",
                                             "n_successful", "n_failed", "n_skipped")})
     summary["attacked_acc"] = metrics["attacked_acc"]
     clean_info = None
-    if clean:
+    if clean and clean_from is not None:
+        metrics_json, epoch = clean_from if isinstance(clean_from, (tuple, list)) else (clean_from, None)
+        recorded = recorded_clean_accuracy(metrics_json, split, epoch)
+        summary["clean_acc"] = round(recorded["clean_acc"], 2)
+        summary["n_clean"] = len(load_split(data_dir, split))
+        summary["clean_source"] = recorded["source"]
+    elif clean:
         clean_info = clean_accuracy(checkpoint, data_dir, split, batch_size=batch_size,
                                     max_length=max_length, device=device)
         summary["clean_acc"] = round(clean_info["clean_acc"], 2)
@@ -378,6 +426,8 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *
         "checkpoint": str(checkpoint),
         "definitions": {
             "clean_acc": f"accuracy on the whole {split} split (0-100)",
+            "majority_acc": f"share of the {split} split's most frequent label (0-100): the "
+                            "accuracy of a model that always predicts it",
             "attacked_acc": "(total - skipped) / total * 100 (TextAttack original_accuracy)",
             "aua": "failed / total * 100 (TextAttack attack_accuracy_perc)",
             "suc": "successful / (successful + failed) * 100 (TextAttack "
@@ -411,6 +461,10 @@ def _parser():
     g.add_argument("--mode", default=None, choices=["offline", "paper"])
     g.add_argument("--limit", type=int, default=None)
     g.add_argument("--no-clean", action="store_true", help="skip Clean%% (clean_acc: null)")
+    g.add_argument("--clean-from", default=None,
+                   help="training metrics.json: take Clean%% from its evaluation of the checkpoint")
+    g.add_argument("--clean-epoch", type=int, default=None,
+                   help="epoch of --clean-from (default: the run's final checkpoint)")
     g.add_argument("--batch-size", type=int, default=64)
     g.add_argument("--max-length", type=int, default=None)
     g.add_argument("--threads", type=int, default=1)
@@ -420,17 +474,17 @@ def _parser():
 def _main(argv):
     args = _parser().parse_args(argv)
     spec = parse_spec(args.spec)
-    from ..devices import select_device
+    device = None
+    if not (args.no_clean or args.clean_from):  # only a Clean% evaluation needs torch
+        from ..devices import select_device
 
-    import torch
-
-    torch.set_num_threads(max(1, args.threads))
-    device = select_device(max(1, args.threads)) if not args.no_clean else None
+        device = select_device(max(1, args.threads))
     summary = gather(args.shards, args.checkpoint, args.data, args.out_examples,
                      args.out_summary, spec, subset=args.subset, split=args.split,
                      recipe=args.recipe, mode=args.mode, limit=args.limit,
                      clean=not args.no_clean, batch_size=args.batch_size,
-                     max_length=args.max_length or spec.get("max_length"), device=device)
+                     max_length=args.max_length or spec.get("max_length"), device=device,
+                     clean_from=(args.clean_from, args.clean_epoch) if args.clean_from else None)
     print(f"floodx: {args.out_summary}: clean {summary['clean_acc']} aua {summary['aua']} "
           f"suc {summary['suc']} queries {summary['avg_queries']} "
           f"(n={summary['n_attacked']})", file=sys.stderr)

@@ -403,8 +403,10 @@ def _parser():
                                      description="Attack one shard of the recorded subset.")
     parser.add_argument("--checkpoint", required=True,
                         help="save_pretrained folder, or a training run folder with --epoch")
-    parser.add_argument("--epoch", type=int, default=None,
-                        help="attack checkpoints/epoch-N of the --checkpoint run folder")
+    parser.add_argument("--epoch", type=int, nargs="+", default=None,
+                        help="attack checkpoints/epoch-N of the --checkpoint run folder; several "
+                             "epochs run in one process (one import of TextAttack) and need "
+                             "'{epoch}' in --out and --summary")
     parser.add_argument("--data", required=True, help="prepared data directory")
     parser.add_argument("--subset", default=None, choices=["test", "dev"])
     parser.add_argument("--split", default=None, help="JSONL split (default: the subset)")
@@ -424,8 +426,18 @@ def _parser():
     parser.add_argument("--spec", default=None,
                         help="JSON config slice; keys recipe, mode, subset, split, limit, "
                              "query_budget, seed, epoch (command-line flags win)")
+    parser.add_argument("--summary", default=None,
+                        help="also gather the (single) shard into this summary.json, with "
+                             "examples.csv beside it, in the same process")
+    parser.add_argument("--clean-from", default=None,
+                        help="with --summary: training metrics.json whose evaluation of the "
+                             "attacked epoch gives Clean%% (default: evaluate the checkpoint)")
     parser.add_argument("--threads", type=int, default=1)
     return parser
+
+
+def _for_epoch(path, epoch):
+    return None if path is None else path.replace("{epoch}", str(epoch))
 
 
 def _main(argv):
@@ -446,15 +458,47 @@ def _main(argv):
     def log(message):
         print(f"floodx: {tag} {message}", file=sys.stderr, flush=True)
 
-    start = time.perf_counter()
-    stats = attack_shard(
-        args.checkpoint, args.data, pick("split") or subset,
-        subset, pick("recipe", "textfooler"), pick("mode", "offline"), args.shard,
-        args.num_shards, args.out, args.resources, query_budget=pick("query_budget"),
-        limit=pick("limit"), epoch=pick("epoch"), batch_size=args.batch_size,
-        seed=pick("seed", DEFAULT_SEED), log=log, device=device, max_length=args.max_length)
-    log(f"done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
-    return stats
+    epochs = pick("epoch")
+    epochs = [epochs] if isinstance(epochs, int) else list(epochs or [None])
+    if len(epochs) > 1 and not all("{epoch}" in (p or "{epoch}") for p in (args.out, args.summary)):
+        raise ConfigError("--epoch with several epochs needs '{epoch}' in --out and --summary")
+    if args.summary and args.num_shards != 1:
+        raise ConfigError("--summary gathers a single shard: use --num-shards 1, or the "
+                          "'python -m floodx.attacks.metrics gather' command for shards")
+    all_stats = []
+    for epoch in epochs:
+        start = time.perf_counter()
+        out = _for_epoch(args.out, epoch)
+        stats = attack_shard(
+            args.checkpoint, args.data, pick("split") or subset,
+            subset, pick("recipe", "textfooler"), pick("mode", "offline"), args.shard,
+            args.num_shards, out, args.resources, query_budget=pick("query_budget"),
+            limit=pick("limit"), epoch=epoch, batch_size=args.batch_size,
+            seed=pick("seed", DEFAULT_SEED), log=log, device=device, max_length=args.max_length)
+        log(f"done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
+        if args.summary:
+            stats["summary"] = _gather_one(args, spec, pick, subset, epoch, out, device, log)
+        all_stats.append(stats)
+    return all_stats[0] if len(all_stats) == 1 else all_stats
+
+
+def _gather_one(args, spec, pick, subset, epoch, out, device, log):
+    """`metrics.gather` of the one shard just written (the dev and per-epoch attacks)."""
+    from .metrics import gather
+
+    checkpoint = resolve_checkpoint(args.checkpoint, epoch)
+    if epoch is None and checkpoint.name.startswith("epoch-") and checkpoint.name[6:].isdigit():
+        epoch = int(checkpoint.name[6:])
+    summary_path = Path(_for_epoch(args.summary, epoch))
+    summary = gather(
+        [out], checkpoint, args.data, summary_path.with_name("examples.csv"), summary_path,
+        {**spec, "recipe": pick("recipe", "textfooler"), "mode": pick("mode", "offline"),
+         "limit": pick("limit"), "query_budget": pick("query_budget")},
+        subset=subset, split=pick("split") or subset, max_length=args.max_length, device=device,
+        clean_from=(args.clean_from, epoch) if args.clean_from else None)
+    log(f"{summary_path}: clean {summary['clean_acc']} aua {summary['aua']} suc {summary['suc']} "
+        f"queries {summary['avg_queries']} (n={summary['n_attacked']})")
+    return str(summary_path)
 
 
 def main(argv=None):
