@@ -183,6 +183,17 @@ def test_figure4(tmp_path):
     assert "first 10 test examples per epoch" in ax_aua.get_title()
     # Fine-tune and FreeLB have the same hand-made losses: the caption says so.
     assert "Fine-tune = FreeLB" in caption_text(fig)
+    assert ax_aua.get_ylim()[0] == 0 and "hollow" not in caption_text(fig)
+
+    # An epoch whose model sits at the majority-class baseline gets a hollow marker and a note.
+    aua[("freelb", 1)] = [{"aua": 50.0, "provenance": {"seed": 1}, "n_attacked": 10,
+                           "clean_acc": 50.0, "majority_acc": 50.0}]
+    losses, auas, levels = figures.figure4_inputs(metrics, aua)
+    assert list(figures.at_majority_baseline(auas)).count(True) == 1
+    fig = figures.figure4(losses, auas, tmp_path / "f4b.png", "rt", levels)
+    hollow = [line for line in fig.axes[1].get_lines() if line.get_markerfacecolor() == "white"]
+    assert len(hollow) == 1 and list(hollow[0].get_ydata()) == [50.0]
+    assert "hollow markers" in caption_text(fig)
 
 
 def test_coinciding_curves():

@@ -207,10 +207,11 @@ def test_search_summary(tmp_path):
     assert "0.12 (37.5)" in md and "| 3 |" in md
 
 
-def write_times(path, seconds, batch_size=32, steps_per_epoch=20):
+def write_times(path, seconds, batch_size=32, steps_per_epoch=20, adv_steps=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     methods = {m: {"seconds_per_step": s, "steps": 8, "seconds_per_epoch": s * steps_per_epoch,
-                   "steps_per_epoch": steps_per_epoch, "ratio_to_finetune": s / seconds["finetune"]}
+                   "steps_per_epoch": steps_per_epoch, "ratio_to_finetune": s / seconds["finetune"],
+                   "method_params": {"adv_steps": adv_steps} if adv_steps and m in ("pgd", "freelb") else {}}
                for m, s in seconds.items()}
     path.write_text(json.dumps({"methods": methods, "device": "cpu:test", "batch_size": batch_size,
                                 "provenance": {}}))
@@ -231,6 +232,14 @@ def test_table3_beside_the_paper(tmp_path):
     md = (tmp_path / "tables" / "table3.md").read_text()
     assert "50 (×5.00)" in md and "1,305 (×5.02)" in md and "stand-in" in md
     assert r"\times" in (tmp_path / "tables" / "table3.tex").read_text()
+    assert "ascent steps" not in md  # K unknown: nothing claimed
+
+
+def test_table3_names_the_ascent_steps_timed(tmp_path):
+    times = write_times(tmp_path / "profile" / "rt" / "times.json",
+                        {"finetune": 0.5, "pgd": 2.0, "freelb": 1.5}, adv_steps=3)
+    tables.write_table3([times], tmp_path / "tables")
+    assert "K = 3 ascent steps (paper: 5)" in (tmp_path / "tables" / "table3.md").read_text()
 
 
 def test_a_model_no_better_than_the_majority_label_is_flagged_and_never_bold(tmp_path):

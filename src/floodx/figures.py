@@ -20,7 +20,6 @@ footnote-size caption line naming the configuration and its deviations from the 
 
 import argparse
 import textwrap
-import json
 import math
 from pathlib import Path
 
@@ -33,7 +32,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .errors import DataError, run_main  # noqa: E402
-from .tables import ATTACK_LABELS, METHODS, dataset_label, method_label  # noqa: E402
+from .provenance import read_result  # noqa: E402
+from .tables import ATTACK_LABELS, MAJORITY_MARGIN, METHODS, dataset_label, method_label  # noqa: E402
 
 DPI = 150
 # One colour per method, fixed across figures (Flooding-X stands out).
@@ -65,14 +65,6 @@ def _style(method, index=0):
 def _ordered(methods):
     methods = list(dict.fromkeys(methods))
     return [m for m in METHODS if m in methods] + sorted(m for m in methods if m not in METHODS)
-
-
-def _read_json(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"cannot read {path}: {err}") from None
 
 
 def _read_csv(path):
@@ -194,7 +186,7 @@ def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_su
     for method, path in (("flooding", flooding_choice), ("flooding_x", flooding_x_choice)):
         if path is None:
             continue
-        choice = _read_json(path) if isinstance(path, (str, Path)) else path
+        choice = read_result(path) if isinstance(path, (str, Path)) else path
         criterion = criterion or choice.get("criterion")
         source = "Flooding grid" if method == "flooding" else "Flooding-X window"
         scores = choice.get("scores") or {}
@@ -208,11 +200,11 @@ def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_su
         if choice.get("chosen") is not None:
             chosen[method] = float(choice["chosen"])
     for level, path in (test_summaries or {}).items():
-        summary = _read_json(path) if isinstance(path, (str, Path)) else path
+        summary = read_result(path) if isinstance(path, (str, Path)) else path
         rows.append({"level": float(level), "score": float(summary["aua"]), "source": "test",
                      "quantity": f"test Aua% under {attack_name} (%)"})
     if window is not None and not isinstance(window, dict):
-        window = _read_json(window)
+        window = read_result(window)
     if not rows:
         raise DataError("figure 2: no scores (choice.json 'scores' empty and no test summaries)")
     quantities = list(dict.fromkeys(r["quantity"] for r in rows))
@@ -290,7 +282,7 @@ def figure3(accordance, out, dataset, window=None, caption=None):
         frame["first_step"] = frame.last_step
     frame = frame.sort_values("sub_epoch")
     if window is not None and not isinstance(window, dict):
-        window = _read_json(window)
+        window = read_result(window)
     direction = (window or {}).get("direction")
     x = frame.last_step
     fig, axes = _new_figure(nrows=2, width=10, height=6.4, sharex=True)
@@ -352,7 +344,7 @@ def figure4_inputs(metrics, aua):
     loss_rows, aua_rows, levels = [], [], {}
     for method, items in metrics.items():
         for i, item in enumerate(items if isinstance(items, (list, tuple)) else [items]):
-            data = _read_json(item) if isinstance(item, (str, Path)) else item
+            data = read_result(item) if isinstance(item, (str, Path)) else item
             seed = data.get("seed", i)
             for rec in data.get("epochs", []):
                 loss_rows.append({"method": method, "seed": seed, "epoch": int(rec["epoch"]),
@@ -362,12 +354,24 @@ def figure4_inputs(metrics, aua):
                 levels[method] = float(level)
     for (method, epoch), items in aua.items():
         for i, item in enumerate(items if isinstance(items, (list, tuple)) else [items]):
-            data = _read_json(item) if isinstance(item, (str, Path)) else item
+            data = read_result(item) if isinstance(item, (str, Path)) else item
             aua_rows.append({"method": method, "seed": (data.get("provenance") or {}).get("seed", i),
                              "epoch": int(epoch), "aua": float(data["aua"]),
-                             "n": data.get("n_attacked")})
+                             "n": data.get("n_attacked"), "clean": data.get("clean_acc"),
+                             "majority": data.get("majority_acc")})
     return (pd.DataFrame(loss_rows, columns=["method", "seed", "epoch", "train_loss"]),
-            pd.DataFrame(aua_rows, columns=["method", "seed", "epoch", "aua", "n"]), levels)
+            pd.DataFrame(aua_rows, columns=["method", "seed", "epoch", "aua", "n", "clean", "majority"]),
+            levels)
+
+
+def at_majority_baseline(auas):
+    """Rows whose model is no better than always predicting the most frequent label (Table 2's
+    rule): an attack 'fails' on such a model without any robustness, so its Aua% is hollow."""
+    if not {"clean", "majority"} <= set(auas.columns):
+        return pd.Series(False, index=auas.index)
+    clean = pd.to_numeric(auas["clean"], errors="coerce")
+    majority = pd.to_numeric(auas["majority"], errors="coerce")
+    return (clean <= majority + MAJORITY_MARGIN).fillna(False)
 
 
 def _mean_band(ax, frame, value, method, index, shift=0.0, **kwargs):
@@ -404,6 +408,11 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
         sub = auas[auas.method == method]
         if len(sub):
             _mean_band(ax_aua, sub, "aua", method, i, shift)
+            hollow = sub[at_majority_baseline(sub)].groupby("epoch").aua.mean()
+            if len(hollow):
+                style = _style(method, i)
+                ax_aua.plot(hollow.index + shift, hollow.values, ls="none", marker=style["marker"],
+                            ms=style["ms"] + 3, mfc="white", mec=style["color"], mew=1.5, zorder=5)
     for method, level in (flood_levels or {}).items():
         if method in methods:
             ax_loss.axhline(level, color=_color(method), ls="--", lw=1,
@@ -417,6 +426,7 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
     ax_loss.set_ylabel("training loss, epoch mean (nats)")
     ax_loss.set_ylim(bottom=0)
     ax_aua.set_ylabel(f"Aua% under {ATTACK_LABELS.get(attack, attack)} (%)")
+    ax_aua.set_ylim(0, min(100, max(10.0, float(auas.aua.max()) if len(auas) else 0) * 1.1 + 1))
     ax_loss.set_title("training loss", fontsize="medium")
     sizes = sorted({int(n) for n in auas.get("n", pd.Series(dtype=float)).dropna()})
     subset = (f"first {sizes[0]} test examples" if len(sizes) == 1 else
@@ -428,6 +438,9 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
                    auas.groupby("method").seed.nunique().max() if len(auas) else 0])
     notes = ["bands: ± std over seeds" if n_seeds >= 2 else None,
              "methods drawn slightly apart on the epoch axis"]
+    if at_majority_baseline(auas).any():
+        notes.append("hollow markers: that epoch's model is no better than always predicting the "
+                     "most frequent label, so its Aua% is no robustness")
     same = coinciding(losses, "train_loss")
     if same:
         notes.append("identical training-loss curves (the flood level never bound): " +

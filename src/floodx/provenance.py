@@ -90,3 +90,13 @@ def _umask():
 def read_json(path):
     with open(path) as handle:
         return json.load(handle)
+
+
+def read_result(path):
+    """Another stage's JSON output, or a DataError that names the file (tables, figures)."""
+    from .errors import DataError
+
+    try:
+        return read_json(path)
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"cannot read result file {path}: {err}") from None

@@ -21,7 +21,6 @@ CLI (one sub-command per table, every output written atomically)::
 """
 
 import argparse
-import json
 import math
 import re
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError, run_main
-from .provenance import write_text
+from .provenance import read_result, write_text
 
 DATA_DIR = Path(__file__).resolve().parent / "paper_results"
 
@@ -77,14 +76,6 @@ def _order(values, preferred):
 # ---------------------------------------------------------------- writing
 def write_csv(path, frame):
     write_text(path, frame.to_csv(index=False, float_format="%.6g"))
-
-
-def _read_json(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"cannot read result file {path}: {err}") from None
 
 
 # ---------------------------------------------------------------- paper numbers
@@ -153,7 +144,7 @@ def load_attack_summaries(paths):
     rows = []
     for path in paths:
         keys = parse_summary_path(path)
-        summary = _read_json(path)
+        summary = read_result(path)
         if summary.get("split", "test") != "test":
             raise DataError(f"{path}: an attack on the '{summary['split']}' split; Table 2 reports test attacks")
         row = dict(keys)
@@ -460,7 +451,7 @@ def search_summary(choice_paths, window_paths=()):
         match = _CHOICE_PATH.search(Path(path).as_posix())
         if not match:
             raise DataError(f"{path}: expected .../{{dataset}}/{{flooding|flooding_x}}/seed{{seed}}/choice.json")
-        choice = _read_json(path)
+        choice = read_result(path)
         key = (match["dataset"], int(match["seed"]))
         row = rows.setdefault(key, {"dataset": key[0], "seed": key[1]})
         prefix = match["method"]
@@ -480,7 +471,7 @@ def search_summary(choice_paths, window_paths=()):
         key = (match["dataset"], int(match["seed"]))
         if key not in rows:
             continue
-        window = _read_json(path)
+        window = read_result(path)
         row = rows[key]
         if window.get("low") is not None and window.get("high") is not None:
             row["window"] = f"[{float(window['low']):.3f}, {float(window['high']):.3f}]"
@@ -536,7 +527,7 @@ def load_times(paths):
         match = _TIMES_PATH.search(Path(path).as_posix())
         if not match:
             raise DataError(f"{path}: expected .../{{dataset}}/times.json")
-        times = _read_json(path)
+        times = read_result(path)
         if "methods" not in times:
             raise DataError(f"{path}: field 'methods' missing (docs/design.md, Outputs)")
         for method, rec in times["methods"].items():
@@ -546,6 +537,7 @@ def load_times(paths):
                          "seconds_per_epoch": rec.get("seconds_per_epoch"),
                          "ratio_to_finetune": rec.get("ratio_to_finetune"),
                          "timed_as": rec.get("timed_as", method),
+                         "adv_steps": (rec.get("method_params") or {}).get("adv_steps"),
                          "batch_size": times.get("batch_size"), "device": times.get("device")})
     if not rows:
         raise DataError("no times.json given")
@@ -597,6 +589,18 @@ def _table3_cells(frame):
     return datasets, methods, index
 
 
+def _ascent_steps(rows):
+    """', K = 3 ascent steps (paper: 5)' for the adversarial methods timed, '' if none."""
+    if "adv_steps" not in rows:
+        return ""
+    ks = {method_label(m): int(k) for m, k in zip(rows.method, rows.adv_steps) if k is not None and k == k}
+    if not ks:
+        return ""
+    if len(set(ks.values())) == 1:
+        return f", K = {next(iter(ks.values()))} ascent steps (paper: 5)"
+    return ", ascent steps " + ", ".join(f"{m} K = {k}" for m, k in ks.items()) + " (paper: 5)"
+
+
 def table3_markdown(frame, caption=None):
     datasets, methods, index = _table3_cells(frame)
     header = ["Method"]
@@ -626,7 +630,8 @@ def table3_markdown(frame, caption=None):
         rec = frame[frame.dataset == d].iloc[0]
         steps = rec.get("steps_per_epoch")
         lines.append(f"{dataset_label(d)}: batch size {rec['batch_size']}, {rec['steps']} timed steps per method, "
-                     f"seconds per epoch = seconds per step × {steps} steps, device {rec['device']}.")
+                     f"seconds per epoch = seconds per step × {steps} steps, device {rec['device']}"
+                     f"{_ascent_steps(frame[frame.dataset == d])}.")
     lines.append("Paper: NVIDIA RTX 2080Ti, whole training sets; its Flooding row is shown for "
                  "Flooding-X too (same code, another flood level). Compare ratios, not seconds.")
     return "\n".join(lines) + "\n"

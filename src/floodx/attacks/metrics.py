@@ -298,10 +298,10 @@ def recorded_clean_accuracy(metrics_json, split, epoch=None):
     attack stages reuse that number instead of loading the checkpoint again (~6 s a job on a
     CPU).  `epoch` None means the run's final checkpoint.
     """
-    from ..provenance import read_json
+    from ..provenance import read_result
 
     metrics_json = Path(metrics_json)
-    metrics = read_json(metrics_json)
+    metrics = read_result(metrics_json)
     records = metrics.get("epochs") or []
     if epoch is None:
         final = str(metrics.get("final_checkpoint", ""))
