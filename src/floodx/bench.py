@@ -2,7 +2,8 @@
 
 Ratios are measured side by side in one process: the methods' epochs are interleaved
 (A, B, A, B, ...) over the same batches and the median epoch time of each is compared, so
-the drift of a shared, noisy machine hits every method alike.
+the drift of a shared, noisy machine hits every method alike.  The baselines' ratios are
+measured as Table 3 measures them (`floodx.profiling.profile_methods`), so the two agree.
 
     python -m floodx.bench                 # every section
     python -m floodx.bench training probe  # some sections
@@ -43,7 +44,7 @@ def embedded_default(n_examples=256, resources=RESOURCES):
     examples = data.load_split(folder, "train")[:n_examples]
     batches = make_loader(examples, tokenizer, training["batch_size"], training["max_length"], True, 0, 1,
                           training.get("group_by_length", True))
-    return model, tokenizer, batches, training
+    return model, tokenizer, batches, training, examples
 
 
 def interleaved_epoch_times(base_model, tokenizer, batches, methods, training, rounds=3, device=None):
@@ -75,7 +76,7 @@ def interleaved_epoch_times(base_model, tokenizer, batches, methods, training, r
 
 
 def bench_training():
-    model, tokenizer, batches, training = embedded_default()
+    model, tokenizer, batches, training, _ = embedded_default()
     times = interleaved_epoch_times(model, tokenizer, batches, {
         "finetune": ("finetune", {}), "flooding": ("flooding", {"flood_level": 0.1}),
     }, training, rounds=3)
@@ -86,18 +87,21 @@ def bench_training():
     }
 
 
-def bench_baselines():
-    model, tokenizer, batches, training = embedded_default(n_examples=96)
+def bench_baselines(steps=6):
+    """Table 3's own measurement (`floodx.profiling.profile_methods`) at the paper's K = 5."""
+    from .profiling import profile_methods
+
+    model, tokenizer, _, training, examples = embedded_default()
     names = ["pgd", "freelb", "tavat", "infobert"]
-    times = interleaved_epoch_times(model, tokenizer, batches, {
-        "finetune": ("finetune", {}), **{name: (name, {}) for name in names}}, training, rounds=2)
-    return {f"{name}_over_finetune_epoch_time": times[name] / times["finetune"] for name in names}
+    times = profile_methods(model, tokenizer, examples, ["finetune", *names], training,
+                            torch.device("cpu"), steps)["methods"]
+    return {f"{name}_over_finetune_epoch_time": times[name]["ratio_to_finetune"] for name in names}
 
 
 def bench_probe():
     from .accordance import bench_probe as run
 
-    model, tokenizer, batches, training = embedded_default()
+    model, tokenizer, batches, training, _ = embedded_default()
     return run(model, tokenizer, batches, training)
 
 
