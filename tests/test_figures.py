@@ -54,6 +54,19 @@ def test_figure1(noise_frame, tmp_path):
     assert ax_loss.get_legend() is not None
     assert "Rotten Tomatoes" in fig.get_suptitle()
     assert "1 seed" in caption_text(fig)
+    assert "uniform" not in caption_text(fig)  # no num_labels column: nothing claimed
+
+
+def test_figure1_says_when_a_flat_curve_is_a_unsure_model(noise_frame, tmp_path):
+    import math
+
+    frame = noise_frame.assign(num_labels=2)
+    unsure = frame[frame.method == "finetune"].assign(method="pgd", loss=math.log(2) + 0.01)
+    fig = figures.figure1(pd.concat([frame, unsure]), tmp_path / "f1.png", "rt")
+    reference = labelled_lines(fig.axes[0], {"uniform prediction (ln 2)"})
+    assert len(reference) == 1 and reference[0].get_ydata()[0] == pytest.approx(math.log(2))
+    assert "PGD stay within 0.03 nats of the uniform-prediction loss" in caption_text(fig)
+    assert "Fine-tune" not in caption_text(fig).split("uniform-prediction")[0].split(";")[-1]
 
 
 # ---------------------------------------------------------------- Figure 2
@@ -187,7 +200,7 @@ def test_figure4(tmp_path):
 
     # An epoch whose model sits at the majority-class baseline gets a hollow marker and a note.
     aua[("freelb", 1)] = [{"aua": 50.0, "provenance": {"seed": 1}, "n_attacked": 10,
-                           "clean_acc": 50.0, "majority_acc": 50.0}]
+                           "clean_acc": 50.0, "majority_acc": 50.0, "n_clean": 200}]
     losses, auas, levels = figures.figure4_inputs(metrics, aua)
     assert list(figures.at_majority_baseline(auas)).count(True) == 1
     fig = figures.figure4(losses, auas, tmp_path / "f4b.png", "rt", levels)

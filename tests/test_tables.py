@@ -11,13 +11,13 @@ from floodx import tables
 from floodx.errors import DataError
 
 
-def write_summary(root, dataset, method, seed, attack, clean, aua, suc, queries, majority=None):
+def write_summary(root, dataset, method, seed, attack, clean, aua, suc, queries, majority=None, n_clean=None):
     path = Path(root) / dataset / method / f"seed{seed}" / attack / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "clean_acc": clean, "aua": aua, "suc": suc, "avg_queries": queries, "n_attacked": 40,
         "n_successful": 0, "n_failed": 0, "n_skipped": 0, "seconds": 1.0, "mode": "offline",
-        "substitutions": {}, "checkpoint": "x", "provenance": {}, "majority_acc": majority,
+        "substitutions": {}, "checkpoint": "x", "provenance": {}, "majority_acc": majority, "n_clean": n_clean,
     }))
     return path
 
@@ -242,12 +242,27 @@ def test_table3_names_the_ascent_steps_timed(tmp_path):
     assert "K = 3 ascent steps (paper: 5)" in (tmp_path / "tables" / "table3.md").read_text()
 
 
+def test_above_majority_p_value_is_the_exact_binomial_tail():
+    from fractions import Fraction
+    from math import comb
+
+    for n, k, share in ((200, 110, 50.0), (200, 116, 50.0), (30, 12, 25.0), (7, 7, 50.0), (1000, 520, 50.0)):
+        p = Fraction(int(share), 100)
+        brute = sum(comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
+        assert tables.above_majority_p_value(100.0 * k / n, share, n) == pytest.approx(float(brute), rel=1e-9)
+    assert tables.above_majority_p_value(0.0, 50.0, 10) == 1.0
+
+
 def test_a_model_no_better_than_the_majority_label_is_flagged_and_never_bold(tmp_path):
     root = tmp_path / "attack"
-    paths = [write_summary(root, "rt", "finetune", 1, "textfooler", 71.5, 3.3, 95.2, 66.0, majority=50.0),
-             write_summary(root, "rt", "pgd", 1, "textfooler", 73.0, 10.0, 85.7, 94.7, majority=50.0),
-             # A constant predictor: every attack "fails" on the examples it gets right.
-             write_summary(root, "rt", "tavat", 1, "textfooler", 50.5, 43.3, 0.0, 161.0, majority=50.0)]
+
+    def summary(method, clean, aua, suc, queries, **kw):
+        return write_summary(root, "rt", method, 1, "textfooler", clean, aua, suc, queries, **kw)
+
+    paths = [summary("finetune", 71.5, 3.3, 95.2, 66.0, majority=50.0, n_clean=200),
+             summary("pgd", 73.0, 10.0, 85.7, 94.7, majority=50.0, n_clean=200),
+             # 110 of 200 right: one-sided binomial p = 0.09 against always predicting one label.
+             summary("tavat", 55.0, 36.7, 21.4, 148.4, majority=50.0, n_clean=200)]
     table = tables.table2(tables.load_attack_summaries(paths)).set_index("method")
     assert table.loc["tavat", "degenerate"] and not table.loc["pgd", "degenerate"]
     assert not table.loc["tavat", ["clean_best", "textfooler_aua_best", "textfooler_suc_best"]].any()
@@ -256,10 +271,10 @@ def test_a_model_no_better_than_the_majority_label_is_flagged_and_never_bold(tmp
                              "textfooler_query_best"]].all()
     markdown = tables.table2_markdown(table.reset_index())
     assert "| TAVAT † |" in markdown and "most frequent test label" in markdown
-    assert "**43.3**" not in markdown and "**10.0**" in markdown
+    assert "**36.7**" not in markdown and "**10.0**" in markdown
     assert r"TAVAT$^\dagger$" in tables.table2_latex(table.reset_index())
-    # One point above the majority share is enough to compete; older summaries without the field too.
-    paths[2] = write_summary(root, "rt", "tavat", 1, "textfooler", 51.5, 43.3, 0.0, 161.0, majority=50.0)
+    # 116 of 200 (p = 0.013) is above the baseline; a summary without n_clean claims nothing.
+    paths[2] = summary("tavat", 58.0, 36.7, 21.4, 148.4, majority=50.0, n_clean=200)
     assert not tables.table2(tables.load_attack_summaries(paths)).degenerate.any()
-    paths[2] = write_summary(root, "rt", "tavat", 1, "textfooler", 50.0, 43.3, 0.0, 161.0)
-    assert not tables.table2(tables.load_attack_summaries(paths)).set_index("method").loc["tavat", "degenerate"]
+    paths[2] = summary("tavat", 50.0, 36.7, 21.4, 148.4, majority=50.0)
+    assert not tables.table2(tables.load_attack_summaries(paths)).degenerate.any()

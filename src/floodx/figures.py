@@ -33,7 +33,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .errors import DataError, run_main  # noqa: E402
 from .provenance import read_result  # noqa: E402
-from .tables import ATTACK_LABELS, MAJORITY_MARGIN, METHODS, dataset_label, method_label  # noqa: E402
+from .tables import ATTACK_LABELS, METHODS, dataset_label, method_label, no_better_than_majority  # noqa: E402
 
 DPI = 150
 # One colour per method, fixed across figures (Flooding-X stands out).
@@ -124,6 +124,9 @@ def caption_for(config, dataset, seeds=None, extra=None):
 
 
 # ---------------------------------------------------------------- Figure 1
+UNSURE_WITHIN = 0.03  # nats from ln k at every alpha: Figure 1 calls such a curve "unsure"
+
+
 def figure1(noise_loss, out, dataset, caption=None):
     """Loss vs the noise std alpha on the input embeddings, one line per method; left the loss,
     right its increase over the clean loss (alpha = 0), where flatness is easier to compare."""
@@ -157,6 +160,15 @@ def figure1(noise_loss, out, dataset, caption=None):
         if rms is not None and not math.isnan(rms) and positive and rms <= max(positive) * 1.5:
             ax.axvline(rms, color="#555555", ls=":", lw=1, label=f"embedding RMS ({rms:.3g})")
         ax.grid(True, alpha=0.3)
+    unsure = []
+    if "num_labels" in frame and frame.num_labels.notna().any():
+        # A model whose loss sits at ln k at every alpha predicts near-uniform probabilities:
+        # its curve is flat because it is unsure everywhere, which is not robustness.
+        uniform = math.log(int(frame.num_labels.dropna().iloc[0]))
+        ax_loss.axhline(uniform, color="#999999", ls="--", lw=0.8,
+                        label=f"uniform prediction (ln {int(frame.num_labels.dropna().iloc[0])})")
+        unsure = [method_label(m) for m, sub in frame.groupby("method", sort=False)
+                  if (sub.loss - uniform).abs().max() < UNSURE_WITHIN]
     ax_loss.set_ylabel("mean cross-entropy loss (nats)")
     ax_delta.set_ylabel("loss − clean loss at α = 0 (nats)")
     ax_delta.axhline(0, color="#999999", lw=0.8)
@@ -167,7 +179,10 @@ def figure1(noise_loss, out, dataset, caption=None):
     split = f" {frame.split.iloc[0]}" if "split" in frame else ""
     n = f" ({int(frame.n_examples.iloc[0])} examples)" if "n_examples" in frame else ""
     title = f"Figure 1 – input loss landscape under Gaussian embedding noise: {dataset_label(dataset)}"
-    caption = "; ".join(filter(None, [caption, f"loss on the{split} split{n}{bands}"]))
+    flat = (f"{', '.join(unsure)} stay within {UNSURE_WITHIN:g} nats of the uniform-prediction "
+            "loss at every α: their outputs are near-uniform throughout, so their flatness is no "
+            "evidence of robustness") if unsure else None
+    caption = "; ".join(filter(None, [caption, f"loss on the{split} split{n}{bands}", flat]))
     return _finish(fig, title, caption, out)
 
 
@@ -358,20 +373,21 @@ def figure4_inputs(metrics, aua):
             aua_rows.append({"method": method, "seed": (data.get("provenance") or {}).get("seed", i),
                              "epoch": int(epoch), "aua": float(data["aua"]),
                              "n": data.get("n_attacked"), "clean": data.get("clean_acc"),
-                             "majority": data.get("majority_acc")})
+                             "majority": data.get("majority_acc"), "n_clean": data.get("n_clean")})
     return (pd.DataFrame(loss_rows, columns=["method", "seed", "epoch", "train_loss"]),
-            pd.DataFrame(aua_rows, columns=["method", "seed", "epoch", "aua", "n", "clean", "majority"]),
+            pd.DataFrame(aua_rows, columns=["method", "seed", "epoch", "aua", "n", "clean", "majority",
+                                            "n_clean"]),
             levels)
 
 
 def at_majority_baseline(auas):
     """Rows whose model is no better than always predicting the most frequent label (Table 2's
     rule): an attack 'fails' on such a model without any robustness, so its Aua% is hollow."""
-    if not {"clean", "majority"} <= set(auas.columns):
+    if not {"clean", "majority", "n_clean"} <= set(auas.columns):
         return pd.Series(False, index=auas.index)
-    clean = pd.to_numeric(auas["clean"], errors="coerce")
-    majority = pd.to_numeric(auas["majority"], errors="coerce")
-    return (clean <= majority + MAJORITY_MARGIN).fillna(False)
+    numbers = auas[["clean", "majority", "n_clean"]].apply(pd.to_numeric, errors="coerce")
+    return pd.Series([no_better_than_majority(*row) for row in numbers.itertuples(index=False)],
+                     index=auas.index, dtype=bool)
 
 
 def _mean_band(ax, frame, value, method, index, shift=0.0, **kwargs):
@@ -439,8 +455,8 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
     notes = ["bands: ± std over seeds" if n_seeds >= 2 else None,
              "methods drawn slightly apart on the epoch axis"]
     if at_majority_baseline(auas).any():
-        notes.append("hollow markers: that epoch's model is no better than always predicting the "
-                     "most frequent label, so its Aua% is no robustness")
+        notes.append("hollow markers: that epoch's model is not significantly better than always "
+                     "predicting the most frequent label (as † in Table 2), so its Aua% is no robustness")
     same = coinciding(losses, "train_loss")
     if same:
         notes.append("identical training-loss curves (the flood level never bound): " +

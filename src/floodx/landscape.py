@@ -12,7 +12,7 @@ draws, and the standard deviation over draws.
         --out results/landscape/rt/seed42/noise_loss.csv --threads 1 \
         [--draws 5] [--split test] [--max-examples 200] [--max-length 128] [--batch-size 64]
 
-Output CSV columns: method, alpha, loss, loss_std, draws, n_examples, split, embedding_rms,
+Output CSV columns: method, alpha, loss, loss_std, draws, n_examples, split, embedding_rms, num_labels,
 checkpoint. `embedding_rms` (root mean square of the slice's word-embedding entries) puts alpha
 on a scale: noise with alpha = embedding_rms is as large as the embeddings themselves.
 """
@@ -120,7 +120,7 @@ def landscape(models, data_dir, alphas, seed, draws=5, split="test", max_example
                 "method": method, "alpha": alpha, "loss": float(values[:n].mean()),
                 "loss_std": float(values[:n].std(unbiased=True)) if n >= 2 else 0.0,
                 "draws": n, "n_examples": len(examples), "split": split, "embedding_rms": rms,
-                "checkpoint": checkpoint,
+                "num_labels": num_labels, "checkpoint": checkpoint,
             })
         del model
     return pd.DataFrame(rows)

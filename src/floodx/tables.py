@@ -38,9 +38,35 @@ METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "floodi
 METRICS = ("clean", "aua", "suc", "query")
 ATTACK_METRICS = ("aua", "suc", "query")
 HIGHER_IS_BETTER = {"clean": True, "aua": True, "suc": False, "query": True}
-# A model whose mean Clean% is not this many points above always predicting the most frequent
-# test label learned nothing; its attack numbers (high Aua%, low Suc%) measure no robustness.
-MAJORITY_MARGIN = 1.0
+# A model whose Clean% is not significantly above always predicting the most frequent test label
+# (one-sided binomial test at this level) learned next to nothing; its attack numbers (high Aua%,
+# low Suc%) measure no robustness.
+MAJORITY_TEST_LEVEL = 0.05
+
+
+def above_majority_p_value(clean_pct, majority_pct, n):
+    """P(at least the observed number of correct answers | a model right with the majority
+    share's probability on each of n examples): one-sided exact binomial test."""
+    k = int(round(clean_pct * n / 100.0))
+    p = majority_pct / 100.0
+    if k <= 0 or p <= 0:
+        return 1.0
+    if p >= 1:
+        return 1.0 if k >= n else 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+             for i in range(k, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def no_better_than_majority(clean_pct, majority_pct, n):
+    """True when Clean% is not significantly above the majority-label baseline; False when any
+    of the three numbers is unknown (older summaries)."""
+    values = (clean_pct, majority_pct, n)
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values) or not n:
+        return False
+    return above_majority_p_value(float(clean_pct), float(majority_pct), int(n)) >= MAJORITY_TEST_LEVEL
 DECIMALS = {"clean": 1, "aua": 1, "suc": 1, "query": 2}
 SUMMARY_FIELDS = {"clean": "clean_acc", "aua": "aua", "suc": "suc", "query": "avg_queries"}
 
@@ -153,8 +179,8 @@ def load_attack_summaries(paths):
                 raise DataError(f"{path}: field '{field}' missing (docs/design.md, Attacks: summary.json)")
             value = summary[field]
             row[metric] = float("nan") if value is None else float(value)
-        majority = summary.get("majority_acc")
-        row["majority"] = float("nan") if majority is None else float(majority)
+        for field, key in (("majority", "majority_acc"), ("n_clean", "n_clean")):
+            row[field] = float("nan") if summary.get(key) is None else float(summary[key])
         for field in ("n_attacked", "n_successful", "n_failed", "n_skipped", "mode"):
             row[field] = summary.get(field)
         row["path"] = str(path)
@@ -202,7 +228,8 @@ def table2(summaries):
             clean_per_seed.append(values.mean() if len(values) else float("nan"))
         row["clean_mean"], row["clean_std"], row["clean_n"] = _stats(clean_per_seed)
         row["majority"] = group.majority.max() if "majority" in group else float("nan")
-        row["degenerate"] = bool(row["clean_mean"] <= row["majority"] + MAJORITY_MARGIN)
+        n_clean = group.n_clean.max() if "n_clean" in group else float("nan")
+        row["degenerate"] = no_better_than_majority(row["clean_mean"], row["majority"], n_clean)
         for attack in attacks:
             sub = group[group.attack == attack]
             for metric in ATTACK_METRICS:
@@ -221,9 +248,10 @@ def table2(summaries):
     return table
 
 
-DEGENERATE_NOTE = (f"† Clean% within {MAJORITY_MARGIN:g} point of always predicting the most "
-                   "frequent test label: the model learned nothing, so its attack numbers say "
-                   "nothing about robustness; it competes for no bold.")
+DEGENERATE_NOTE = ("† Clean% not significantly above always predicting the most frequent test "
+                   f"label (one-sided binomial test, p ≥ {MAJORITY_TEST_LEVEL:g}): the model learned "
+                   "next to nothing, so its attack numbers say nothing about robustness; it "
+                   "competes for no bold.")
 
 
 def _number_columns(attacks):
@@ -234,7 +262,7 @@ def _number_columns(attacks):
 def _best_flags(table, column, metric):
     """Best per data set, compared at the displayed precision (so displayed ties are all bold).
 
-    Degenerate models (see MAJORITY_MARGIN) compete for nothing.
+    Degenerate models (`no_better_than_majority`) compete for nothing.
     """
     rounded = table[column].round(DECIMALS[metric])
     if "degenerate" in table:
