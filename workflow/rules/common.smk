@@ -54,6 +54,14 @@ def keep_all_checkpoints(run):
     return run in wanted
 
 
+def dev_subset_text(dataset):
+    """Figure 2's scale: how many dev examples one flood level's score rests on."""
+    n = config["datasets"][dataset].get("dev_attack_examples")
+    if config["search"]["criterion"] != "dev_attack" or not n:
+        return None
+    return f"dev attack subset of {n} examples (one example = {100 / n:.3g} points)"
+
+
 def train_priority(wildcards):
     """Longest training jobs first (Table 3's order), so that a small machine does not end on one."""
     method = "flooding" if wildcards.run.startswith("flooding-b") else wildcards.run

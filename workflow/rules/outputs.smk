@@ -141,7 +141,7 @@ rule figure2:
     output:
         report("results/figures/figure2_{dataset}.png", caption="../report/figure2.rst", category="Figures"),
     params:
-        caption=lambda w: shlex.quote(caption_for(config, w.dataset)),
+        caption=lambda w: shlex.quote(caption_for(config, w.dataset, extra=dev_subset_text(w.dataset))),
         attack=config["search"]["attack"],
     log:
         "logs/figures/figure2_{dataset}.log",
