@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from workflow_copy import ROOT, copy_workflow, snakemake
+from workflow_copy import copy_workflow, snakemake
 
 
 def job_counts(output):
