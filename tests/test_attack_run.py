@@ -191,11 +191,20 @@ def test_resume_after_crash_attacks_only_the_rest(setup, tmp_path):
     assert not partial.exists() and not (tmp_path / "resumed.csv.partial.json").exists()
     assert without_seconds(read_csv(out)) == without_seconds(read_csv(tmp_path / "clean.csv"))
 
-    # A finished shard is never redone.
+    # A finished shard is not redone by the same run...
     before = out.read_bytes()
     attacked.clear()
     assert shard(checkpoint, data, out, build_attack=counting)["already_done"]
     assert attacked == [] and out.read_bytes() == before
+    # ...but a retrained checkpoint (new weights, same folder) is attacked again.
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(checkpoint)
+    with torch.no_grad():
+        model.classifier.bias.add_(0.5)
+    model.save_pretrained(checkpoint)
+    stats = shard(checkpoint, data, out, build_attack=counting)
+    assert not stats.get("already_done") and len(attacked) == 12 and stats["n_attacked_now"] == 12
 
 
 def test_torn_last_row_is_redone(setup, tmp_path):

@@ -5,9 +5,10 @@ takes the shard's examples (interleaved split of `meta.json` `attack_subset[subs
 `limit`) and runs `Attack.attack(example, ground_truth)` on each one.  One CSV row per example
 (`floodx.attacks.metrics.SHARD_COLUMNS`) is appended and flushed to `<out>.partial` as soon as the
 example is finished; the partial file is renamed to `<out>` at the end.  A rerun after a crash
-keeps the finished rows and attacks only the rest; a finished `<out>` is never redone.  A
-`<out>.partial.json` fingerprint (checkpoint weights, data, recipe, mode, shard, limit, budget)
-guards against resuming somebody else's partial file.
+keeps the finished rows and attacks only the rest.  A `<out>.partial.json` fingerprint
+(checkpoint weights, data, recipe, mode, shard, limit, budget, code) guards against resuming
+somebody else's partial file; it becomes `<out>.json` when the shard finishes, and a finished
+`<out>` is reused only by a run with the same fingerprint (a retrained checkpoint attacks again).
 
 Per example, caches are cleared and RNGs are seeded from (seed, idx), so a row depends only on
 its example: sharded, resumed and unsharded runs give the same rows.
@@ -276,6 +277,18 @@ def _seed_example(seed, idx):
     torch.manual_seed(value)
 
 
+def _finished_stamp(out_csv):
+    return out_csv.with_name(out_csv.name + ".json")
+
+
+def _finished_by(out_csv):
+    """The fingerprint a finished shard was made with (None: unknown, e.g. an older floodx)."""
+    try:
+        return json.loads(_finished_stamp(out_csv).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
 def run_examples(attack, examples, out_csv, fingerprint, seed=DEFAULT_SEED, log=None,
                  after_example=None):
     """Attack `examples` (data rows, shard order) into `out_csv`, resuming `<out>.partial`.
@@ -332,7 +345,7 @@ def run_examples(attack, examples, out_csv, fingerprint, seed=DEFAULT_SEED, log=
     if sorted(r["idx"] for r in done) != sorted(indices):
         raise DataError(f"{partial}: rows do not match the shard's examples")
     os.replace(partial, out_csv)
-    stamp.unlink(missing_ok=True)
+    os.replace(stamp, _finished_stamp(out_csv))  # the finished shard keeps its fingerprint
     return {"n": len(done), "n_resumed": len(done) - new, "n_attacked_now": new,
             "seconds": sum(r.get("seconds") or 0.0 for r in done)}
 
@@ -350,7 +363,7 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
     `split` names the JSONL file the subset indexes (normally equal to `subset`).  `epoch`
     picks `checkpoint/checkpoints/epoch-{epoch}` of a training run.  `build_attack(model,
     tokenizer) -> textattack.Attack` replaces the recipe (tests).  Returns the run's counts; a
-    finished `out_csv` is left alone (`{"already_done": True}`).
+    finished `out_csv` of the same fingerprint is left alone (`{"already_done": True}`).
     """
     out_csv = Path(out_csv)
     if subset not in ("test", "dev"):
@@ -362,10 +375,6 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
     if build_attack is None and recipe != CHARSWAP and recipe not in RECIPES:
         raise ConfigError(f"unknown attack recipe '{recipe}' (attacks.recipes: "
                           f"{' | '.join(RECIPES)})")
-    if out_csv.exists():
-        if log:
-            log(f"{out_csv}: already finished; nothing to do")
-        return {"already_done": True, "out": str(out_csv)}
     checkpoint = resolve_checkpoint(checkpoint, epoch)
     examples = shard_examples(data_dir, split, subset, shard_index, num_shards, limit)
     fingerprint = {
@@ -380,6 +389,18 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
             build_attack, "__qualname__", repr(build_attack)),
         "code": _code_digest(),
     }
+    if out_csv.exists():
+        # The rules declare the dev and per-epoch shards as no output, so Snakemake does not
+        # delete them when a retrained checkpoint reruns the job: only a matching fingerprint
+        # makes a finished shard reusable.
+        if _finished_by(out_csv) == fingerprint:
+            if log:
+                log(f"{out_csv}: already finished by this run; nothing to do")
+            return {"already_done": True, "out": str(out_csv)}
+        if log:
+            log(f"{out_csv}: made by a different run (checkpoint, data, attack or code differ); "
+                "attacking again")
+        out_csv.unlink()
 
     model, tokenizer = load_checkpoint(checkpoint, device)
     if build_attack is None:
