@@ -459,7 +459,7 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
                      "predicting the most frequent label (as † in Table 2), so its Aua% is no robustness")
     same = coinciding(losses, "train_loss")
     if same:
-        notes.append("identical training-loss curves (the flood level never bound): " +
+        notes.append("identical training-loss curves: " +
                      ", ".join(f"{method_label(a)} = {method_label(b)}" for a, b in same))
     note = "; ".join(filter(None, notes))
     title = f"Figure 4 – training loss and robustness per epoch: {dataset_label(dataset)}"

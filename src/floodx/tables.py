@@ -38,6 +38,22 @@ METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "floodi
 METRICS = ("clean", "aua", "suc", "query")
 ATTACK_METRICS = ("aua", "suc", "query")
 HIGHER_IS_BETTER = {"clean": True, "aua": True, "suc": False, "query": True}
+DECIMALS = {"clean": 1, "aua": 1, "suc": 1, "query": 2}
+SUMMARY_FIELDS = {"clean": "clean_acc", "aua": "aua", "suc": "suc", "query": "avg_queries"}
+
+METHOD_LABELS = {
+    "finetune": "Fine-tune", "pgd": "PGD", "freelb": "FreeLB", "tavat": "TAVAT",
+    "infobert": "InfoBERT", "flooding": "Flooding", "flooding_x": "Flooding-X",
+}
+ATTACK_LABELS = {"textfooler": "TextFooler", "bertattack": "BERT-Attack", "textbugger": "TextBugger"}
+METRIC_LABELS = {"clean": "Clean%", "aua": "Aua%", "suc": "Suc%", "query": "#Query"}
+DATASET_LABELS = {
+    "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "imdb": "IMDB", "ag_news": "AG News",
+    "rt": "Rotten Tomatoes",
+}
+PAPER_DATASETS = ("imdb", "ag_news", "sst2", "qnli", "mrpc")
+# Our data sets that are stand-ins for one of the paper's (overridable with --paper-map).
+DEFAULT_PAPER_MAP = {"rt": "sst2"}
 # A model whose Clean% is not significantly above always predicting the most frequent test label
 # (one-sided binomial test at this level) learned next to nothing; its attack numbers (high Aua%,
 # low Suc%) measure no robustness.
@@ -67,22 +83,6 @@ def no_better_than_majority(clean_pct, majority_pct, n):
     if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values) or not n:
         return False
     return above_majority_p_value(float(clean_pct), float(majority_pct), int(n)) >= MAJORITY_TEST_LEVEL
-DECIMALS = {"clean": 1, "aua": 1, "suc": 1, "query": 2}
-SUMMARY_FIELDS = {"clean": "clean_acc", "aua": "aua", "suc": "suc", "query": "avg_queries"}
-
-METHOD_LABELS = {
-    "finetune": "Fine-tune", "pgd": "PGD", "freelb": "FreeLB", "tavat": "TAVAT",
-    "infobert": "InfoBERT", "flooding": "Flooding", "flooding_x": "Flooding-X",
-}
-ATTACK_LABELS = {"textfooler": "TextFooler", "bertattack": "BERT-Attack", "textbugger": "TextBugger"}
-METRIC_LABELS = {"clean": "Clean%", "aua": "Aua%", "suc": "Suc%", "query": "#Query"}
-DATASET_LABELS = {
-    "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "imdb": "IMDB", "ag_news": "AG News",
-    "rt": "Rotten Tomatoes",
-}
-PAPER_DATASETS = ("imdb", "ag_news", "sst2", "qnli", "mrpc")
-# Our data sets that are stand-ins for one of the paper's (overridable with --paper-map).
-DEFAULT_PAPER_MAP = {"rt": "sst2"}
 
 
 def method_label(name):

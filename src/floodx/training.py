@@ -193,7 +193,7 @@ class Trainer:
 
     def evaluate_split(self, split):
         if split not in self._eval_cache:
-            # Sorted by length: evaluation batches carry little padding (2x faster on a CPU).
+            # Sorted by length, so evaluation batches carry little padding.
             self._eval_cache[split] = make_loader(
                 self.splits[split], self.tokenizer, self.training.get("eval_batch_size", 128),
                 self.training["max_length"], group_by_length=True)

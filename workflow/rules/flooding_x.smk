@@ -55,7 +55,8 @@ rule dev_attack:
     params:
         offline=OFFLINE,
         resources=lambda w: RESOURCES,
-        checkpoint=lambda w: f"{run_dir(w.dataset, w.run, w.seed)}/checkpoints/epoch-{attack_epoch(w)}",
+        run=lambda w: run_dir(w.dataset, w.run, w.seed),
+        epoch=attack_epoch,
         recipe=config["search"]["attack"],
         mode=config["attacks"]["mode"],
         folder="results/dev_attack/{dataset}/{run}/seed{seed}",
@@ -70,7 +71,7 @@ rule dev_attack:
     conda:
         ENV
     shell:
-        "{params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} "
+        "{params.offline} python -m floodx.attacks.run --checkpoint {params.run} --epoch {params.epoch} "
         "--data results/data/{wildcards.dataset} --subset dev --recipe {params.recipe} --mode {params.mode} "
         "--shard 0 --num-shards 1 --out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} "
         "--max-length {params.max_length} --summary {output} --clean-from {input.metrics} > {log} 2>&1"

@@ -508,8 +508,6 @@ def _gather_one(args, spec, pick, subset, epoch, out, device, log):
     from .metrics import gather
 
     checkpoint = resolve_checkpoint(args.checkpoint, epoch)
-    if epoch is None and checkpoint.name.startswith("epoch-") and checkpoint.name[6:].isdigit():
-        epoch = int(checkpoint.name[6:])
     summary_path = Path(_for_epoch(args.summary, epoch))
     summary = gather(
         [out], checkpoint, args.data, summary_path.with_name("examples.csv"), summary_path,
