@@ -383,3 +383,42 @@ def test_bench_probe_reports_time_ratio_and_memory(model_k, sentences):
     assert figures["probe_over_finetune_epoch_time"] > 0
     assert figures["probe_extra_memory_in_P"] == 6.0            # k + 2 for k = 4
     assert figures["probe_num_labels"] == 4
+
+
+def test_probe_stops_a_few_sub_epochs_after_a_confirmed_crossing(tmp_path, sentences, data_module, monkeypatch):
+    """The probe ends mid-epoch `stop_after_sub_epochs` rows after the confirming row, and a
+    finished-early probe asked again trains nothing and rewrites the same rows."""
+    import floodx.window
+
+    data = write_prepared(tmp_path / "data", sentences)
+    seen = []
+
+    def confirmed_at(rows, confirm, direction):      # pretend row 0 confirmed a crossing
+        seen.append((len(rows), confirm, direction))
+        return 0
+
+    monkeypatch.setattr(floodx.window, "crossing_confirmed_at", confirmed_at)
+    spec = dict(probe_spec(epochs=2), stop={"confirm_sub_epochs": 3, "direction": "neg_to_pos",
+                                             "stop_after_sub_epochs": 1})
+    rows = run_probe(spec, data, tmp_path / "probe", device=torch.device("cpu"))
+    assert len(rows) == 2 and rows[-1]["last_step"] == 6            # mid-epoch 1 (8 batches)
+    assert seen == [(1, 3, "neg_to_pos"), (2, 3, "neg_to_pos")]
+    saved = read_rows(tmp_path / "probe" / "accordance.csv")
+    assert [float(r["epoch_fraction"]) for r in saved] == [3 / 8, 6 / 8]
+    assert all(0 <= float(r["dev_acc"]) <= 1 for r in saved)
+    metrics = json.loads((tmp_path / "probe" / "metrics.json").read_text())
+    assert metrics["stopped_early"] and metrics["epochs"][-1]["steps"] == 6
+    (tmp_path / "probe" / "accordance.csv").unlink()
+    assert run_probe(spec, data, tmp_path / "probe", device=torch.device("cpu")) == rows
+
+
+def test_probe_without_a_stop_rule_trains_every_epoch(tmp_path, sentences, data_module):
+    from floodx.accordance import ProbeRecorder
+
+    rows = [{"accordance": a, "sub_epoch": i + 1, "first_step": i, "last_step": i, "train_loss_mean": 0.1}
+            for i, a in enumerate([-0.2, -0.2, -0.2, 0.1, 0.2, 0.3, 0.4])]
+    assert not ProbeRecorder(stop={"confirm_sub_epochs": 3, "stop_after_sub_epochs": None}).should_stop(rows)
+    assert ProbeRecorder(stop={"confirm_sub_epochs": 3, "stop_after_sub_epochs": 1}).should_stop(rows)
+    assert not ProbeRecorder(stop={"confirm_sub_epochs": 3, "stop_after_sub_epochs": 2}).should_stop(rows)
+    assert not ProbeRecorder(stop={"confirm_sub_epochs": 3, "stop_after_sub_epochs": 0,
+                                   "direction": "pos_to_neg"}).should_stop(rows)

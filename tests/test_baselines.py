@@ -374,3 +374,27 @@ def test_defaults_and_overrides():
     method = build_method("pgd", adv_steps=3, adv_max_norm=0.1, norm_type="linf")
     assert method.passes_per_step == 4 and method.adv_max_norm == 0.1
     assert build_method("infobert", alpha=0).backward_passes_per_step == 5
+
+
+@pytest.mark.parametrize("name, passes", [("pgd", 3), ("freelb", 2), ("tavat", 2), ("infobert", 2)])
+def test_epoch_log_gives_the_mean_loss_of_every_pass(name, passes, model, tokenizer, batch):
+    """metrics.json shows the attack's strength: one mean cross-entropy per pass (PGD: K ascent
+    passes + the update pass), equal to the losses the passes saw, and reset after reading."""
+    method = make(name, model, tokenizer, batch, adv_steps=2)
+    seen = []
+    original = method.log_pass
+
+    def spy(index, loss):
+        seen.append((index, float(loss.detach())))
+        original(index, loss)
+
+    method.log_pass = spy
+    for _ in range(2):
+        method.step(model, batch)
+        model.zero_grad(set_to_none=True)
+    log = method.epoch_log()
+    assert len(log["adv_pass_loss"]) == passes
+    for index in range(passes):
+        values = [v for i, v in seen if i == index]
+        assert len(values) == 2 and log["adv_pass_loss"][index] == pytest.approx(sum(values) / 2)
+    assert method.epoch_log() == {} and FineTune().epoch_log() == {}

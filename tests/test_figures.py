@@ -137,32 +137,110 @@ def accordance_frame():
     return pd.DataFrame(rows)
 
 
-def test_accordance_crossings(accordance_frame):
-    both = figures.accordance_crossings(accordance_frame)
-    assert both == [(9.0, 16.0, "pos_to_neg"), (21.0, 28.0, "neg_to_pos")]
-    assert figures.accordance_crossings(accordance_frame, "pos_to_neg") == [(9.0, 16.0, "pos_to_neg")]
+def crossing(direction, a, b, frame, confirmed=True):
+    rows = frame.set_index("sub_epoch")
+    return {"direction": direction, "from_sub_epoch": a, "to_sub_epoch": b,
+            "first_step": int(rows.first_step[a]), "last_step": int(rows.last_step[b]),
+            "accordance": [rows.accordance[a], rows.accordance[b]],
+            "train_loss_mean": [rows.train_loss_mean[a], rows.train_loss_mean[b]], "confirmed": confirmed}
 
 
 def test_figure3(accordance_frame, tmp_path):
     out = tmp_path / "f3.png"
-    window = {"low": 0.38, "high": 0.46, "direction": "pos_to_neg", "fallback": None}
+    both = [crossing("pos_to_neg", 2, 3, accordance_frame), crossing("neg_to_pos", 5, 6, accordance_frame)]
+    window = {"low": 0.38, "high": 0.46, "direction": "pos_to_neg", "fallback": None, "crossings": both,
+              "chosen_crossing": both[0]}
     fig = figures.figure3(accordance_frame, out, "mrpc", window, caption="cfg")
     assert_png(out)
-    ax_acc, ax_loss = fig.axes
+    ax_acc, ax_loss = fig.axes  # no dev_acc column: two panels
     assert len(labelled_lines(ax_acc, {"gradient accordance"})) == 1
     assert len(labelled_lines(ax_acc, {"zero accordance"})) == 1
     assert len(labelled_lines(ax_loss, {"train loss (sub-epoch mean)", "dev loss", "test loss"})) == 3
     shaded = [p for p in ax_acc.patches if p.get_label().startswith("window iterations")]
-    assert len(shaded) == 1  # only the configured direction
+    assert len(shaded) == 1  # only the chosen crossing
+    assert [p.get_label() for p in ax_acc.patches if "other" in p.get_label()] == ["other sign change (− → +)"]
     assert any("flood-level window" in p.get_label() for p in ax_loss.patches)
     assert "sub-epoch" in ax_loss.get_xlabel() and "nats" in ax_loss.get_ylabel()
     assert ax_acc.get_legend() is not None and ax_loss.get_legend() is not None
+    assert "dev loss bottomed out" not in caption_text(fig)  # an older window.json: no onset
+
+
+@pytest.fixture
+def blip_probe():
+    """Accordance with a one-sub-epoch blip (sub-epoch 2) before the confirmed + → − change at 4 → 5;
+    dev loss lowest at sub-epoch 3; 4 sub-epochs per epoch."""
+    acc = [0.3, 0.2, -0.05, 0.1, 0.05, -0.1, -0.2, -0.3, -0.25, -0.2]
+    dev = [0.60, 0.50, 0.45, 0.40, 0.42, 0.47, 0.52, 0.58, 0.60, 0.63]
+    rows = []
+    for i, a in enumerate(acc):
+        rows.append({"sub_epoch": i, "epoch": i // 4 + 1, "first_step": 4 * i + 1, "last_step": 4 * i + 4,
+                     "accordance": a, "train_loss_mean": 0.7 - 0.06 * i, "train_loss_min": 0.6 - 0.06 * i,
+                     "train_loss_max": 0.8 - 0.06 * i, "train_losses": "[]", "dev_loss": dev[i],
+                     "test_loss": dev[i] + 0.02, "dropped_terms": 0, "dev_acc": 0.7 + 0.01 * i,
+                     "epoch_fraction": (i + 1) / 4})
+    frame = pd.DataFrame(rows)
+    crossings = [crossing("pos_to_neg", 1, 2, frame, confirmed=False),
+                 crossing("neg_to_pos", 2, 3, frame, confirmed=False),
+                 crossing("pos_to_neg", 4, 5, frame)]
+    onset = {"crossing": {"sub_epoch": 5, "epoch": 1.5, "direction": "pos_to_neg", "train_loss": 0.4},
+             "dev_loss_min": {"sub_epoch": 3, "epoch": 1.0, "train_loss": 0.52, "dev_loss": 0.40, "dev_acc": 0.73},
+             "lag_sub_epochs": 2, "lag_epochs": 0.5, "sub_epochs_probed": 10, "stopped_early": True}
+    window = {"low": 0.4, "high": 0.46, "direction": "pos_to_neg", "fallback": None, "confirm_sub_epochs": 2,
+              "crossings": crossings, "chosen_crossing": crossings[2], "onset": onset}
+    return frame, window
+
+
+def test_figure3_confirmed_crossing_blips_and_dev_loss_minimum(blip_probe, tmp_path):
+    frame, window = blip_probe
+    fig = figures.figure3(frame, tmp_path / "f3.png", "rt", window, caption="cfg")
+    assert_png(tmp_path / "f3.png")
+    ax_acc, ax_loss, ax_dev_acc = fig.axes  # dev_acc recorded: a third panel
+    chosen = [p for p in ax_acc.patches if p.get_label().startswith("window iterations")]
+    assert len(chosen) == 1 and chosen[0].get_facecolor()[:3] == pytest.approx((1.0, 217 / 255, 47 / 255))
+    blips = [p for p in ax_acc.patches if p.get_hatch()]
+    assert len(blips) == 2 and all(p.get_facecolor()[3] == 0 for p in blips)  # hatched, not filled
+    assert [p.get_label() for p in blips] == ["unconfirmed sign change (< 2 sub-epochs)", "_nolegend_"]
+    legend = [t.get_text() for t in ax_acc.get_legend().get_texts()]
+    assert legend.count("unconfirmed sign change (< 2 sub-epochs)") == 1
+    minimum = labelled_lines(ax_loss, {"dev-loss minimum (sub-epoch 3)"})
+    assert len(minimum) == 1 and list(minimum[0].get_xdata()) == [16.0, 16.0]  # sub-epoch 3 ends at step 16
+    marker = [line for line in ax_loss.get_lines() if line.get_marker() == "v"]
+    assert len(marker) == 1 and (marker[0].get_xdata()[0], marker[0].get_ydata()[0]) == (16.0, 0.40)
+    assert list(labelled_lines(ax_dev_acc, {"dev accuracy"})[0].get_ydata())[0] == pytest.approx(70.0)
+    text = caption_text(fig).replace("\n", " ")
+    assert ("dev loss bottomed out at sub-epoch 3 (epoch 1.0, train loss 0.520), 2 sub-epochs (0.5 epochs) "
+            "before accordance turned + → − at sub-epoch 5 (train loss 0.400)") in text
+    assert "the probe stopped early, after 10 sub-epochs" in text
+
+
+def test_onset_sentence_before_after_same():
+    onset = {"crossing": {"sub_epoch": 9, "epoch": 4.5, "direction": "neg_to_pos", "train_loss": 0.05},
+             "dev_loss_min": {"sub_epoch": 6, "epoch": 3.0, "train_loss": 0.21, "dev_loss": 0.3, "dev_acc": None},
+             "lag_sub_epochs": 3, "lag_epochs": 1.5, "sub_epochs_probed": 12, "stopped_early": False}
+    assert figures.onset_sentence(onset) == (
+        "dev loss bottomed out at sub-epoch 6 (epoch 3.0, train loss 0.210), 3 sub-epochs (1.5 epochs) "
+        "before accordance turned − → + at sub-epoch 9 (train loss 0.050)")
+    after = dict(onset, dev_loss_min=dict(onset["dev_loss_min"], sub_epoch=10, epoch=5.0),
+                 lag_sub_epochs=-1, lag_epochs=-0.5)
+    assert figures.onset_sentence(after) == (
+        "dev loss bottomed out at sub-epoch 10 (epoch 5.0, train loss 0.210), 1 sub-epoch (0.5 epochs) "
+        "after accordance turned − → + at sub-epoch 9 (train loss 0.050)")
+    same = dict(onset, dev_loss_min=dict(onset["dev_loss_min"], sub_epoch=9), lag_sub_epochs=0, lag_epochs=0.0)
+    assert figures.onset_sentence(same) == (
+        "dev loss bottomed out at sub-epoch 9 (epoch 3.0, train loss 0.210), at the same sub-epoch as "
+        "accordance turned − → + (sub-epoch 9, train loss 0.050)")
+    assert figures.onset_sentence(dict(onset, crossing=None)).endswith("accordance made no confirmed sign change")
+    assert figures.onset_sentence(None) is None and figures.onset_sentence({"crossing": None}) is None
 
 
 def test_figure3_says_when_accordance_never_changes_sign(accordance_frame, tmp_path):
     frame = accordance_frame.assign(accordance=accordance_frame.accordance.abs() + 0.01)
-    fig = figures.figure3(frame, tmp_path / "f3.png", "rt")
+    window = {"low": 0.5, "high": 0.52, "direction": None, "crossings": [], "chosen_crossing": None,
+              "fallback": "accordance never changes sign (always positive); used sub-epoch 0"}
+    fig = figures.figure3(frame, tmp_path / "f3.png", "rt", window)
     assert "never changes sign" in caption_text(fig)
+    fig = figures.figure3(frame, tmp_path / "f3b.png", "rt")
+    assert "no window.json given" in caption_text(fig) and not fig.axes[0].patches
 
 
 # ---------------------------------------------------------------- Figure 4

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from floodx import profiling
+from floodx import profiling, training
 from floodx.methods import REGISTRY
 
 ALL_METHODS = ["finetune", "flooding", "flooding_x", "pgd", "freelb", "tavat", "infobert"]
@@ -82,3 +82,84 @@ def test_bad_spec_is_a_user_error(data_dir, tmp_path, capsys):
                         "--out", str(tmp_path / "t.json")])
     assert exit_info.value.code == 2
     assert "floodx: error:" in capsys.readouterr().err and not (tmp_path / "t.json").exists()
+
+
+# ---------------------------------------------------------------- round-robin schedule, medians
+class FakeSteps:
+    """Stands in for `Optimisation.step` and the profiler's clock: records the order of the steps,
+    and each step of a method advances the fake clock by that method's next scripted duration."""
+
+    def __init__(self, monkeypatch, durations=None):
+        self.now, self.calls, self.durations = 0.0, [], durations or {}
+        fake = self
+
+        def step(optimisation, batch):
+            name = optimisation.method.name
+            index = sum(1 for n, _ in fake.calls if n == name)
+            fake.calls.append((name, index))
+            script = fake.durations.get(name, [1.0])
+            fake.now += script[index % len(script)]
+            return torch.tensor(0.5)
+
+        monkeypatch.setattr(profiling, "_clock", lambda: fake.now)
+        monkeypatch.setattr(training.Optimisation, "step", step)
+
+
+def run_fake(tiny_model, sentences, methods, steps, warmup_steps=0):
+    model, tokenizer = tiny_model
+    return profiling.profile_methods(model, tokenizer, examples(sentences), methods, TRAINING,
+                                     torch.device("cpu"), steps=steps, warmup_steps=warmup_steps, seed=0)
+
+
+def test_round_order_reverses_every_round_and_turns_every_two():
+    names = ["a", "b", "c"]
+    orders = [profiling.round_order(names, r) for r in range(6)]
+    assert orders == [["a", "b", "c"], ["c", "b", "a"], ["b", "c", "a"], ["a", "c", "b"],
+                      ["c", "a", "b"], ["b", "a", "c"]]
+    for position in (0, -1):  # each method first (and last) equally often
+        assert sorted(order[position] for order in orders) == ["a", "a", "b", "b", "c", "c"]
+
+
+def test_steps_are_interleaved_round_robin(monkeypatch, tiny_model, sentences):
+    fake = FakeSteps(monkeypatch)
+    methods = ["finetune", "flooding", "flooding_x", "pgd"]
+    result = run_fake(tiny_model, sentences, methods, steps=5, warmup_steps=1)
+    timed = ["finetune", "flooding", "pgd"]  # Flooding-X is not stepped: it reuses Flooding's timing
+    assert result["schedule"] == "round_robin"
+    rounds = [fake.calls[i:i + len(timed)] for i in range(0, len(fake.calls), len(timed))]
+    assert len(rounds) == 6  # 1 warm-up + 5 timed
+    for r, calls in enumerate(rounds):
+        assert [index for _, index in calls] == [r] * len(timed)  # step r of every method, then r + 1
+        assert [name for name, _ in calls] == profiling.round_order(timed, r)
+    order = [[name for name, _ in calls] for calls in rounds]
+    assert order[1] == order[0][::-1]  # alternating direction
+    assert len({o[0] for o in order}) == len(timed)  # no method is always first
+    for name in methods:
+        assert len(result["methods"][name]["step_seconds"]) == 5
+        assert len(result["methods"][name]["train_losses"]) == 6
+
+
+def test_seconds_per_step_is_the_median_of_the_step_times(monkeypatch, tiny_model, sentences):
+    durations = {"finetune": [9.0, 1.0, 2.0, 3.0, 7.0, 4.0], "pgd": [9.0, 5.0, 1.0, 6.0, 8.0, 6.0]}
+    FakeSteps(monkeypatch, durations)
+    methods = run_fake(tiny_model, sentences, ["finetune", "pgd"], steps=5, warmup_steps=1)["methods"]
+    # The warm-up step (9.0) is not timed.
+    assert methods["finetune"]["step_seconds"] == [1.0, 2.0, 3.0, 7.0, 4.0]
+    assert methods["finetune"]["seconds_per_step"] == 3.0
+    assert methods["finetune"]["seconds_per_step_mean"] == pytest.approx(17.0 / 5)
+    assert methods["pgd"]["step_seconds"] == [5.0, 1.0, 6.0, 8.0, 6.0]
+    assert methods["pgd"]["seconds_per_step"] == 6.0
+    assert methods["pgd"]["seconds_per_epoch"] == 6.0 * 5
+    assert methods["pgd"]["ratio_to_finetune"] == 2.0
+
+
+def test_an_outlier_step_does_not_move_the_ratio(monkeypatch, tiny_model, sentences):
+    steady = {"finetune": [1.0], "pgd": [3.0]}
+    FakeSteps(monkeypatch, steady)
+    quiet = run_fake(tiny_model, sentences, ["finetune", "pgd"], steps=7)["methods"]
+    # Another job takes the cores during one of PGD's steps and one of fine-tuning's.
+    noisy = {"finetune": [1.0, 1.0, 1.0, 1.0, 1.0, 40.0, 1.0], "pgd": [3.0, 3.0, 90.0, 3.0, 3.0, 3.0, 3.0]}
+    FakeSteps(monkeypatch, noisy)
+    loud = run_fake(tiny_model, sentences, ["finetune", "pgd"], steps=7)["methods"]
+    assert quiet["pgd"]["ratio_to_finetune"] == loud["pgd"]["ratio_to_finetune"] == 3.0
+    assert loud["pgd"]["seconds_per_step_mean"] > 2 * loud["pgd"]["seconds_per_step"]  # a mean would move

@@ -207,6 +207,46 @@ def test_search_summary(tmp_path):
     assert "0.12 (37.5)" in md and "| 3 |" in md
 
 
+def write_window(root, dataset, seed, **extra):
+    path = Path(root) / dataset / f"seed{seed}" / "window.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"low": 0.112, "high": 0.127, "direction": "pos_to_neg", "crossings": [],
+                                "fallback": None, "levels": ["0.11", "0.12"], "step": 0.01, **extra}))
+    return path
+
+
+def test_search_summary_onset_and_lag(tmp_path):
+    root = tmp_path / "search"
+    paths = [write_choice(root, "rt", "flooding_x", seed, {"0.11": 33.0, "0.12": 37.5}, "0.12", 2)
+             for seed in (1, 2, 3)]
+    onset = {"crossing": {"sub_epoch": 9, "epoch": 4.5, "direction": "neg_to_pos", "train_loss": 0.05},
+             "dev_loss_min": {"sub_epoch": 6, "epoch": 3.0, "train_loss": 0.21, "dev_loss": 0.3, "dev_acc": 0.8},
+             "lag_sub_epochs": 3, "lag_epochs": 1.5, "sub_epochs_probed": 12, "stopped_early": False}
+    after = dict(onset, dev_loss_min=dict(onset["dev_loss_min"], sub_epoch=11, epoch=5.5),
+                 lag_sub_epochs=-2, lag_epochs=-1.0)
+    windows = [write_window(tmp_path / "probe", "rt", 1, onset=onset, confirm_sub_epochs=2),
+               write_window(tmp_path / "probe", "rt", 2, onset=after, confirm_sub_epochs=2,
+                            fallback="no pos_to_neg crossing; used the first neg_to_pos crossing"),
+               write_window(tmp_path / "probe", "rt", 3)]  # older window.json: no onset
+    frame = tables.write_search(paths, tmp_path / "tables", windows)
+    one, two, old = (frame.iloc[i] for i in range(3))
+    assert (one.crossing_sub_epoch, one.crossing_direction, one.crossing_train_loss) == (9, "neg_to_pos", 0.05)
+    assert (one.dev_min_sub_epoch, one.dev_min_train_loss) == (6, 0.21)
+    assert (one.lag_sub_epochs, one.lag_epochs) == (3, 1.5) and (two.lag_sub_epochs, two.lag_epochs) == (-2, -1.0)
+    assert pd.isna(old.crossing_sub_epoch) and pd.isna(old.lag_sub_epochs) and pd.isna(old.dev_min_train_loss)
+    csv = pd.read_csv(tmp_path / "tables" / "search.csv")
+    assert set(tables.ONSET_COLUMNS) <= set(csv.columns)
+    assert list(csv.crossing_sub_epoch.astype("Int64")[:2]) == [9, 9]
+    md = (tmp_path / "tables" / "search.md").read_text()
+    assert "| Crossing | Dev-loss min | Lag |" in md
+    lines = [line for line in md.splitlines() if line.startswith("| Rotten Tomatoes")]
+    assert lines[0].endswith("| 9 (− → +, loss 0.050) | 6 (loss 0.210) | 3 (1.5 ep) |")
+    assert lines[1].endswith("| 9 (− → +, loss 0.050) | 11 (loss 0.210) | −2 (−1.0 ep) |")
+    assert "(fallback: no pos_to_neg crossing" in lines[1]
+    assert lines[2].endswith("| – | – | – |")
+    assert "positive means the dev loss bottomed out before the accordance changed sign" in md
+
+
 def write_times(path, seconds, batch_size=32, steps_per_epoch=20, adv_steps=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     methods = {m: {"seconds_per_step": s, "steps": 8, "seconds_per_epoch": s * steps_per_epoch,

@@ -152,3 +152,83 @@ def test_resume_after_interruption_gives_the_uninterrupted_model(tmp_path, sente
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+# ---------------------------------------------------------------- retention and finished runs
+def kept(run_dir):
+    return sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+
+
+@pytest.mark.parametrize("keep, expected", [
+    ([], ["epoch-3"]), ([1], ["epoch-1", "epoch-3"]), (None, ["epoch-1", "epoch-2", "epoch-3"])])
+def test_only_the_checkpoints_that_are_read_survive(tmp_path, sentences, keep, expected):
+    data = write_prepared(tmp_path / "data", sentences)
+    spec = dict(tiny_spec(epochs=3), keep_epochs=keep)
+    result = train(spec, data, tmp_path / "run", device=torch.device("cpu"))
+    assert kept(tmp_path / "run") == expected and result["checkpoints_kept"] == [int(e[6:]) for e in expected]
+    states = sorted(p.parent.name for p in (tmp_path / "run" / "checkpoints").glob("*/trainer_state.pt"))
+    assert states == ["epoch-3"]                    # no optimiser state in older checkpoints
+    final = torch.load(tmp_path / "run" / "checkpoints" / "epoch-3" / "trainer_state.pt", weights_only=False)
+    assert "optimizer" not in final and "rng_cpu" not in final and final["finished"]
+
+
+class Counter:
+    def __init__(self):
+        self.steps = 0
+
+    def on_step_end(self, state):
+        self.steps += 1
+
+
+def test_a_finished_run_asked_again_trains_nothing(tmp_path, sentences):
+    """metrics.json lost after the optimiser state was released: rebuilt from progress.json."""
+    data = write_prepared(tmp_path / "data", sentences)
+    first = train(tiny_spec(epochs=2), data, tmp_path / "run", device=torch.device("cpu"))
+    (tmp_path / "run" / "metrics.json").unlink()
+    counter = Counter()
+    again = train(tiny_spec(epochs=2), data, tmp_path / "run", callbacks=[counter], device=torch.device("cpu"))
+    assert counter.steps == 0 and again["epochs"] == first["epochs"]
+    assert again["final_checkpoint"] == first["final_checkpoint"] == "checkpoints/epoch-2"
+
+
+def test_a_changed_spec_trains_afresh(tmp_path, sentences):
+    data = write_prepared(tmp_path / "data", sentences)
+    train(tiny_spec(epochs=2), data, tmp_path / "run", device=torch.device("cpu"))
+    changed = tiny_spec(epochs=2)
+    changed["training"]["learning_rate"] = 5e-4
+    counter = Counter()
+    result = train(changed, data, tmp_path / "run", callbacks=[counter], device=torch.device("cpu"))
+    fresh = train(changed, data, tmp_path / "fresh", device=torch.device("cpu"))
+    assert counter.steps == 8 and result["epochs"][-1]["train_loss_per_batch"] == fresh["epochs"][-1]["train_loss_per_batch"]
+
+
+def test_resume_keeps_the_listed_checkpoints(tmp_path, sentences):
+    data = write_prepared(tmp_path / "data", sentences)
+    spec = dict(tiny_spec(epochs=3), keep_epochs=[1])
+    whole = train(spec, data, tmp_path / "whole", device=torch.device("cpu"))
+    with pytest.raises(Interrupt):
+        train(spec, data, tmp_path / "resumed", callbacks=[StopAt(10)], device=torch.device("cpu"))
+    resumed = train(spec, data, tmp_path / "resumed", device=torch.device("cpu"))
+    assert kept(tmp_path / "resumed") == ["epoch-1", "epoch-3"]
+    assert resumed["epochs"][-1]["train_loss_per_batch"] == whole["epochs"][-1]["train_loss_per_batch"]
+
+
+class StopEarly:
+    """Asks the loop to stop after `step` (what the accordance probe does after a crossing)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, state):
+        state.stop = state.global_step >= self.step
+
+
+def test_a_callback_stops_training_mid_epoch_and_the_run_counts_as_finished(tmp_path, sentences):
+    data = write_prepared(tmp_path / "data", sentences)
+    result = train(tiny_spec(epochs=3), data, tmp_path / "run", callbacks=[StopEarly(6)], device=torch.device("cpu"))
+    assert [e["steps"] for e in result["epochs"]] == [4, 2] and result["stopped_early"]
+    assert result["epochs_planned"] == 3 and result["final_checkpoint"] == "checkpoints/epoch-2"
+    (tmp_path / "run" / "metrics.json").unlink()
+    counter = Counter()
+    again = train(tiny_spec(epochs=3), data, tmp_path / "run", callbacks=[counter], device=torch.device("cpu"))
+    assert counter.steps == 0 and again["epochs"] == result["epochs"]

@@ -67,9 +67,9 @@ def test_several_crossings_pick_by_direction_and_record_all():
 
 def test_configured_direction_missing_falls_back_loudly():
     rows = curve([0.3, 0.2, -0.1, -0.2], LOSSES[:4])
-    with pytest.warns(WindowWarning, match="no neg_to_pos crossing"):
+    with pytest.warns(WindowWarning, match="no confirmed neg_to_pos crossing"):
         window = flood_window(rows, direction="neg_to_pos")
-    assert window["direction"] == "pos_to_neg" and "no neg_to_pos crossing" in window["fallback"]
+    assert window["direction"] == "pos_to_neg" and "no confirmed neg_to_pos crossing" in window["fallback"]
 
 
 def test_no_crossing_uses_the_sub_epoch_nearest_zero():
@@ -146,5 +146,74 @@ def test_cli_reads_the_probe_csv_and_writes_window_json(tmp_path, capsys):
     assert window["levels"] == ["0.30", "0.32", "0.35"] and window["thinned"]["from"] == 6
     assert window["direction"] == "pos_to_neg"
     main(["--probe", str(probe), "--out", str(out), "--direction", "neg_to_pos"])
-    assert "no neg_to_pos crossing" in json.loads(out.read_text())["fallback"]
-    assert "floodx: warning: flood-level window: no neg_to_pos" in capsys.readouterr().err
+    assert "no confirmed neg_to_pos crossing" in json.loads(out.read_text())["fallback"]
+    assert "floodx: warning: flood-level window: no confirmed neg_to_pos" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- confirmed crossings
+# A noisy curve like the 1,000-sentence probe's: two one-sub-epoch blips above zero before the
+# real negative -> positive change at sub-epochs 9 -> 10.
+NOISY = [-0.30, -0.20, -0.10, 0.0096, -0.05, -0.03, 0.061, -0.02, 0.03, 0.05, 0.08, 0.10]
+NOISY_LOSSES = [0.69, 0.60, 0.50, 0.42, 0.35, 0.29, 0.24, 0.20, 0.16, 0.13, 0.10, 0.08]
+
+
+def test_blips_are_recorded_but_never_pick_the_window():
+    rows = curve(NOISY, NOISY_LOSSES)
+    window = no_warning(flood_window, rows, step=0.01, confirm=3)
+    raw = [(c["from_sub_epoch"], c["to_sub_epoch"], c["confirmed"]) for c in window["crossings"]]
+    assert raw == [(3, 4, False), (4, 5, False), (6, 7, False), (7, 8, False), (8, 9, True)]
+    assert window["chosen_crossing"]["to_sub_epoch"] == 9 and window["direction"] == "neg_to_pos"
+    assert (window["low"], window["high"]) == (0.16, 0.20) and window["sub_epochs"] == [8, 9]
+    assert window["confirm_sub_epochs"] == 3
+
+
+def test_confirm_one_takes_the_first_blip_as_before():
+    window = no_warning(flood_window, curve(NOISY, NOISY_LOSSES), step=0.01, confirm=1)
+    assert window["chosen_crossing"]["to_sub_epoch"] == 4 and window["sub_epochs"] == [3, 4]
+
+
+def test_a_blip_before_the_sign_is_established_is_not_a_crossing():
+    rows = curve([0.01, -0.2, -0.2, -0.2, 0.1, 0.1, 0.1, 0.1], LOSSES)
+    crossings = find_crossings(rows, confirm=3)
+    assert [(c["to_sub_epoch"], c["confirmed"]) for c in crossings] == [(2, False), (5, True)]
+
+
+def test_a_change_that_does_not_hold_long_enough_falls_back_and_says_so():
+    rows = curve([-0.3, -0.2, -0.1, -0.05, -0.02, -0.01, 0.02, 0.03], LOSSES)   # + for 2 only
+    with pytest.warns(WindowWarning, match="no sign change holds 3 sub-epochs"):
+        window = flood_window(rows, step=0.01, confirm=3)
+    assert window["chosen_crossing"] is None and "unconfirmed: sub-epochs 6-7" in window["fallback"]
+    assert no_warning(flood_window, rows, step=0.01, confirm=2)["chosen_crossing"]["to_sub_epoch"] == 7
+
+
+def test_confirmed_at_is_the_row_that_completes_the_evidence():
+    from floodx.window import crossing_confirmed_at
+
+    rows = curve(NOISY, NOISY_LOSSES)
+    assert crossing_confirmed_at(rows, confirm=3) == 10           # sub-epochs 9, 10, 11 (indices 8-10)
+    assert crossing_confirmed_at(rows[:10], confirm=3) is None    # only two positive so far
+    assert crossing_confirmed_at(rows, confirm=3, direction="pos_to_neg") is None
+    assert crossing_confirmed_at(rows, confirm=3, direction="neg_to_pos") == 10
+
+
+def test_onset_puts_the_dev_loss_minimum_beside_the_crossing():
+    rows = curve(NOISY, NOISY_LOSSES)
+    dev = [0.68, 0.60, 0.52, 0.47, 0.45, 0.44, 0.46, 0.50, 0.55, 0.60, 0.66, 0.70]   # minimum at 6
+    for i, row in enumerate(rows):
+        row.update(dev_loss=dev[i], dev_acc=0.5 + i / 100, epoch_fraction=(i + 1) / 2)
+    onset = no_warning(flood_window, rows, step=0.01, confirm=3, max_epochs=10)["onset"]
+    assert onset["crossing"] == {"sub_epoch": 9, "epoch": 4.5, "direction": "neg_to_pos", "train_loss": 0.16}
+    assert onset["dev_loss_min"] == {"sub_epoch": 6, "epoch": 3.0, "train_loss": 0.29, "dev_loss": 0.44,
+                                     "dev_acc": 0.55}
+    assert onset["lag_sub_epochs"] == 3 and onset["lag_epochs"] == 1.5
+    assert onset["sub_epochs_probed"] == 12 and onset["epochs_probed"] == 6.0 and onset["stopped_early"]
+
+
+def test_onset_without_a_crossing_or_dev_losses():
+    rows = curve([-0.3, -0.2, -0.1], LOSSES[:3])
+    for row in rows:
+        row["dev_loss"] = None
+    with pytest.warns(WindowWarning):
+        onset = flood_window(rows, step=0.01, confirm=2)["onset"]
+    assert onset["crossing"] is None and onset["dev_loss_min"] is None and onset["lag_sub_epochs"] is None
+    assert onset["stopped_early"] is False

@@ -66,7 +66,8 @@ from .methods.base import TrainingMethod, classification_loss
 
 CSV_COLUMNS = (
     "sub_epoch", "epoch", "first_step", "last_step", "accordance", "train_loss_mean",
-    "train_loss_min", "train_loss_max", "train_losses", "dev_loss", "test_loss", "dropped_terms",
+    "train_loss_min", "train_loss_max", "train_losses", "dev_loss", "dev_acc", "test_loss", "dropped_terms",
+    "epoch_fraction",
 )
 
 
@@ -429,10 +430,13 @@ class AccordanceProbe(TrainingMethod):
 
 # ---------------------------------------------------------------- the probe run
 class ProbeRecorder:
-    """Training callback: closes each sub-epoch, evaluates dev and test loss, keeps the row."""
+    """Training callback: closes each sub-epoch, evaluates dev and test, keeps the row, and ends
+    training `stop_after_sub_epochs` sub-epochs after a confirmed crossing (`floodx.window`'s
+    rule, so the probe stops on exactly the crossing the window will use)."""
 
-    def __init__(self, splits=("dev", "test")):
+    def __init__(self, splits=("dev", "test"), stop=None):
         self.splits = splits
+        self.stop = dict(stop or {})
         self.method = None
         self._first_step = None
 
@@ -447,6 +451,7 @@ class ProbeRecorder:
             return
         result = method.pop_sub_epoch()
         losses = result.train_losses
+        dev = state.evaluate("dev") if "dev" in self.splits else {"loss": None, "acc": None}
         row = {
             "sub_epoch": len(method.records) + 1, "epoch": state.epoch,
             "first_step": self._first_step, "last_step": state.global_step,
@@ -454,12 +459,29 @@ class ProbeRecorder:
             "train_loss_mean": sum(losses) / len(losses),
             "train_loss_min": min(losses), "train_loss_max": max(losses),
             "train_losses": losses,
-            "dev_loss": state.evaluate("dev")["loss"] if "dev" in self.splits else None,
+            "dev_loss": dev["loss"], "dev_acc": dev["acc"],
             "test_loss": state.evaluate("test")["loss"] if "test" in self.splits else None,
             "dropped_terms": result.dropped_terms,
+            "epoch_fraction": state.global_step / method.steps_per_epoch if method.steps_per_epoch else None,
         }
         method.records.append(row)
         self._first_step = None
+        print(f"probe: sub-epoch {row['sub_epoch']} (epoch {state.epoch}, step {state.global_step}): "
+              f"accordance {row['accordance']:+.4f}, train loss {row['train_loss_mean']:.4f}, "
+              f"dev loss {dev['loss'] if dev['loss'] is not None else float('nan'):.4f}", flush=True)
+        if self.should_stop(method.records):
+            print(f"probe: crossing confirmed; stopping after sub-epoch {row['sub_epoch']}", flush=True)
+            state.stop = True
+
+    def should_stop(self, rows):
+        """A confirmed crossing (configured direction) lies `stop_after_sub_epochs` rows back."""
+        from .window import crossing_confirmed_at
+
+        after = self.stop.get("stop_after_sub_epochs")
+        if after is None:
+            return False
+        at = crossing_confirmed_at(rows, self.stop.get("confirm_sub_epochs", 1), self.stop.get("direction"))
+        return at is not None and len(rows) - 1 - at >= int(after)
 
 
 def write_accordance_csv(path, rows):
@@ -475,7 +497,7 @@ def write_accordance_csv(path, rows):
                 out = {key: row.get(key) for key in CSV_COLUMNS}
                 out["train_losses"] = json.dumps(list(row.get("train_losses") or []))
                 for key in ("accordance", "train_loss_mean", "train_loss_min", "train_loss_max",
-                            "dev_loss", "test_loss"):
+                            "dev_loss", "dev_acc", "test_loss", "epoch_fraction"):
                     value = out[key]
                     out[key] = "" if value is None else repr(float(value))
                 writer.writerow(out)
@@ -509,7 +531,7 @@ def run_probe(spec, data_dir, out_dir, device=None):
     train_spec = dict(spec)
     train_spec["method"] = "accordance_probe"
     train_spec["method_params"] = {"sub_epoch_batches": _sub_epoch_batches(spec)}
-    recorder = ProbeRecorder()
+    recorder = ProbeRecorder(stop=spec.get("stop"))
     metrics = train(train_spec, data_dir, out_dir, callbacks=[recorder], device=device)
     if recorder.method is not None:
         rows = recorder.method.records

@@ -88,7 +88,8 @@ def bench_training():
 
 
 def bench_baselines(steps=6):
-    """Table 3's own measurement (`floodx.profiling.profile_methods`) at the paper's K = 5."""
+    """Table 3's own measurement (`floodx.profiling.profile_methods`: steps interleaved round
+    robin, ratios of median step times) at the paper's K = 5."""
     from .profiling import profile_methods
 
     model, tokenizer, _, training, examples = embedded_default()

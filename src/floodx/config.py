@@ -136,21 +136,51 @@ def dataset_training(config, dataset):
     return training
 
 
-def run_spec(config, dataset, run, seed, resources="resources", keep_all_checkpoints=False):
+def attacked_epoch(config):
+    """The checkpoint the attacks read: `attacks.epoch`, or the last one (the paper)."""
+    return config["attacks"]["epoch"] or config["training"]["epochs"]
+
+
+def kept_epochs(config, run):
+    """Checkpoints a training run keeps besides its final one (None = every epoch).
+
+    Figure 4 attacks every epoch of `figures.per_epoch_methods`; a Flooding run keeps them all
+    when Flooding or Flooding-X is among them (which level is chosen is known only later).
+    """
+    if config["training"]["keep_checkpoints"] == "all":
+        return None
+    wanted = set(config["figures"]["per_epoch_methods"])
+    method, _ = parse_run(run)
+    if wanted & ({"flooding", "flooding_x"} if method == "flooding" else {method}):
+        return None
+    return [attacked_epoch(config)]
+
+
+def run_spec(config, dataset, run, seed, resources="resources"):
     method, params = parse_run(run)
     if method in config.get("method_params", {}):
         params = {**config["method_params"][method], **params}
     return {
         "dataset": dataset, "run": run, "method": method, "method_params": params,
         "seed": int(seed), "model": config["model"], "training": dataset_training(config, dataset),
-        "resources": resources, "keep_all_checkpoints": keep_all_checkpoints,
+        "resources": resources, "keep_epochs": kept_epochs(config, run),
     }
 
 
+def window_spec(config):
+    """What decides the window: the crossing rule (probe) and the level grid (search)."""
+    probe, search = config["probe"], config["search"]
+    return {"step": search["step"], "max_levels": search["max_levels"], "direction": search["direction"],
+            "confirm_sub_epochs": probe["confirm_sub_epochs"], "max_epochs": probe["max_epochs"]}
+
+
 def probe_spec(config, dataset, seed, resources="resources"):
+    """Fine-tuning's run spec, trained for `probe.max_epochs` and stopped by the crossing rule."""
     spec = run_spec(config, dataset, "finetune", seed, resources)
+    spec["keep_epochs"] = []          # only the final checkpoint (it holds the probe's rows)
+    probe = config["probe"]
+    spec["training"]["epochs"] = probe["max_epochs"]
     spec.update(run="accordance_probe", method="accordance_probe", method_params={},
-                sub_epoch_batches=config["probe"]["sub_epoch_batches"])
-    if config["probe"].get("epochs"):
-        spec["training"]["epochs"] = config["probe"]["epochs"]
+                sub_epoch_batches=probe["sub_epoch_batches"],
+                stop=window_spec(config) | {"stop_after_sub_epochs": probe["stop_after_sub_epochs"]})
     return spec

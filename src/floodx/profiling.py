@@ -1,14 +1,18 @@
-"""Table 3 measured fairly: every method trained for the same number of steps, back to back.
+"""Table 3 measured fairly: every method trained for the same steps, interleaved step by step.
 
-One job per data set. Every method starts from a fresh copy of the same starting weights, sees the
-same batches (same order, same padding), uses the training loop's optimiser, schedule, clipping
-and autocast (`floodx.training`), on the same device with the same batch size. The first
-`warmup_steps` steps of each method are run but not timed (allocator, kernel selection, lazy
-initialisation). Reported per method: seconds per step, seconds per epoch extrapolated to the
-whole training set (ceil(num_train / batch_size) steps), and the ratio to fine-tuning.
+One job per data set. Every method starts from a fresh copy of the same starting weights (same
+seed, own RNG stream), sees the same batches and uses the training loop's own step
+(`floodx.training.Optimisation`). All copies are built first and live at once (one model +
+optimiser state per timed method: 6 MiniLM copies on CPU for the 7 methods, Flooding-X being
+timed as Flooding). Each round then runs one step of every method, in an order that reverses
+every round and turns every two (`round_order`), so that load from other jobs hits all methods
+alike. The first `warmup_steps` rounds are not timed; each later step is timed on its own (CUDA
+synchronised around it). Reported per method: the median seconds per step (also the mean and
+every step's time), seconds per epoch (times ceil(num_train / batch_size)), and the ratio of
+medians to fine-tuning's.
 
     python -m floodx.profiling --spec JSON --data results/data/rt --out results/profile/rt/times.json \
-        --resources resources --threads 1
+        --resources resources --threads 2
 
 Spec (built by the rule `profile_time`): ``{"dataset", "methods": [...], "steps", "seed",
 "flood_level", "method_params": {...}, "base": <floodx.config.run_spec of fine-tune>}``; optional
@@ -34,6 +38,7 @@ from .provenance import provenance, write_json
 # Methods that train with the Flooding code path (Flooding-X is Flooding at another level).
 FLOODING_ALIASES = {"flooding_x": "flooding"}
 DEFAULT_WARMUP_STEPS = 2
+_clock = time.perf_counter  # replaced by a fake clock in tests
 
 
 def _load_data(data_dir):
@@ -81,51 +86,51 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def time_method(base_model, tokenizer, method_name, params, batches, training, total_steps, device,
-                warmup_steps, seed, setup_batches=None):
-    """Train a fresh copy of `base_model` with one method over `batches`; returns timings.
+def round_order(names, round_index):
+    """The order of the methods' steps in round `round_index` of the round-robin schedule.
 
-    Each step is `floodx.training.Optimisation.step`, the training loop's own step.
+    Every other round runs backwards, and the order turns by one place every two rounds, so that
+    each method runs first (and last) equally often and follows different methods.
     """
-    api = _training_api()
-    torch.manual_seed(seed)  # same dropout / perturbation-initialisation stream for every method
-    model = copy.deepcopy(base_model).to(device).train()
-    method = build_method(method_name, **params)
-    started = time.perf_counter()
-    method.setup(model, tokenizer, setup_batches if setup_batches is not None else batches)
-    setup_seconds = time.perf_counter() - started
-    optimisation = api.Optimisation(model, method, training, total_steps, device)
-    per_step = []
-    losses = []
-    timed_start = None
-    for i, batch in enumerate(batches):
-        if i == warmup_steps:
-            _sync(device)
-            timed_start = time.perf_counter()
-        step_start = time.perf_counter()
-        losses.append(optimisation.step(api.to_device(batch, device)))
-        if device.type != "cuda" and i >= warmup_steps:
-            per_step.append(time.perf_counter() - step_start)
-    _sync(device)
-    timed_steps = len(batches) - warmup_steps
-    total = time.perf_counter() - timed_start
-    final_loss = torch.stack(losses).float().cpu().tolist()
-    del model, optimisation
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    out = {
-        "seconds_per_step": total / timed_steps,
-        "steps": timed_steps,
-        "warmup_steps": warmup_steps,
-        "timed_seconds": total,
-        "setup_seconds": setup_seconds,
-        "passes_per_step": method.passes_per_step,
-        "method_params": method.describe()["params"],
-        "train_losses": final_loss,
-    }
-    if per_step:  # CPU: every step timed on its own (robust to other jobs' interference)
-        out["seconds_per_step_median"] = statistics.median(per_step)
-    return out
+    shift = (round_index // 2) % len(names)
+    order = list(names[shift:]) + list(names[:shift])
+    return order[::-1] if round_index % 2 else order
+
+
+class _Runner:
+    """One method's own copy of the starting model, its `Optimisation` and its RNG stream."""
+
+    def __init__(self, api, base_model, tokenizer, registry, params, setup_batches, training,
+                 total_steps, device, seed):
+        torch.manual_seed(seed)  # same dropout / perturbation-initialisation stream for every method
+        self.model = copy.deepcopy(base_model).to(device).train()
+        self.method = build_method(registry, **params)
+        started = _clock()
+        self.method.setup(self.model, tokenizer, setup_batches)
+        self.setup_seconds = _clock() - started
+        self.optimisation = api.Optimisation(self.model, self.method, training, total_steps, device)
+        self.device = device
+        self.rng = self._rng_state()  # resumed at each of its steps: steps of other methods in between
+        self.losses, self.step_seconds = [], []
+
+    def _rng_state(self):
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
+    def step(self, api, batch, timed):
+        cpu, cuda = self.rng
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, self.device)
+        _sync(self.device)
+        started = _clock()
+        loss = self.optimisation.step(api.to_device(batch, self.device))
+        _sync(self.device)
+        seconds = _clock() - started
+        self.rng = self._rng_state()
+        self.losses.append(loss.detach())
+        if timed:
+            self.step_seconds.append(seconds)
 
 
 def profile_methods(base_model, tokenizer, examples, methods, training, device, steps,
@@ -133,7 +138,11 @@ def profile_methods(base_model, tokenizer, examples, methods, training, device, 
                     num_train_examples=None, epochs=None):
     """Time every method in `methods` (fine-tune is always timed: it is the reference).
 
-    Returns {"methods": {name: {...}}, "batch_size", "steps_per_epoch", "num_train_examples"}.
+    All methods' copies are built first and live at once; then `warmup_steps` untimed and `steps`
+    timed rounds each run one step of every method in `round_order`. Each step is
+    `floodx.training.Optimisation.step`, the training loop's own step, timed on its own.
+
+    Returns {"methods": {name: {...}}, "schedule", "batch_size", "steps_per_epoch", ...}.
     """
     if steps < 1:
         raise ConfigError(f"profiling.steps must be >= 1, got {steps}")
@@ -151,30 +160,48 @@ def profile_methods(base_model, tokenizer, examples, methods, training, device, 
     num_train = int(num_train_examples or len(examples))
     steps_per_epoch = math.ceil(num_train / batch_size)
     total_steps = steps_per_epoch * int(epochs or training.get("epochs", 1))
-    # One untimed fine-tune warm-up for the whole process (lazy imports, allocator, kernel
-    # selection), so that the first method timed is not penalised for being first.
-    time_method(base_model, tokenizer, "finetune", dict(method_params.get("finetune", {})),
-                batches[:max(1, warmup_steps)], training, total_steps, device, 0, seed, setup_batches)
-    results = {}
+    runners, timed_as = {}, {}  # runners by registry name; reported name -> registry name
     for name, registry in timing_plan(methods):
-        if registry == "flooding" and "flooding" in results:
-            results[name] = {**results["flooding"], "timed_as": "flooding"}
+        timed_as[name] = registry
+        if registry in runners:
             continue
         params = dict(method_params.get(registry, {}))
         if registry == "flooding":
             params.setdefault("flood_level", flood_level)
-        record = time_method(base_model, tokenizer, registry, params, batches, training, total_steps,
-                             device, warmup_steps, seed, setup_batches)
-        record["timed_as"] = registry
-        results[name] = record
-    reference = results["finetune"]["seconds_per_step"]
-    for name, record in results.items():
-        record["steps_per_epoch"] = steps_per_epoch
-        record["seconds_per_epoch"] = record["seconds_per_step"] * steps_per_epoch
-        record["ratio_to_finetune"] = record["seconds_per_step"] / reference
-    ordered = {name: results[name] for name in ["finetune"] + [m for m in methods if m != "finetune"]}
-    return {"methods": ordered, "batch_size": batch_size, "max_length": max_length,
-            "steps_per_epoch": steps_per_epoch, "num_train_examples": num_train}
+        runners[registry] = _Runner(api, base_model, tokenizer, registry, params, setup_batches, training,
+                                    total_steps, device, seed)
+    order = list(runners)
+    for round_index, batch in enumerate(batches):
+        for registry in round_order(order, round_index):
+            runners[registry].step(api, batch, timed=round_index >= warmup_steps)
+    records = {}
+    for registry, runner in runners.items():
+        median = statistics.median(runner.step_seconds)
+        records[registry] = {
+            "seconds_per_step": median,
+            "seconds_per_step_mean": statistics.fmean(runner.step_seconds),
+            "step_seconds": runner.step_seconds,
+            "steps": steps,
+            "warmup_steps": warmup_steps,
+            "timed_seconds": sum(runner.step_seconds),
+            "setup_seconds": runner.setup_seconds,
+            "passes_per_step": runner.method.passes_per_step,
+            "method_params": runner.method.describe()["params"],
+            "train_losses": torch.stack(runner.losses).float().cpu().tolist(),
+            "steps_per_epoch": steps_per_epoch,
+            "seconds_per_epoch": median * steps_per_epoch,
+        }
+    del runners
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    reference = records["finetune"]["seconds_per_step"]
+    ordered = {}
+    for name in ["finetune"] + [m for m in methods if m != "finetune"]:
+        record = records[timed_as[name]]
+        ordered[name] = {**record, "timed_as": timed_as[name],
+                         "ratio_to_finetune": record["seconds_per_step"] / reference}
+    return {"methods": ordered, "schedule": "round_robin", "batch_size": batch_size,
+            "max_length": max_length, "steps_per_epoch": steps_per_epoch, "num_train_examples": num_train}
 
 
 def _spec_parts(spec):

@@ -505,18 +505,68 @@ def search_summary(choice_paths, window_paths=()):
             row["window"] = f"[{float(window['low']):.3f}, {float(window['high']):.3f}]"
         row["window_direction"] = window.get("direction")
         row["window_fallback"] = window.get("fallback")
+        row.update(_onset_columns(window.get("onset")))
     frame = pd.DataFrame(list(rows.values()))
     if frame.empty:
         raise DataError("no choice.json given")
+    for column in ("crossing_sub_epoch", "dev_min_sub_epoch", "lag_sub_epochs"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
     frame["_d"] = frame.dataset.map({d: i for i, d in enumerate(_order(frame.dataset, PAPER_DATASETS))})
     return frame.sort_values(["_d", "seed"]).drop(columns="_d").reset_index(drop=True)
+
+
+ONSET_COLUMNS = ("crossing_sub_epoch", "crossing_direction", "crossing_train_loss", "dev_min_sub_epoch",
+                 "dev_min_train_loss", "lag_sub_epochs", "lag_epochs")
+
+
+def _onset_columns(onset):
+    """window.json's `onset` as search.csv columns (all None for an older window.json without it)."""
+    onset = onset or {}
+    crossing, dev_min = onset.get("crossing") or {}, onset.get("dev_loss_min") or {}
+    return dict(zip(ONSET_COLUMNS, (
+        crossing.get("sub_epoch"), crossing.get("direction"), crossing.get("train_loss"),
+        dev_min.get("sub_epoch"), dev_min.get("train_loss"), onset.get("lag_sub_epochs"), onset.get("lag_epochs"))))
+
+
+def _missing(value):
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _signed(text):
+    return text.replace("-", "−")
+
+
+def _onset_cells(rec):
+    """The Markdown cells Crossing, Dev-loss min and Lag: '9 (− → +, loss 0.050)', '6 (loss 0.210)',
+    '3 (1.5 ep)'; '–' where unknown."""
+    arrows = {"pos_to_neg": "+ → −", "neg_to_pos": "− → +"}
+    crossing = "–"
+    if not _missing(rec.get("crossing_sub_epoch")):
+        inside = [arrows.get(rec.get("crossing_direction"), rec.get("crossing_direction"))]
+        if not _missing(rec.get("crossing_train_loss")):
+            inside.append(f"loss {float(rec['crossing_train_loss']):.3f}")
+        inside = [part for part in inside if not _missing(part)]
+        crossing = str(int(rec["crossing_sub_epoch"])) + (f" ({', '.join(inside)})" if inside else "")
+    dev_min = "–"
+    if not _missing(rec.get("dev_min_sub_epoch")):
+        dev_min = str(int(rec["dev_min_sub_epoch"]))
+        if not _missing(rec.get("dev_min_train_loss")):
+            dev_min += f" (loss {float(rec['dev_min_train_loss']):.3f})"
+    lag = "–"
+    if not _missing(rec.get("lag_sub_epochs")):
+        lag = _signed(str(int(rec["lag_sub_epochs"])))
+        if not _missing(rec.get("lag_epochs")):
+            epochs = f"{float(rec['lag_epochs']):.2f}".rstrip("0")
+            lag += _signed(f" ({epochs}0 ep)" if epochs.endswith(".") else f" ({epochs} ep)")
+    return [crossing, dev_min, lag]
 
 
 def search_markdown(frame, caption=None):
     lines = [caption, ""] if caption else []
     lines += ["| Data set | Seed | Flooding grid | Flooding chosen | Flooding runs | Accordance window | "
-              "Flooding-X levels | Flooding-X chosen | Flooding-X runs | Criterion |",
-              "|---|---:|---|---:|---:|---|---|---:|---:|---|"]
+              "Flooding-X levels | Flooding-X chosen | Flooding-X runs | Criterion | Crossing | Dev-loss min | Lag |",
+              "|---|---:|---|---:|---:|---|---|---:|---:|---|---|---|---:|"]
 
     def get(rec, key, fmt=str):
         value = rec.get(key)
@@ -539,9 +589,15 @@ def search_markdown(frame, caption=None):
             dataset_label(rec["dataset"]), str(rec["seed"]), get(rec, "flooding_levels"),
             chosen(rec, "flooding"), get(rec, "flooding_n_training_runs", lambda v: str(int(v))),
             window, get(rec, "flooding_x_levels"), chosen(rec, "flooding_x"),
-            get(rec, "flooding_x_n_training_runs", lambda v: str(int(v))), get(rec, "criterion")]) + " |")
+            get(rec, "flooding_x_n_training_runs", lambda v: str(int(v))), get(rec, "criterion"),
+            *_onset_cells(rec)]) + " |")
     lines += ["", "Chosen level with its selection score in brackets (the search criterion, on the dev "
-              "split). Runs: training runs the search needed."]
+              "split). Runs: training runs the search needed. Crossing: first sub-epoch of the new sign of "
+              "the confirmed accordance sign change that opened the window (direction, mean train loss); "
+              "Dev-loss min: the probe's sub-epoch with the lowest dev loss (mean train loss); – where "
+              "window.json does not record it. Lag = crossing sub-epoch − dev-loss-minimum sub-epoch "
+              "(in epochs in brackets): positive means the dev loss bottomed out before the accordance "
+              "changed sign, negative after it."]
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,12 @@ decay, gradient clipping, dynamic padding. A method object decides the passes of
 (`floodx.methods`). After every epoch: a `save_pretrained` checkpoint and the epoch's metrics;
 an interrupted run resumes from its last finished epoch and ends with the same model as an
 uninterrupted one (data order is a function of seed and epoch; RNG and optimiser states are
-checkpointed).
+checkpointed). A callback may end training early (`StepState.stop`, the accordance probe).
+
+Retention (`keep_epochs` in the run spec, from `training.keep_checkpoints`): only the checkpoints
+that are read later survive: the listed epochs and the final one, or all with `keep_epochs: null`.
+The optimiser state lives only in the newest checkpoint while training, and is dropped when the
+run finishes (what remains of `trainer_state.pt` is the method's own small state).
 """
 
 import argparse
@@ -173,6 +178,7 @@ class StepState:
         self.epoch = 0
         self.loss = None
         self.batch = None
+        self.stop = False        # a callback sets it to end training after this step
 
     def evaluate(self, split):
         return self._trainer.evaluate_split(split)
@@ -202,11 +208,20 @@ class Trainer:
     def checkpoint_dir(self, epoch):
         return self.out_dir / "checkpoints" / f"epoch-{epoch}"
 
+    def finished(self, records):
+        """True when progress.json says the run is complete (all epochs, or stopped early)."""
+        return bool(records) and (records[-1]["epoch"] >= int(self.training["epochs"])
+                                  or records[-1].get("stopped_early", False))
+
     def last_finished_epoch(self):
         progress = self.out_dir / "progress.json"
         if not progress.exists():
             return 0, []
-        records = read_json(progress)["epochs"]
+        saved = read_json(progress)
+        if saved.get("spec", self.spec) != self.spec:    # another setting: train afresh
+            shutil.rmtree(self.out_dir / "checkpoints", ignore_errors=True)
+            return 0, []
+        records = saved["epochs"]
         epoch = records[-1]["epoch"] if records else 0
         if epoch and not (self.checkpoint_dir(epoch) / STATE_FILE).exists():
             return 0, []
@@ -217,6 +232,9 @@ class Trainer:
         spec, training = self.spec, self.training
         num_labels = self.meta["num_labels"]
         start_epoch, records = self.last_finished_epoch()
+        self.method = build_method(spec["method"], **spec.get("method_params", {}))
+        if self.finished(records):       # nothing left to train (e.g. metrics.json was deleted)
+            return self._finish(records)
         if start_epoch:
             self.model, self.tokenizer = build_model(
                 {"source": "huggingface", "name_or_path": str(self.checkpoint_dir(start_epoch))},
@@ -225,7 +243,6 @@ class Trainer:
             self.model, self.tokenizer = build_model(
                 spec["model"], num_labels, spec.get("resources", "resources"), self.out_dir)
         self.model.to(self.device).train()
-        self.method = build_method(spec["method"], **spec.get("method_params", {}))
 
         train = self.splits["train"]
         batch_size = training["batch_size"]
@@ -256,6 +273,8 @@ class Trainer:
                 state.loss, state.batch = loss, batch
                 for callback in callbacks:
                     callback.on_step_end(state)
+                if state.stop:
+                    break
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - started
@@ -265,10 +284,16 @@ class Trainer:
                 "epoch": epoch, "train_loss_mean": sum(per_batch) / len(per_batch),
                 "train_loss_per_batch": per_batch, "dev_loss": dev["loss"], "dev_acc": dev["acc"],
                 "test_loss": test["loss"], "test_acc": test["acc"], "seconds": seconds,
-                "steps": len(loader),
+                "steps": len(losses), **self.method.epoch_log(),
             })
+            if state.stop:
+                records[-1]["stopped_early"] = True
             self._save(epoch, optimizer, scheduler, records)
-        return self._finish(records, epochs)
+            print(f"{spec.get('run')}: epoch {epoch}/{epochs}: train loss {records[-1]['train_loss_mean']:.4f}, "
+                  f"dev loss {dev['loss']:.4f}, dev acc {dev['acc']:.4f} ({seconds:.0f} s)", flush=True)
+            if state.stop:
+                break
+        return self._finish(records)
 
     def _save(self, epoch, optimizer, scheduler, records):
         target = self.checkpoint_dir(epoch)
@@ -285,13 +310,30 @@ class Trainer:
         }, tmp / STATE_FILE)
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
-        write_json(self.out_dir / "progress.json", {"epochs": records})
+        write_json(self.out_dir / "progress.json", {"epochs": records, "spec": self.spec})
         # Optimiser state is only needed to resume from the newest epoch.
         previous = self.checkpoint_dir(epoch - 1)
         if (previous / STATE_FILE).exists():
             (previous / STATE_FILE).unlink()
-        if not self.spec.get("keep_all_checkpoints", False) and previous.exists():
+        if not self.keeps(epoch - 1) and previous.exists():
             shutil.rmtree(previous)
+
+    def keeps(self, epoch):
+        """Whether the checkpoint of a finished, non-final `epoch` is kept (run spec `keep_epochs`)."""
+        keep = self.spec.get("keep_epochs", [])
+        return keep is None or epoch in keep
+
+    def _release_state(self, epoch):
+        """Drop optimiser, scheduler and RNG states of a finished run; keep the method's own state."""
+        path = self.checkpoint_dir(epoch) / STATE_FILE
+        if not path.exists():
+            return
+        state = torch.load(path, weights_only=False)
+        if "optimizer" not in state:
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"method": state.get("method", {}), "finished": True}, tmp)
+        tmp.replace(path)
 
     def _restore(self, epoch, optimizer, scheduler):
         state = torch.load(self.checkpoint_dir(epoch) / STATE_FILE, weights_only=False)
@@ -305,12 +347,18 @@ class Trainer:
         if state["rng_cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])
 
-    def _finish(self, records, epochs):
+    def _finish(self, records):
+        epochs = records[-1]["epoch"]
+        self._release_state(epochs)
         result = {
             "dataset": self.spec.get("dataset"), "run": self.spec.get("run"),
             "method": self.spec["method"], "method_params": self.method.describe()["params"],
             "passes_per_step": self.method.passes_per_step, "seed": self.seed,
             "epochs": records, "final_checkpoint": f"checkpoints/epoch-{epochs}",
+            "epochs_planned": int(self.training["epochs"]),
+            "stopped_early": bool(records[-1].get("stopped_early", False)),
+            "checkpoints_kept": sorted(int(p.name.split("-")[1]) for p in (self.out_dir / "checkpoints").glob("epoch-*")
+                                       if p.name.split("-")[1].isdigit()),
             "num_train_examples": len(self.splits["train"]),
             "deviations": self.meta.get("deviations", []),
             "provenance": provenance(spec=self.spec, seed=self.seed),

@@ -4,7 +4,8 @@ import os
 import shlex
 
 from floodx.config import (
-    BASE_METHODS, RUN_PATTERN, flood_run, flooding_grid, probe_spec, run_spec, validate_config,
+    BASE_METHODS, RUN_PATTERN, attacked_epoch, flood_run, flooding_grid, probe_spec, run_spec, validate_config,
+    window_spec,
 )
 from floodx.figures import caption_for
 
@@ -44,14 +45,6 @@ wildcard_constraints:
 
 def as_json(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
-
-
-def keep_all_checkpoints(run):
-    """Figure 4 attacks every epoch of its methods; other runs keep only the newest checkpoint."""
-    wanted = set(config["figures"]["per_epoch_methods"])
-    if run.startswith("flooding-b"):
-        return bool(wanted & {"flooding", "flooding_x"})
-    return run in wanted
 
 
 def dev_subset_text(dataset):
@@ -110,8 +103,7 @@ def config_caption():
 
 
 def attack_epoch(wildcards):
-    """The checkpoint attacked: the configured epoch, or the last one (the paper)."""
-    return config["attacks"]["epoch"] or config["training"]["epochs"]
+    return attacked_epoch(config)
 
 
 def final_outputs():

@@ -36,7 +36,7 @@ checkpoint flood_window:
     output:
         "results/probe/{dataset}/seed{seed}/window.json",
     params:
-        spec=as_json(config["search"]),
+        spec=as_json(window_spec(config)),
     log:
         "logs/window/{dataset}/seed{seed}.log",
     conda:

@@ -2,7 +2,7 @@
 
 
 rule profile_time:
-    """Table 3 measured fairly: every method, same device, same batches, back to back in one job."""
+    """Table 3 measured fairly: every method, same device, same batches, interleaved step by step in one job."""
     input:
         data="results/data/{dataset}/meta.json",
         model=model_inputs(),
@@ -18,7 +18,10 @@ rule profile_time:
             "method_params": config["method_params"],
         }),
     priority: 2  # a long job with nothing waiting on it but Table 3: start it early
-    threads: 1
+    # Every core (workflow.cores), so that Snakemake runs nothing beside it: other jobs' load
+    # would skew the timings. A lambda with a fallback, as cluster runs have no total core count
+    # (profiles/slurm sets its threads).
+    threads: lambda wildcards: workflow.resource_settings.cores or 1
     resources:
         gpu=1,
         runtime=600,

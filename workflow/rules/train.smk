@@ -9,7 +9,7 @@ rule train:
         "results/train/{dataset}/{run}/seed{seed}/metrics.json",
     params:
         offline=OFFLINE,
-        spec=lambda w: as_json(run_spec(config, w.dataset, w.run, w.seed, RESOURCES, keep_all_checkpoints(w.run))),
+        spec=lambda w: as_json(run_spec(config, w.dataset, w.run, w.seed, RESOURCES)),
     priority: train_priority
     threads: 1
     resources:

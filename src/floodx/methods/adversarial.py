@@ -173,6 +173,8 @@ class EmbeddingAdversary(TrainingMethod):
     }
     norm_types = NORM_TYPES
     norm_trace = None
+    _pass_losses = None          # per-pass running sums of the cross-entropy (device tensors)
+    _logged_steps = 0
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -204,6 +206,25 @@ class EmbeddingAdversary(TrainingMethod):
         if not self.share_dropout_mask:
             return None
         return DropoutSync(next(model.parameters()).device)
+
+    def log_pass(self, index, loss):
+        """Add pass `index`'s detached cross-entropy to the epoch's sums (no host sync)."""
+        if self._pass_losses is None:
+            self._pass_losses = []
+        if index == len(self._pass_losses):
+            self._pass_losses.append(torch.zeros((), dtype=torch.float32, device=loss.device))
+        self._pass_losses[index] += loss.detach().float()
+        if index == 0:
+            self._logged_steps += 1
+
+    def epoch_log(self):
+        """`adv_pass_loss`: mean cross-entropy of each pass over the epoch's steps (pass 0 = the
+        random start; later passes follow each ascent step), so the attack's strength is visible."""
+        if not self._pass_losses:
+            return {}
+        means = [float(total.item()) / max(1, self._logged_steps) for total in self._pass_losses]
+        self._pass_losses, self._logged_steps = None, 0
+        return {"adv_pass_loss": means}
 
     def record(self, delta, mask):
         if self.norm_trace is None:
@@ -249,6 +270,7 @@ class FreeAdversary(EmbeddingAdversary):
             self.record(delta, mask)
             loss, grad = self.pass_backward(model, batch, embed(model, batch) + delta, delta,
                                             mask, scale)
+            self.log_pass(index, loss)
             total = loss if total is None else total + loss
             if index < self.adv_steps - 1:
                 with torch.no_grad():

@@ -66,6 +66,10 @@ class TrainingMethod:
     def load_state_dict(self, state):
         """Inverse of state_dict()."""
 
+    def epoch_log(self):
+        """Per-epoch figures the method adds to metrics.json's epoch record; resets them."""
+        return {}
+
     def objective(self, loss):
         """The quantity that is back-propagated, given the mean training loss J."""
         return loss

@@ -35,6 +35,7 @@ class PGD(EmbeddingAdversary):
             self.record(delta, mask)
             loss, _ = classification_loss(model, batch, inputs_embeds=clean + delta)
             (grad,) = torch.autograd.grad(loss, delta)
+            self.log_pass(index, loss)
             with torch.no_grad():
                 perturbation.ascend(grad)
         if sync is not None:
@@ -43,4 +44,5 @@ class PGD(EmbeddingAdversary):
         self.record(delta, mask)
         loss, _ = classification_loss(model, batch, inputs_embeds=embed(model, batch) + delta)
         loss.backward()
+        self.log_pass(self.adv_steps, loss)
         return loss.detach()
