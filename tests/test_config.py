@@ -76,3 +76,32 @@ def test_run_names_round_trip(default_config):
     assert spec["method_params"] == {"flood_level": 0.13}
     assert spec["training"]["max_length"] == config["datasets"]["rt"]["max_length"]
     assert probe_spec(config, "rt", 42)["method"] == "accordance_probe"
+
+
+def test_runs_keep_only_the_checkpoints_that_are_read(default_config):
+    from floodx.config import kept_epochs, per_epoch_window
+
+    config = validate_config(default_config)
+    config["figures"]["per_epoch_methods"] = ["finetune", "flooding_x"]
+    config["training"]["epochs"] = 10
+    assert kept_epochs(config, "finetune") is None                     # Figure 4 reads every epoch
+    assert kept_epochs(config, "pgd") == [10]
+    assert per_epoch_window(config)
+    assert kept_epochs(config, "flooding-b0.13", ["0.12", "0.13"]) is None   # inside the window
+    assert kept_epochs(config, "flooding-b0.30", ["0.12", "0.13"]) == [10]  # the wide grid only
+    config["attacks"]["epoch"] = 4
+    assert kept_epochs(config, "pgd") == [4]
+    config["figures"]["per_epoch_methods"] = ["flooding"]
+    assert kept_epochs(config, "flooding-b0.30") is None and not per_epoch_window(config)
+    config["training"]["keep_checkpoints"] = "all"
+    assert kept_epochs(config, "pgd") is None and not per_epoch_window(config)
+    assert probe_spec(config, "rt", 42)["keep_epochs"] == []
+
+
+def test_probe_spec_carries_its_own_length_and_stop_rule(default_config):
+    config = validate_config(default_config)
+    config["training"]["epochs"] = 3
+    spec = probe_spec(config, "rt", 42)
+    assert spec["training"]["epochs"] == config["probe"]["max_epochs"] == 10
+    assert spec["stop"] == {"step": 0.01, "max_levels": 3, "direction": "first", "confirm_sub_epochs": 3,
+                            "max_epochs": 10, "stop_after_sub_epochs": 2}

@@ -141,29 +141,40 @@ def attacked_epoch(config):
     return config["attacks"]["epoch"] or config["training"]["epochs"]
 
 
-def kept_epochs(config, run):
+def per_epoch_window(config):
+    """True when Flooding-X (but not Flooding) is attacked per epoch: then a flood run must know
+    the accordance window to tell whether Figure 4 may read its every epoch."""
+    wanted = config["figures"]["per_epoch_methods"]
+    return config["training"]["keep_checkpoints"] != "all" and "flooding_x" in wanted and "flooding" not in wanted
+
+
+def kept_epochs(config, run, window_levels=()):
     """Checkpoints a training run keeps besides its final one (None = every epoch).
 
-    Figure 4 attacks every epoch of `figures.per_epoch_methods`; a Flooding run keeps them all
-    when Flooding or Flooding-X is among them (which level is chosen is known only later).
+    Figure 4 attacks every epoch of `figures.per_epoch_methods`. A flood run keeps them all when
+    Flooding is among them, or when Flooding-X is and its level lies in the accordance window
+    (`window_levels`); the wide grid's other runs keep only what the attacks read.
     """
     if config["training"]["keep_checkpoints"] == "all":
         return None
     wanted = set(config["figures"]["per_epoch_methods"])
-    method, _ = parse_run(run)
-    if wanted & ({"flooding", "flooding_x"} if method == "flooding" else {method}):
-        return None
-    return [attacked_epoch(config)]
+    method, params = parse_run(run)
+    if method == "flooding":
+        every = "flooding" in wanted or (
+            "flooding_x" in wanted and level_string(params["flood_level"]) in set(window_levels))
+    else:
+        every = method in wanted
+    return None if every else [attacked_epoch(config)]
 
 
-def run_spec(config, dataset, run, seed, resources="resources"):
+def run_spec(config, dataset, run, seed, resources="resources", window_levels=()):
     method, params = parse_run(run)
     if method in config.get("method_params", {}):
         params = {**config["method_params"][method], **params}
     return {
         "dataset": dataset, "run": run, "method": method, "method_params": params,
         "seed": int(seed), "model": config["model"], "training": dataset_training(config, dataset),
-        "resources": resources, "keep_epochs": kept_epochs(config, run),
+        "resources": resources, "keep_epochs": kept_epochs(config, run, window_levels),
     }
 
 

@@ -4,8 +4,8 @@ import os
 import shlex
 
 from floodx.config import (
-    BASE_METHODS, RUN_PATTERN, attacked_epoch, flood_run, flooding_grid, probe_spec, run_spec, validate_config,
-    window_spec,
+    BASE_METHODS, RUN_PATTERN, attacked_epoch, flood_run, flooding_grid, parse_run, per_epoch_window, probe_spec,
+    run_spec, validate_config, window_spec,
 )
 from floodx.figures import caption_for
 
@@ -53,6 +53,22 @@ def dev_subset_text(dataset):
     if config["search"]["criterion"] != "dev_attack" or not n:
         return None
     return f"dev attack subset of {n} examples (one example = {100 / n:.3g} points)"
+
+
+def train_window(wildcards):
+    """A flood run waits for the accordance window when Figure 4 attacks Flooding-X per epoch:
+    only runs inside the window keep every epoch's checkpoint (floodx.config.kept_epochs)."""
+    if parse_run(wildcards.run)[0] == "flooding" and per_epoch_window(config):
+        return [f"results/probe/{wildcards.dataset}/seed{wildcards.seed}/window.json"]
+    return []
+
+
+def window_levels_of(paths):
+    levels = []
+    for path in paths:
+        with open(path) as handle:
+            levels += json.load(handle)["levels"]
+    return levels
 
 
 def train_priority(wildcards):

@@ -5,11 +5,13 @@ rule train:
     input:
         data="results/data/{dataset}/meta.json",
         model=model_inputs(),
+        window=train_window,
     output:
         "results/train/{dataset}/{run}/seed{seed}/metrics.json",
     params:
         offline=OFFLINE,
-        spec=lambda w: as_json(run_spec(config, w.dataset, w.run, w.seed, RESOURCES)),
+        spec=lambda w, input: as_json(
+            run_spec(config, w.dataset, w.run, w.seed, RESOURCES, window_levels_of(input.window))),
     priority: train_priority
     threads: 1
     resources:
