@@ -1,8 +1,10 @@
 """The paper's tables regenerated from our result files, with the paper's numbers beside them.
 
-- Table 2: Clean%, Aua%, Suc%, #Query per data set x method x attack, mean +- std over seeds
-  (std with ddof=1, only for >= 2 seeds), the best value of each column in bold as in the paper
-  (highest Clean%, Aua%, #Query; lowest Suc%). From the attack `summary.json` files.
+- Table 2: Clean%, Aua%, Suc%, #Query per data set x method x attack: the estimate (mean over
+  seeds; the sample std too in the CSV) with its 95% interval, and Aua% tested against
+  fine-tuning example by example (`floodx.comparisons`): ▲/▼ mark significant wins and losses,
+  and bold is the highest Aua% among the significant wins only. From the attack `summary.json`
+  files and the `examples.csv` beside each. `reading.md` says in words what the table shows.
 - `table2_vs_paper`: every cell we ran beside the paper's value and the difference; data sets the
   paper did not use are compared through a configurable stand-in mapping (e.g. rt -> sst2).
 - Search summary: flood levels chosen by Flooding (wide grid) and Flooding-X (accordance window)
@@ -28,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import comparisons
 from .errors import DataError, run_main
 from .provenance import read_result, write_text
 
@@ -183,6 +186,8 @@ def load_attack_summaries(paths):
             row[field] = float("nan") if summary.get(key) is None else float(summary[key])
         for field in ("n_attacked", "n_successful", "n_failed", "n_skipped", "mode"):
             row[field] = summary.get(field)
+        examples = Path(path).with_name("examples.csv")
+        row["examples"] = comparisons.example_outcomes(path) if examples.is_file() else None
         row["path"] = str(path)
         rows.append(row)
     if not rows:
@@ -230,21 +235,47 @@ def table2(summaries):
         row["majority"] = group.majority.max() if "majority" in group else float("nan")
         n_clean = group.n_clean.max() if "n_clean" in group else float("nan")
         row["degenerate"] = no_better_than_majority(row["clean_mean"], row["majority"], n_clean)
-        for attack in attacks:
+        for index, attack in enumerate(attacks):
             sub = group[group.attack == attack]
             for metric in ATTACK_METRICS:
                 mean, std, n = _stats(sub[metric].tolist())
                 row[f"{attack}_{metric}_mean"], row[f"{attack}_{metric}_std"] = mean, std
             row[f"{attack}_n"] = int(sub.seed.nunique())
+            if sub.empty:
+                continue
+            intervals = comparisons.cell_intervals(sub.to_dict("records"))
+            for metric in ATTACK_METRICS:
+                row[f"{attack}_{metric}_low"], row[f"{attack}_{metric}_high"] = intervals[metric]
+            if index == 0 or "clean_low" not in row:
+                row["clean_low"], row["clean_high"] = intervals["clean"]
+            n_examples = [len(e) for e in sub.examples if e is not None]
+            row[f"{attack}_n_examples"] = min(n_examples) if n_examples else None
         rows.append(row)
     table = pd.DataFrame(rows)
     table["_d"] = table.dataset.map({d: i for i, d in enumerate(_order(table.dataset, PAPER_DATASETS))})
     table["_m"] = table.method.map({m: i for i, m in enumerate(_order(table.method, METHODS))})
     table = table.sort_values(["_d", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
+    tests = comparisons.paired_tests(frame[frame.examples.notna()]) if "examples" in frame else []
+    by_key = {(t["dataset"], t["attack"], t["method"]): t for t in tests}
+    for attack in attacks:
+        found = [by_key.get((d, attack, m), {}) for d, m in zip(table.dataset, table.method)]
+        table[f"{attack}_aua_vs_finetune_mark"] = [t.get("mark", "") for t in found]
+        for key in ("difference", "p_value", "p_holm", "wins", "losses", "n_tests"):
+            table[f"{attack}_aua_vs_finetune_{key}"] = [t.get(key) for t in found]
+        for side, key in enumerate(("low", "high")):
+            table[f"{attack}_aua_vs_finetune_{key}"] = [(t.get("interval") or (None, None))[side] for t in found]
     for column, metric in _number_columns(attacks):
-        table[f"{column}_best"] = _best_flags(table, f"{column}_mean", metric)
+        table[f"{column}_best"] = False
+        if metric == "aua":   # bold: the highest Aua% among significant wins over fine-tune
+            wins = table[f"{column}_vs_finetune_mark"] == "win"
+            masked = table.assign(**{f"{column}_mean": table[f"{column}_mean"].where(wins)})
+            table[f"{column}_best"] = _best_flags(masked, f"{column}_mean", metric)
     table.attrs["notes"] = notes
     table.attrs["attacks"] = attacks
+    table.attrs["tests"] = tests
+    if "examples" in frame and frame.examples.isna().any():
+        table.attrs["notes"].append("some attacks have no examples.csv: their cells carry no interval and "
+                                    "no paired test")
     return table
 
 
@@ -252,6 +283,16 @@ DEGENERATE_NOTE = ("† Clean% not significantly above always predicting the mos
                    f"label (one-sided binomial test, p ≥ {MAJORITY_TEST_LEVEL:g}): the model learned "
                    "next to nothing, so its attack numbers say nothing about robustness; it "
                    "competes for no bold.")
+
+
+TABLE2_NOTE = (
+    "Each cell: the estimate (mean over the n seeds) and its 95% interval in brackets: one seed, "
+    "Wilson over the examples (Clean%, Aua%, Suc%) or Student t (#Query); several seeds, a "
+    "two-stage bootstrap over seeds and examples (the CSV also has the sample std over seeds). "
+    "▲/▼: Aua% significantly above/below fine-tune's on the same examples (exact paired "
+    "sign-flip test, i.e. McNemar for one seed; Holm-corrected over the methods of a data set "
+    "and attack; p < 0.05). Bold: the highest Aua% among the ▲ methods; the other columns are "
+    "not tested and not bolded (docs/statistics.md).")
 
 
 def _number_columns(attacks):
@@ -278,17 +319,27 @@ def _fmt(value, decimals):
     return f"{value:.{decimals}f}"
 
 
+MARKS = {"win": ("▲", r"$^\blacktriangle$"), "loss": ("▼", r"$^\blacktriangledown$")}
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _cell(row, column, metric, style, row_n):
     mean = row[f"{column}_mean"]
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+    if _missing(mean):
         return "–" if style == "md" else "--"
     text = _fmt(mean, DECIMALS[metric])
     if row.get(f"{column}_best", False):
         text = f"**{text}**" if style == "md" else rf"\textbf{{{text}}}"
-    std = row.get(f"{column}_std")
-    if std is not None and not (isinstance(std, float) and math.isnan(std)):
-        sd = _fmt(std, DECIMALS[metric])
-        text += f" ± {sd}" if style == "md" else rf"\,{{\scriptsize$\pm${sd}}}"
+    mark = row.get(f"{column}_vs_finetune_mark")
+    if mark in MARKS:
+        text += MARKS[mark][0 if style == "md" else 1]
+    low, high = row.get(f"{column}_low"), row.get(f"{column}_high")
+    if not _missing(low) and not _missing(high):
+        lo, hi = _fmt(low, DECIMALS[metric]), _fmt(high, DECIMALS[metric])
+        text += f" ({lo}–{hi})" if style == "md" else rf"\,{{\scriptsize({lo}--{hi})}}"
     n = row.get("clean_n" if column == "clean" else f"{column.rsplit('_', 1)[0]}_n")
     if n is not None and row_n is not None and n != row_n:
         text += f" (n={n})" if style == "md" else rf"$^{{n={n}}}$"
@@ -313,8 +364,7 @@ def table2_markdown(table, caption=None):
         for column, metric in _number_columns(attacks):
             cells.append(_cell(row, column, metric, "md", row["n_seeds"]))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Mean ± sample std (ddof=1) over n seeds (std only for n ≥ 2); best per data set in "
-              "bold (highest Clean%, Aua%, #Query; lowest Suc%)."]
+    lines += ["", TABLE2_NOTE]
     if "degenerate" in table and table["degenerate"].any():
         lines.append(DEGENERATE_NOTE)
     for note in table.attrs.get("notes", []):
@@ -333,7 +383,7 @@ def latex_escape(text):
 def table2_latex(table, caption=None):
     attacks = table.attrs.get("attacks") or [a for a in ATTACKS if f"{a}_aua_mean" in table]
     ncols = 3 + 3 * len(attacks)
-    lines = [r"% floodx Table 2 (needs \usepackage{booktabs})", r"\begin{table*}[t]", r"\centering",
+    lines = [r"% floodx Table 2 (needs \usepackage{booktabs,amssymb})", r"\begin{table*}[t]", r"\centering",
              r"\small", r"\begin{tabular}{ll" + "r" * (ncols - 2) + "}", r"\toprule"]
     top = ["", "", ""] + [rf"\multicolumn{{3}}{{c}}{{{ATTACK_LABELS.get(a, a)}}}" for a in attacks]
     lines.append(" & ".join(top) + r" \\")
@@ -352,13 +402,63 @@ def table2_latex(table, caption=None):
             cells.append(_cell(row, column, metric, "tex", row["n_seeds"]))
         lines.append(" & ".join(cells) + r" \\")
     text = (latex_escape(caption.rstrip(". ")) + ". ") if caption else ""
-    text += (
-        r"Mean $\pm$ sample std over seeds (std only for $\geq 2$ seeds). The best performance "
-        r"per data set is in \textbf{bold} (lowest Suc\%).")
+    text += latex_escape(TABLE2_NOTE).replace("▲", r"$\blacktriangle$").replace("▼", r"$\blacktriangledown$")
     if "degenerate" in table and table["degenerate"].any():
         text += r" $^\dagger$" + latex_escape(DEGENERATE_NOTE.removeprefix("†"))
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{text}}}", r"\label{tab:floodx-table2}",
               r"\end{table*}"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the reading, generated
+def _points(value):
+    return f"{value:+.1f}".replace("-", "−")
+
+
+def _comparison_text(test):
+    low, high = test["interval"]
+    return (f"{method_label(test['method'])} {_points(100 * test['difference'])} points (95% interval "
+            f"{_points(100 * low)} to {_points(100 * high)}; {test['wins']} examples won, {test['losses']} lost; "
+            f"Holm p = {test['p_holm']:.3g})")
+
+
+def reading_markdown(table, caption=None):
+    """What Table 2 lets a reader conclude, per data set and attack, written from its tests."""
+    lines = ["# What Table 2 shows (generated)", ""] + ([caption, ""] if caption else [])
+    tests = table.attrs.get("tests") or []
+    if not tests:
+        return "\n".join(lines + ["No per-example attack outcomes (examples.csv) or no fine-tune row: "
+                                   "nothing was tested."]) + "\n"
+    groups = {}
+    for test in tests:
+        groups.setdefault((test["dataset"], test["attack"]), []).append(test)
+    order = [(d, a) for d in dict.fromkeys(table.dataset) for a in table.attrs.get("attacks", ATTACKS)]
+    for dataset, attack in [key for key in order if key in groups]:
+        group = groups[(dataset, attack)]
+        reference = table[(table.dataset == dataset) & (table.method == comparisons.REFERENCE)].iloc[0]
+        n = reference.get(f"{attack}_n_examples")
+        seeds = int(reference["n_seeds"])
+        ref_aua = reference[f"{attack}_aua_mean"]
+        head = (f"- **{dataset_label(dataset)}, {ATTACK_LABELS.get(attack, attack)}** ({n} attacked test "
+                f"examples, {seeds} seed{'s' if seeds != 1 else ''}; fine-tune Aua% {ref_aua:.1f}): ")
+        wins = [t for t in group if t["mark"] == "win"]
+        losses = [t for t in group if t["mark"] == "loss"]
+        parts = []
+        parts.append("significantly more robust than fine-tune: " + "; ".join(map(_comparison_text, wins))
+                     if wins else "no method's Aua% is significantly above fine-tune's")
+        if losses:
+            parts.append("significantly less robust: " + "; ".join(map(_comparison_text, losses)))
+        points = comparisons.detectable_points(int(n), len(group)) if n else None
+        if points is None:
+            parts.append("with so few examples no difference could have been significant")
+        else:
+            k = round(points * int(n) / 100)
+            parts.append(f"the smallest difference this run could have called significant is {points:.1f} points "
+                         f"({k} of {n} examples, all won and none lost; Holm over {len(group)} methods)")
+        lines.append(head + "; ".join(parts) + ".")
+    lines += ["", "Tests: exact paired sign-flip test of Aua% against fine-tune on the same examples "
+              "(McNemar for one seed), Holm-corrected per data set and attack; intervals of differences: "
+              "bootstrap over examples (docs/statistics.md)."]
     return "\n".join(lines) + "\n"
 
 
@@ -768,6 +868,7 @@ def write_table2(summary_paths, out_dir, paper_map=None, caption=None):
     write_csv(out_dir / "table2.csv", export)
     write_text(out_dir / "table2.md", table2_markdown(table, caption))
     write_text(out_dir / "table2.tex", table2_latex(table, caption))
+    write_text(out_dir / "reading.md", reading_markdown(table, caption))
     comparison = table2_vs_paper(table, paper_map)
     write_csv(out_dir / "table2_vs_paper.csv", comparison)
     write_text(out_dir / "table2_vs_paper.md", table2_vs_paper_markdown(comparison, caption))

@@ -74,6 +74,7 @@ rule table2:
         report("results/tables/table2.md", caption="../report/table2.rst", category="Tables"),
         "results/tables/table2.csv",
         "results/tables/table2.tex",
+        report("results/tables/reading.md", caption="../report/reading.rst", category="Tables"),
         report("results/tables/table2_vs_paper.md", caption="../report/table2_vs_paper.rst", category="Tables"),
         "results/tables/table2_vs_paper.csv",
     params:
