@@ -87,11 +87,13 @@ def bench_training():
     }
 
 
-def bench_baselines(steps=6):
+def bench_baselines():
     """Table 3's own measurement (`floodx.profiling.profile_methods`: steps interleaved round
-    robin, ratios of median step times) at the paper's K = 5."""
+    robin, median of per-round ratios) at the paper's K = 5 and the config's `profiling.steps`."""
+    from .config import load_config
     from .profiling import profile_methods
 
+    steps = load_config(Path(__file__).resolve().parents[2] / "config" / "config.yaml")["profiling"]["steps"]
     model, tokenizer, _, training, examples = embedded_default()
     names = ["pgd", "freelb", "tavat", "infobert"]
     times = profile_methods(model, tokenizer, examples, ["finetune", *names], training,
