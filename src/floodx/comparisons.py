@@ -56,6 +56,10 @@ def _wilson(values):
     return stats.wilson_interval(int(sum(values)), len(values))
 
 
+def _percent(pair):
+    return tuple(100 * v for v in pair)
+
+
 def cell_intervals(group):
     """Intervals (in %; #Query in queries) for one (data set, method, attack) over its seeds.
 
@@ -73,11 +77,10 @@ def cell_intervals(group):
         aua.append([robust(r) for r in rows])
         suc.append([1 if r["result"] == "successful" else 0 for r in rows if r["result"] != "skipped"])
         query.append([float(r["queries"]) for r in rows if r["result"] != "skipped"])
-    pct = lambda pair: tuple(100 * v for v in pair)  # noqa: E731 (a unit change, nothing more)
     return {
-        "clean": pct(_interval(clean, _wilson)),
-        "aua": pct(_interval(aua, _wilson)),
-        "suc": pct(_interval(suc, _wilson)),
+        "clean": _percent(_interval(clean, _wilson)),
+        "aua": _percent(_interval(aua, _wilson)),
+        "suc": _percent(_interval(suc, _wilson)),
         "query": _interval(query, stats.mean_interval),
     }
 
