@@ -224,3 +224,57 @@ def test_fetch_puts_resources_where_paper_mode_looks(tmp_path, monkeypatch):
     for recipe in fetch.RECIPES:
         assert fetch.missing_paper_resources(recipe, tmp_path) == []
     assert (fetch.use_model_dir(tmp_path) / "saved_model.pb").read_bytes() == b"x"
+
+
+def test_one_process_for_every_recipe_attacks_as_the_stock_path(recipes, victim, tmp_path, monkeypatch):
+    """The speed work changes no outcome: the `attack_shard` job (one process, every recipe,
+    floodx's WordNet reader) writes the same rows (result, perturbed text, queries) as the stock
+    path (a recipe per run, NLTK's own WordNet loader) on a fixed set of examples."""
+    import json
+
+    import nltk.corpus
+
+    from floodx.attacks import run, standins
+    from floodx.attacks.metrics import read_rows
+
+    model, tokenizer = victim
+    checkpoint, data = tmp_path / "victim", tmp_path / "data"
+    model.save_pretrained(checkpoint)
+    tokenizer.save_pretrained(checkpoint)
+    examples = ATTACKED + [("an utterly charming and hilarious film", 1),
+                           ("the plot is dull and the jokes fall flat", 0)]
+    data.mkdir()
+    (data / "test.jsonl").write_text("".join(
+        json.dumps({"idx": i, "text": t, "text_pair": None, "label": y}) + "\n"
+        for i, (t, y) in enumerate(examples)))
+    (data / "meta.json").write_text(json.dumps(
+        {"dataset": "pinned", "num_labels": 2, "attack_subset": {"test": list(range(len(examples)))}}))
+
+    def key(path):
+        return [(r["idx"], r["result"], r["perturbed"], r["queries"]) for r in read_rows(path)]
+
+    run.main(["--checkpoint", str(checkpoint), "--data", str(data), "--subset", "test",
+              "--recipe", *recipes.RECIPES, "--out", str(tmp_path / "floodx" / "{recipe}.csv"),
+              "--resources", str(RESOURCES), "--max-length", "64"])
+    monkeypatch.setattr(standins, "english_wordnet", lambda: nltk.corpus.wordnet)
+    for recipe in recipes.RECIPES:
+        stock = tmp_path / "stock" / f"{recipe}.csv"
+        run._victim.cache_clear()   # a process of its own loads the model afresh
+        run.attack_shard(checkpoint, data, "test", "test", recipe, "offline", 0, 1, stock, RESOURCES,
+                         max_length=64)
+        rows = key(stock)
+        assert len(rows) == len(examples)
+        assert any(result == "successful" for _, result, _, _ in rows), rows
+        assert key(tmp_path / "floodx" / f"{recipe}.csv") == rows, recipe
+
+
+def test_english_wordnet_answers_as_nltks(recipes):
+    import nltk.corpus
+
+    from floodx.attacks import standins
+
+    words = ["dog", "dogs", "geese", "went", "running", "better", "happily", "xqzt", "unrunable",
+             "films", "hilarious", "charming", "dull", "flat", "colour", "analyses"]
+    for word in words:
+        assert ([s.name() for s in standins.english_wordnet().synsets(word)]
+                == [s.name() for s in nltk.corpus.wordnet.synsets(word)]), word

@@ -108,45 +108,35 @@ def bench_probe():
     return run(model, tokenizer, batches, training)
 
 
-def attack_victim(resources=RESOURCES):
-    """The embedded default's fine-tuned model if `make run` made one, else MiniLM with a fresh head."""
-    from .attacks.run import bench_setup
+def attack_victim(examples, resources=RESOURCES):
+    """The embedded default's fine-tuned model and test split if `make run` made them, else
+    MiniLM with a fitted head (`floodx.attacks.bench.bench_setup`)."""
+    from .attacks.bench import bench_setup
 
     run = Path("results/train/rt/finetune/seed42")
     if (run / "metrics.json").exists():
         final = read_json(run / "metrics.json")["final_checkpoint"]
-        return run / final, Path("results/data/rt"), "embedded default fine-tune model"
-    checkpoint, data_dir = bench_setup(BENCH_DIR, resources, n_examples=32)
-    return checkpoint, data_dir, "MiniLM with an untrained head (run `make run` first for the trained victim)"
+        return run / final, Path("results/data/rt"), "embedded default fine-tune model (make run)"
+    checkpoint, data_dir = bench_setup(BENCH_DIR, resources, n_examples=examples)
+    return checkpoint, data_dir, "MiniLM with a head fitted to Rotten Tomatoes sentences (no make run yet)"
 
 
-def bench_attacks(examples=12):
-    import os
+def bench_attacks():
+    """Stock against floodx attack jobs on the embedded default's number of attacked examples."""
+    from . import resources as fetch
+    from .attacks import bench, standins
+    from .config import load_config
 
-    from .attacks.standins import use_nltk_data
-
-    # What the Snakemake rules set for attack jobs: `import textattack` needs the stopwords there.
-    os.environ.setdefault("NLTK_DATA", str((RESOURCES / "nltk_data").resolve()))
-    use_nltk_data(RESOURCES)
-    from .attacks.metrics import read_rows
-    from .attacks.run import attack_shard, bench_attacks as shard_speedup
-
-    checkpoint, data_dir, victim = attack_victim()
-    print(f"# attack victim: {victim}", file=sys.stderr)
-    figures = {}
-    for recipe in ("textfooler", "textbugger", "bertattack"):
-        out = BENCH_DIR / f"attack-rate-{recipe}.csv"
-        for stale in (out, out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")):
-            stale.unlink(missing_ok=True)
-        attack_shard(checkpoint, data_dir, "test", "test", recipe, "offline", 0, 1, out, RESOURCES,
-                     limit=examples, max_length=64)
-        seconds = sum(row["seconds"] for row in read_rows(out))
-        figures[f"attack_examples_per_min_{recipe}"] = 60 * examples / seconds
-    speedup = shard_speedup(checkpoint=checkpoint, data_dir=data_dir, work_dir=BENCH_DIR,
-                            resources_dir=RESOURCES, recipe="textfooler", limit=32, rounds=2)
-    figures["attack_two_shard_speedup"] = speedup["attack_two_shard_speedup"]
-    figures["attack_two_shard_speedup_cpu_projection"] = speedup["attack_two_shard_speedup_cpu_projection"]
-    return figures
+    # What `make run` fetches before its attack jobs: MiniLM, the corpus, NLTK data, stand-ins.
+    fetch.ensure_minilm(RESOURCES)
+    fetch.ensure_nltk(RESOURCES)      # Rotten Tomatoes, WordNet, the stop words `import textattack` needs
+    standins.ensure_offline_attack_resources(RESOURCES)
+    config = load_config(Path(__file__).resolve().parents[2] / "config" / "config.yaml")
+    examples = config["datasets"]["rt"]["attack_examples"]
+    checkpoint, data_dir, victim = attack_victim(examples)
+    print(f"# attack victim: {victim}; {examples} examples", file=sys.stderr)
+    return bench.compare(checkpoint, data_dir, BENCH_DIR, RESOURCES, limit=examples,
+                         max_length=config["datasets"]["rt"]["max_length"])
 
 
 SECTIONS = {

@@ -1,16 +1,20 @@
-# TextAttack evaluation of every method's final model: sharded jobs, then one gather per attack.
+# TextAttack evaluation of every method's final model: sharded jobs (every recipe in one process),
+# then one gather per attack.
 
 
 rule attack_shard:
+    """One process attacks a model with every recipe (one import of TextAttack, one model load)."""
     input:
         metrics=final_metrics,
         resources=rules.fetch_attack_resources.output,
     output:
-        "results/attack/{dataset}/{method}/seed{seed}/{attack}/shard-{shard}.csv",
+        expand("results/attack/{{dataset}}/{{method}}/seed{{seed}}/{attack}/shard-{{shard}}.csv", attack=ATTACKS),
     params:
         offline=OFFLINE,
         resources=lambda w: RESOURCES,
         checkpoint=final_checkpoint,
+        recipes=" ".join(ATTACKS),
+        out=lambda w: f"results/attack/{w.dataset}/{w.method}/seed{w.seed}/{{recipe}}/shard-{w.shard}.csv",  # run.py fills it
         mode=config["attacks"]["mode"],
         shards=len(SHARDS),
         max_length=lambda w: config["datasets"][w.dataset]["max_length"],
@@ -21,15 +25,15 @@ rule attack_shard:
         runtime=720,
         mem_mb=8000,
     log:
-        "logs/attack/{dataset}/{method}/seed{seed}/{attack}/shard-{shard}.log",
+        "logs/attack/{dataset}/{method}/seed{seed}/shard-{shard}.log",
     benchmark:
-        "benchmarks/attack/{dataset}/{method}/seed{seed}/{attack}/shard-{shard}.tsv"
+        "benchmarks/attack/{dataset}/{method}/seed{seed}/shard-{shard}.tsv"
     conda:
         ENV
     shell:
         "{params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
-        "--subset test --recipe {wildcards.attack} --mode {params.mode} --shard {wildcards.shard} "
-        "--num-shards {params.shards} {params.budget} --out {output} --resources {params.resources} --threads {threads} --max-length {params.max_length} > {log} 2>&1"
+        "--subset test --recipe {params.recipes} --mode {params.mode} --shard {wildcards.shard} "
+        "--num-shards {params.shards} {params.budget} --out {params.out} --resources {params.resources} --threads {threads} --max-length {params.max_length} > {log} 2>&1"
 
 
 rule gather_attack:

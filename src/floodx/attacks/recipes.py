@@ -243,8 +243,7 @@ class EncoderWordSwap(WordSwap):
         per_piece = [top[p][:self.PER_PIECE].tolist() for p in pieces]
         combos = torch.cartesian_prod(*[torch.tensor(ids) for ids in per_piece])
         rank = torch.stack([scores[p][combos[:, k]] for k, p in enumerate(pieces)]).mean(0)
-        from nltk.corpus import wordnet
-
+        wordnet = standins.english_wordnet()
         out = []
         for combo in combos[rank.argsort(descending=True)].tolist():
             candidate = "".join(self._tokenizer.convert_ids_to_tokens(combo)).replace("##", "")

@@ -16,12 +16,11 @@ its example: sharded, resumed and unsharded runs give the same rows.
 
 import argparse
 import csv
+import functools
 import hashlib
 import io
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 from collections import OrderedDict
@@ -402,7 +401,8 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
                 "attacking again")
         out_csv.unlink()
 
-    model, tokenizer = load_checkpoint(checkpoint, device)
+    model, tokenizer = _victim(str(Path(checkpoint).resolve()), fingerprint["checkpoint_sha256"],
+                               None if device is None else str(device))
     if build_attack is None:
         attack = build(recipe, model_wrapper(model, tokenizer, batch_size, max_length), mode, resources_dir)
     else:
@@ -419,6 +419,13 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
     return stats
 
 
+@functools.lru_cache(maxsize=1)
+def _victim(checkpoint, checkpoint_sha256, device):
+    """The checkpoint's (model, tokenizer), loaded once per process: a job that attacks several
+    recipes (or a test that attacks twice) reuses it; new weights have a new digest."""
+    return load_checkpoint(checkpoint, device)
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m floodx.attacks.run",
                                      description="Attack one shard of the recorded subset.")
@@ -431,8 +438,10 @@ def _parser():
     parser.add_argument("--data", required=True, help="prepared data directory")
     parser.add_argument("--subset", default=None, choices=["test", "dev"])
     parser.add_argument("--split", default=None, help="JSONL split (default: the subset)")
-    parser.add_argument("--recipe", default=None,
-                        help=f"{' | '.join(RECIPES)} (or {CHARSWAP}: resource-free smoke attack)")
+    parser.add_argument("--recipe", nargs="+", default=None,
+                        help=f"{' | '.join(RECIPES)} (or {CHARSWAP}: resource-free smoke attack); "
+                             "several run in one process (one import of TextAttack, one model "
+                             "load) and need '{recipe}' in --out and --summary")
     parser.add_argument("--mode", default=None, choices=["offline", "paper"])
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
@@ -457,8 +466,9 @@ def _parser():
     return parser
 
 
-def _for_epoch(path, epoch):
-    return None if path is None else path.replace("{epoch}", str(epoch))
+def _fill(path, epoch, recipe):
+    """`path` with its '{epoch}' and '{recipe}' placeholders filled."""
+    return None if path is None else path.replace("{epoch}", str(epoch)).replace("{recipe}", recipe)
 
 
 def _main(argv):
@@ -481,37 +491,42 @@ def _main(argv):
 
     epochs = pick("epoch")
     epochs = [epochs] if isinstance(epochs, int) else list(epochs or [None])
-    if len(epochs) > 1 and not all("{epoch}" in (p or "{epoch}") for p in (args.out, args.summary)):
-        raise ConfigError("--epoch with several epochs needs '{epoch}' in --out and --summary")
+    recipes = pick("recipe", "textfooler")
+    recipes = [recipes] if isinstance(recipes, str) else list(recipes)
+    for name, values in (("epoch", epochs), ("recipe", recipes)):
+        if len(values) > 1 and not all("{" + name + "}" in (p or "{" + name + "}")
+                                       for p in (args.out, args.summary)):
+            raise ConfigError(f"--{name} with several values needs '{{{name}}}' in --out and --summary")
     if args.summary and args.num_shards != 1:
         raise ConfigError("--summary gathers a single shard: use --num-shards 1, or the "
                           "'python -m floodx.attacks.metrics gather' command for shards")
     all_stats = []
-    for epoch in epochs:
-        start = time.perf_counter()
-        out = _for_epoch(args.out, epoch)
-        stats = attack_shard(
-            args.checkpoint, args.data, pick("split") or subset,
-            subset, pick("recipe", "textfooler"), pick("mode", "offline"), args.shard,
-            args.num_shards, out, args.resources, query_budget=pick("query_budget"),
-            limit=pick("limit"), epoch=epoch, batch_size=args.batch_size,
-            seed=pick("seed", DEFAULT_SEED), log=log, device=device, max_length=args.max_length)
-        log(f"done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
-        if args.summary:
-            stats["summary"] = _gather_one(args, spec, pick, subset, epoch, out, device, log)
-        all_stats.append(stats)
+    for recipe in recipes:
+        for epoch in epochs:
+            start = time.perf_counter()
+            out = _fill(args.out, epoch, recipe)
+            stats = attack_shard(
+                args.checkpoint, args.data, pick("split") or subset,
+                subset, recipe, pick("mode", "offline"), args.shard,
+                args.num_shards, out, args.resources, query_budget=pick("query_budget"),
+                limit=pick("limit"), epoch=epoch, batch_size=args.batch_size,
+                seed=pick("seed", DEFAULT_SEED), log=log, device=device, max_length=args.max_length)
+            log(f"{recipe} done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
+            if args.summary:
+                stats["summary"] = _gather_one(args, spec, pick, subset, epoch, recipe, out, device, log)
+            all_stats.append(stats)
     return all_stats[0] if len(all_stats) == 1 else all_stats
 
 
-def _gather_one(args, spec, pick, subset, epoch, out, device, log):
+def _gather_one(args, spec, pick, subset, epoch, recipe, out, device, log):
     """`metrics.gather` of the one shard just written (the dev and per-epoch attacks)."""
     from .metrics import gather
 
     checkpoint = resolve_checkpoint(args.checkpoint, epoch)
-    summary_path = Path(_for_epoch(args.summary, epoch))
+    summary_path = Path(_fill(args.summary, epoch, recipe))
     summary = gather(
         [out], checkpoint, args.data, summary_path.with_name("examples.csv"), summary_path,
-        {**spec, "recipe": pick("recipe", "textfooler"), "mode": pick("mode", "offline"),
+        {**spec, "recipe": recipe, "mode": pick("mode", "offline"),
          "limit": pick("limit"), "query_budget": pick("query_budget")},
         subset=subset, split=pick("split") or subset, max_length=args.max_length, device=device,
         clean_from=(args.clean_from, epoch) if args.clean_from else None)
@@ -522,175 +537,6 @@ def _gather_one(args, spec, pick, subset, epoch, out, device, log):
 
 def main(argv=None):
     return run_main(_main, argv)
-
-
-# --------------------------------------------------------------------------------------------
-# Benchmark: two shard processes vs one process
-# --------------------------------------------------------------------------------------------
-
-def _run_processes(commands, env, log_dir):
-    """Run `commands` in parallel; (wall seconds, [CPU seconds (user+sys) of each process])."""
-    start = time.perf_counter()
-    procs, logs = [], []
-    for number, cmd in enumerate(commands):
-        log = open(Path(log_dir) / f"attack-bench-{number}.log", "w")
-        logs.append(log)
-        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
-    cpu, failures = [], []
-    for number, proc in enumerate(procs):
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        cpu.append(usage.ru_utime + usage.ru_stime)
-        logs[number].close()
-        if proc.returncode != 0:
-            failures.append((proc.returncode, logs[number].name))
-    wall = time.perf_counter() - start
-    for code, name in failures:
-        tail = Path(name).read_text()[-2000:]
-        raise RuntimeError(f"bench subprocess failed ({code}), log {name}: {tail}")
-    return wall, cpu
-
-
-def bench_setup(work_dir, resources_dir="resources", n_examples=32, seed=0):
-    """A checkpoint + data directory for the benchmark when none is given: MiniLM with a fresh
-    seeded 2-label head (resources/models/all-MiniLM-L6-v2) and `n_examples` Rotten Tomatoes
-    sentences (resources/corpora/rotten-tomatoes) as the test split and attack subset."""
-    import random
-
-    import torch
-
-    from ..models import load_classifier
-
-    work_dir = Path(work_dir)
-    checkpoint = work_dir / "attack-bench-minilm"
-    data_dir = work_dir / f"attack-bench-data-{n_examples}-{seed}"
-    corpus = Path(resources_dir) / "corpora" / "rotten-tomatoes" / "rt-polarity-sentences.csv"
-    minilm = Path(resources_dir) / "models" / "all-MiniLM-L6-v2"
-    for needed in (corpus, minilm):
-        if not needed.exists():
-            raise ResourceError(f"{needed}: missing (python -m floodx.resources fetches it)")
-    if not (data_dir / "meta.json").exists():
-        with open(corpus, newline="", encoding="utf-8-sig") as handle:
-            pool = [(text.strip(), 1 if label.strip() == "1" else 0)
-                    for label, text in csv.reader(handle)]
-        chosen = random.Random(seed).sample(pool, n_examples)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        rows = [{"idx": i, "text": t, "text_pair": None, "label": y}
-                for i, (t, y) in enumerate(chosen)]
-        (data_dir / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        (data_dir / "meta.json").write_text(json.dumps(
-            {"dataset": "rt-bench", "num_labels": 2,
-             "attack_subset": {"test": [r["idx"] for r in rows], "dev": []}}))
-    if not (checkpoint / "config.json").exists():
-        torch.manual_seed(seed)
-        model, tokenizer = load_classifier(str(minilm), 2)
-        model.save_pretrained(checkpoint)
-        tokenizer.save_pretrained(checkpoint)
-    return checkpoint, data_dir
-
-
-def bench_attacks(checkpoint=None, data_dir=None, work_dir="results/bench",
-                  resources_dir="resources", recipe="auto", mode="offline", subset="test",
-                  limit=32, epoch=None, rounds=2, resources=None):
-    """Wall time of 2 shard processes in parallel vs 1 process on the same `limit` examples,
-    each with `--threads 1`.
-
-    Returns `attack_two_shard_speedup` (end to end: process start, `import textattack`, model
-    load and attack) and `attack_two_shard_speedup_attack_only` (attack seconds of the single
-    process / the slower shard's, last round) and `attack_two_shard_speedup_cpu_projection`
-    (CPU seconds of the single process / of the busier shard process: the wall speedup on an
-    otherwise idle 2-core machine, when the measured one is capped by other users).  Runs `rounds` rounds in A B B A order and
-    compares the medians.  `recipe="auto"`: textfooler when floodx.attacks.recipes
-    imports, else the resource-free charswap.  Without `checkpoint`/`data_dir`, `bench_setup`
-    makes them under `work_dir`.
-    """
-    from .metrics import read_rows
-
-    if resources is not None:  # the name floodx.bench passes
-        resources_dir = resources
-    work_dir = Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    if checkpoint is None or data_dir is None:
-        checkpoint, data_dir = bench_setup(work_dir, resources_dir, n_examples=max(limit, 2))
-    if recipe == "auto":
-        try:
-            from . import recipes  # noqa: F401
-            recipe = "textfooler"
-        except Exception:
-            recipe = CHARSWAP
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               TOKENIZERS_PARALLELISM="false")
-    nltk_dir = Path(resources_dir) / "nltk_data"
-    if "NLTK_DATA" not in env and nltk_dir.is_dir():
-        env["NLTK_DATA"] = str(nltk_dir.resolve())
-
-    def command(shard, num_shards, out):
-        cmd = [sys.executable, "-m", "floodx.attacks.run", "--checkpoint", str(checkpoint),
-               "--data", str(data_dir), "--subset", subset, "--recipe", recipe, "--mode", mode,
-               "--shard", str(shard), "--num-shards", str(num_shards), "--out", str(out),
-               "--resources", str(resources_dir), "--threads", "1", "--limit", str(limit)]
-        if epoch is not None:
-            cmd += ["--epoch", str(epoch)]
-        return cmd
-
-    outs = {name: work_dir / f"attack-bench-{name}.csv" for name in ("single", "shard-0",
-                                                                      "shard-1")}
-
-    def fresh(*names):
-        for name in names:
-            path = outs[name]
-            for extra in (path, path.with_name(path.name + ".partial"),
-                          path.with_name(path.name + ".partial.json")):
-                extra.unlink(missing_ok=True)
-
-    def run_one():
-        fresh("single")
-        return _run_processes([command(0, 1, outs["single"])], env, work_dir)
-
-    def run_two():
-        fresh("shard-0", "shard-1")
-        return _run_processes([command(0, 2, outs["shard-0"]), command(1, 2, outs["shard-1"])],
-                              env, work_dir)
-
-    load_before = os.getloadavg()[0]
-    # A B B A ... order: a load that drifts linearly on a shared machine hits both alike.
-    ones, twos = [], []
-    for round_ in range(rounds):
-        if round_ % 2 == 0:
-            ones.append(run_one())
-            twos.append(run_two())
-        else:
-            twos.append(run_two())
-            ones.append(run_one())
-    one = statistics.median(wall for wall, _ in ones)
-    two = statistics.median(wall for wall, _ in twos)
-    # CPU seconds: what the wall times would be with a free core per process (a shared machine
-    # that schedules sessions fairly, e.g. Linux autogroup, caps the measured wall speedup).
-    one_cpu = statistics.median(cpu[0] for _, cpu in ones)
-    two_cpu = statistics.median(max(cpu) for _, cpu in twos)
-    single_rows = read_rows(outs["single"])
-    shard_rows = read_rows(outs["shard-0"]) + read_rows(outs["shard-1"])
-    single_attack = sum(r["seconds"] for r in single_rows)
-    shard_attack = max(sum(r["seconds"] for r in read_rows(outs[name]))
-                       for name in ("shard-0", "shard-1"))
-    key = lambda r: (r["idx"], r["result"], r["perturbed"], r["queries"])  # noqa: E731
-    return {
-        "attack_two_shard_speedup": round(one / two, 3),
-        "attack_two_shard_speedup_attack_only": round(single_attack / shard_attack, 3)
-        if shard_attack else None,
-        "attack_two_shard_speedup_cpu_projection": round(one_cpu / two_cpu, 3),
-        "attack_one_process_seconds": round(one, 2),
-        "attack_one_process_cpu_seconds": round(one_cpu, 2),
-        "attack_two_process_slowest_cpu_seconds": round(two_cpu, 2),
-        "attack_two_process_seconds": round(two, 2),
-        "attack_one_process_attack_seconds": round(single_attack, 2),
-        "attack_slowest_shard_attack_seconds": round(shard_attack, 2),
-        "attack_bench_examples": len(single_rows),
-        "attack_shards_match_single": sorted(map(key, single_rows)) == sorted(map(key, shard_rows)),
-        "attack_bench_recipe": recipe,
-        "attack_bench_rounds": rounds,
-        "attack_bench_loadavg_before": round(load_before, 2),
-    }
 
 
 if __name__ == "__main__":

@@ -122,6 +122,31 @@ def _minilm_dir(resources_dir):
 
 # ---------------------------------------------------------------------------- WordNet pairs
 
+def english_wordnet():
+    """NLTK's WordNet reader for English lookups, without the 3.0 version map NLTK 3.9+ builds
+    at start-up (two passes over index.sense, about half of a 6 s load) for multilingual
+    WordNets that floodx never uses: `synsets` and `morphy` answer as `nltk.corpus.wordnet`.
+    One reader per process."""
+    global _ENGLISH_WORDNET
+    if _ENGLISH_WORDNET is None:
+        import warnings
+
+        import nltk
+        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+        class EnglishWordNet(WordNetCorpusReader):
+            def map_wn(self, version="wordnet"):
+                return None  # read only by the multilingual (OMW) lookups
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "multilingual functions are not available"
+            _ENGLISH_WORDNET = EnglishWordNet(nltk.data.find("corpora/wordnet"), None)
+    return _ENGLISH_WORDNET
+
+
+_ENGLISH_WORDNET = None
+
+
 def _single(name):
     name = name.lower()
     return name if name.isalpha() else None
