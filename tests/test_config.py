@@ -45,6 +45,8 @@ def test_defaults_are_filled(default_config):
     (lambda c: c["datasets"].update(mine={"source": "local"}), r"datasets.mine.path is required"),
     (lambda c: c["figures"].update(per_epoch_methods=["pgd"]) or c.update(methods=["finetune"]),
      r"figures.per_epoch_methods names 'pgd'"),
+    (lambda c: c.update(model={"source": "huggingface", "name_or_path": "./no/such/model"}),
+     r"model.name_or_path './no/such/model' is no local folder"),
 ])
 def test_bad_config_names_the_key(default_config, mutate, message):
     config = copy.deepcopy(default_config)

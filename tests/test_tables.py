@@ -173,7 +173,10 @@ def test_reading_says_what_the_tests_found(tested):
     assert "significantly more robust than fine-tune: Flooding-X +30.0 points" in text
     assert "12 examples won, 0 lost" in text
     assert "significantly less robust: InfoBERT −25.0 points" in text
-    assert "PGD" not in text and "TAVAT" not in text
+    # Behind the "no" for the rest: the largest observed gain, with its interval.
+    assert "observed, not significant: PGD +5.0 points (95% interval" in text
+    assert "2 examples won, 0 lost" in text
+    assert "TAVAT" not in text
     # Holm over 4 methods: 2 * 0.5**k <= 0.0125 needs k = 8 examples of 40 = 20 points.
     assert "smallest difference this run could have called significant is 20.0 points (8 of 40" in text
 

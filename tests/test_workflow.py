@@ -26,6 +26,16 @@ def test_default_dry_run_lists_every_stage(tmp_path):
         assert counts.get(rule, 0) >= 1, (rule, counts)
 
 
+def test_the_workflow_profile_is_in_effect(tmp_path):
+    """profiles/default is where Snakemake looks for a top-level Snakefile's workflow profile:
+    its settings (here printshellcmds) reach a plain `snakemake` run."""
+    copy_workflow(tmp_path)
+    result = snakemake(tmp_path, "-n")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "Using workflow specific profile profiles/default" in result.stdout + result.stderr
+    assert "python -m floodx.data" in result.stdout + result.stderr   # printshellcmds: the commands
+
+
 def test_paper_config_dry_run_lists_the_whole_dag(tmp_path):
     copy_workflow(tmp_path)
     result = snakemake(tmp_path, "-n", "--configfile", "config/paper.yaml")

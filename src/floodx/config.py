@@ -40,6 +40,10 @@ def _key_path(error):
     return ".".join(parts) if parts else "(top level)"
 
 
+# A Hugging Face hub id: a name or org/name of letters, digits, '-', '_' and '.' (no '--', no '..').
+HUB_ID = re.compile(r"(?!.*(--|\.\.))[\w.-]+(/[\w.-]+)?")
+
+
 def validate_config(config, source="config"):
     """Validate (and fill defaults into) a config dict; ConfigError names the offending key."""
     from jsonschema import Draft202012Validator
@@ -67,6 +71,12 @@ def _check_consistency(config, source):
             raise ConfigError(f"{source}: datasets.{name}.path is required for source: local")
         if ds["source"] in ("embedded", "huggingface") and not ds.get("name"):
             raise ConfigError(f"{source}: datasets.{name}.name is required for source: {ds['source']}")
+    model = config["model"]
+    name = model.get("name_or_path")
+    if model["source"] == "huggingface" and name and not Path(name).is_dir() \
+            and not HUB_ID.fullmatch(name):
+        raise ConfigError(f"{source}: model.name_or_path '{name}' is no local folder (none exists "
+                          "there) and no Hugging Face id (name or org/name)")
     grid = config["flooding"]["grid"]
     if grid["low"] > grid["high"]:
         raise ConfigError(f"{source}: flooding.grid.low ({grid['low']}) is above flooding.grid.high ({grid['high']})")

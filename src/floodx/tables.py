@@ -448,6 +448,14 @@ def reading_markdown(table, caption=None):
                      if wins else "no method's Aua% is significantly above fine-tune's")
         if losses:
             parts.append("significantly less robust: " + "; ".join(map(_comparison_text, losses)))
+        # The effects behind a "no": the paper's method and the largest observed gain, with intervals.
+        unmarked = [t for t in group if not t["mark"]]
+        shown = [t for t in unmarked if t["method"] == "flooding_x"]
+        if unmarked:
+            largest = max(unmarked, key=lambda t: t["difference"])
+            shown += [largest] if largest not in shown else []
+        if shown:
+            parts.append("observed, not significant: " + "; ".join(map(_comparison_text, shown)))
         points = comparisons.detectable_points(int(n), len(group)) if n else None
         if points is None:
             parts.append("with so few examples no difference could have been significant")
