@@ -1,6 +1,7 @@
 """The shared training loop and the Flooding objective."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -232,3 +233,15 @@ def test_a_callback_stops_training_mid_epoch_and_the_run_counts_as_finished(tmp_
     counter = Counter()
     again = train(tiny_spec(epochs=3), data, tmp_path / "run", callbacks=[counter], device=torch.device("cpu"))
     assert counter.steps == 0 and again["epochs"] == result["epochs"]
+
+
+def test_progress_lines_carry_loss_rate_and_eta(capsys):
+    from floodx.training import Progress
+
+    progress = Progress("pgd", total_steps=20, done_steps=10, every=0.0)
+    for step in range(1, 3):
+        progress.step(6, 10, step, 2, torch.tensor(0.25), 32)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("pgd: epoch 6/10, step 1/2: loss 0.2500, ")
+    assert all(re.search(r"[\d.]+ examples/s, ETA \d+:\d\d:\d\d$", line) for line in lines), lines
+    assert re.fullmatch(r"[\d.]+ examples/s, ETA \d+:\d\d:\d\d", progress.summary())

@@ -1,6 +1,7 @@
 """The Snakemake workflow itself: dry runs, lint, config errors, and one real end-to-end run."""
 
 import json
+import os
 import re
 
 import pandas as pd
@@ -98,3 +99,44 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     # Nothing is redone on a second call: the DAG is complete.
     again = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # A mistake in the input stops the next run before any job, and no result is lost.
+    before = snapshot(results)
+    data = tmp_path / "config/tiny/reviews.csv"
+    good, stamp = data.read_bytes(), data.stat()
+    lines = good.decode().splitlines()
+    bad_files = {
+        "no label column": ("\n".join([lines[0].replace("sentiment", "mood")] + lines[1:]) + "\n",
+                            "no column 'sentiment'"),
+        "unknown label": ("\n".join(lines[:3] + [lines[3].rsplit(",", 1)[0] + ",neutral"] + lines[4:]) + "\n",
+                          "line 4"),
+        "empty text": ("\n".join(lines[:2] + ['"",positive'] + lines[3:]) + "\n", "line 3"),
+    }
+    for name, (text, message) in bad_files.items():
+        data.write_text(text)
+        result = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml")
+        assert result.returncode != 0 and message in result.stdout + result.stderr, (name, result.stderr[-3000:])
+        assert snapshot(results) == before, name
+    data.write_bytes(good[:40] + b"\xff\xfe" + good[40:])
+    result = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml")
+    assert result.returncode != 0 and "not UTF-8" in result.stdout + result.stderr
+    assert snapshot(results) == before
+    data.write_bytes(good)
+    os.utime(data, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # as before (an edited file reruns by mtime)
+    for overlay, message in (({"datasets": {"tiny": {"source": "huggingface", "name": "sst3"}}}, "sst3"),
+                             ({"model": {"source": "huggingface", "name_or_path": "./missing/model"}},
+                              "model.name_or_path './missing/model' is no local folder")):
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump(overlay))
+        result = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml", "bad.yaml")
+        assert result.returncode != 0 and message in result.stdout + result.stderr, result.stderr[-3000:]
+        assert snapshot(results) == before
+    again = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def snapshot(folder):
+    """{relative path: sha256} of every file under `folder`."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

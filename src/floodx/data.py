@@ -436,6 +436,31 @@ def _load_local(spec, dataset_id):
     return Loaded(names, splits, [], notes, inputs, label_mapping=mapping)
 
 
+def check_before_run(dataset_id, spec, seed=42):
+    """Every check `prepare` makes that needs no download, made before any job runs (the
+    workflow calls it while it reads the config): names and keys, and for local files their
+    encoding, columns, labels, empty texts and split sizes.  Raises ConfigError/DataError naming
+    the file, line or key; returns warnings (a class so rare it looks like a stray label)."""
+    spec = normalise_spec(dataset_id, spec)
+    if spec["source"] != "local":
+        return []
+    loaded = _load_local(spec, dataset_id)
+    build_splits(loaded, spec, dataset_id, seed)
+    counts = {}
+    for examples in loaded.splits.values():
+        for example in examples:
+            counts[example.label] = counts.get(example.label, 0) + 1
+    total = sum(counts.values())
+    return [f"datasets.{dataset_id}: class '{loaded.label_names[label]}' has only {count} of {total} "
+            f"examples: a stray label? (label_names lists the classes explicitly)"
+            for label, count in sorted(counts.items()) if count < max(RARE_CLASS_MIN, RARE_CLASS_SHARE * total)]
+
+
+# A class with fewer examples than both of these is reported before the run: likely a typo in a
+# label column, which without label_names would silently add a class.
+RARE_CLASS_MIN, RARE_CLASS_SHARE = 5, 0.001
+
+
 # ---------------------------------------------------------------------------------------------
 # Splitting and slicing (seeded, stratified by label)
 # ---------------------------------------------------------------------------------------------

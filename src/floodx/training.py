@@ -167,6 +167,42 @@ class Optimisation:
         return loss
 
 
+def _clock(seconds):
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Progress lines of a long job (its log is all a user sees while it runs): a line within an
+    epoch every `every` seconds and one per epoch, each with loss, examples/s and an ETA."""
+
+    def __init__(self, name, total_steps, done_steps=0, every=30.0):
+        self.name, self.total, self.done, self.every = name, total_steps, done_steps, every
+        self.started = self.last = time.perf_counter()
+        self.done_at_start, self.examples = done_steps, 0
+
+    def _rate(self):
+        elapsed = time.perf_counter() - self.started
+        steps = self.done - self.done_at_start
+        eta = (self.total - self.done) * elapsed / steps if steps else float("nan")
+        return self.examples / elapsed if elapsed else 0.0, eta
+
+    def step(self, epoch, epochs, step, steps, loss, examples):
+        self.done += 1
+        self.examples += examples
+        if time.perf_counter() - self.last >= self.every:
+            self.last = time.perf_counter()
+            rate, eta = self._rate()
+            print(f"{self.name}: epoch {epoch}/{epochs}, step {step}/{steps}: loss {float(loss):.4f}, "
+                  f"{rate:.1f} examples/s, ETA {_clock(eta)}", flush=True)
+
+    def summary(self):
+        """', N examples/s, ETA h:mm:ss' for the epoch line."""
+        self.last = time.perf_counter()
+        rate, eta = self._rate()
+        return f"{rate:.1f} examples/s, ETA {_clock(eta) if eta == eta else '?'}"
+
+
 class StepState:
     """What a callback sees after each optimisation step."""
 
@@ -258,6 +294,7 @@ class Trainer:
 
         state = StepState(self)
         state.global_step = start_epoch * steps_per_epoch
+        progress = Progress(spec.get("run") or spec["method"], steps_per_epoch * epochs, state.global_step)
         for epoch in range(start_epoch + 1, epochs + 1):
             loader = first_loader if epoch == 1 else make_loader(
                 train, self.tokenizer, batch_size, training["max_length"], True, self.seed, epoch,
@@ -269,6 +306,7 @@ class Trainer:
                 batch = to_device(batch, self.device)
                 loss = optimisation.step(batch)
                 losses.append(loss)
+                progress.step(epoch, epochs, len(losses), steps_per_epoch, loss, len(batch["labels"]))
                 state.global_step += 1
                 state.loss, state.batch = loss, batch
                 for callback in callbacks:
@@ -290,7 +328,8 @@ class Trainer:
                 records[-1]["stopped_early"] = True
             self._save(epoch, optimizer, scheduler, records)
             print(f"{spec.get('run')}: epoch {epoch}/{epochs}: train loss {records[-1]['train_loss_mean']:.4f}, "
-                  f"dev loss {dev['loss']:.4f}, dev acc {dev['acc']:.4f} ({seconds:.0f} s)", flush=True)
+                  f"dev loss {dev['loss']:.4f}, dev acc {dev['acc']:.4f} ({seconds:.0f} s; {progress.summary()})",
+                  flush=True)
             if state.stop:
                 break
         return self._finish(records)

@@ -2,11 +2,13 @@
 import json
 import os
 import shlex
+import sys
 
 from floodx.config import (
     BASE_METHODS, RUN_PATTERN, attacked_epoch, flood_run, flooding_grid, parse_run, per_epoch_window, probe_spec,
     run_spec, validate_config, window_spec,
 )
+from floodx.data import check_before_run
 from floodx.figures import caption_for
 
 # Config files given with --configfile merge into config/config.yaml key by key, except
@@ -15,6 +17,12 @@ _cli_config = workflow.config_settings.overwrite_config or {}
 if "datasets" in _cli_config:
     config["datasets"] = _cli_config["datasets"]
 validate_config(config, source="snakemake config")
+if workflow.is_main_process:
+    # Local data files are read and checked now, before any job: a bad file must not cost the
+    # prepared data set (Snakemake removes a job's outputs before it runs).
+    for _dataset, _spec in config["datasets"].items():
+        for _warning in check_before_run(_dataset, _spec, config["seeds"][0]):
+            print(f"floodx: warning: {_warning}", file=sys.stderr)
 
 RESOURCES = "resources"
 ENV = "../envs/floodx.yaml"  # conda: paths are relative to this rules folder
