@@ -19,7 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 # Rules call `python -m floodx...`: the environment's interpreter must come first on PATH.
+# After a kill -9 the same command resumes: floodx.locks releases the lock a stopped Snakemake
+# left (only when none runs here) and the workflow profile reruns incomplete jobs.
 run: $(STAMP)
+	$(BIN)/python -m floodx.locks
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
 
 test: $(STAMP)

@@ -8,7 +8,7 @@ import torch
 
 from floodx.methods import build_method
 from floodx.methods.flooding import flooded
-from floodx.training import Trainer, batch_order, make_optimizer, train
+from floodx.training import STATE_FILE, Trainer, batch_order, make_optimizer, train
 
 from conftest import write_prepared
 
@@ -153,6 +153,11 @@ def test_resume_after_interruption_gives_the_uninterrupted_model(tmp_path, sente
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    # Byte for byte: weights, config and tokenizer files (what the attacks fingerprint).
+    files = sorted(p.name for p in (tmp_path / "whole" / whole["final_checkpoint"]).iterdir() if p.name != STATE_FILE)
+    for name in files:
+        assert ((tmp_path / "whole" / whole["final_checkpoint"] / name).read_bytes()
+                == (tmp_path / "resumed" / resumed["final_checkpoint"] / name).read_bytes()), name
 
 
 # ---------------------------------------------------------------- retention and finished runs

@@ -271,13 +271,14 @@ class Trainer:
         self.method = build_method(spec["method"], **spec.get("method_params", {}))
         if self.finished(records):       # nothing left to train (e.g. metrics.json was deleted)
             return self._finish(records)
+        self.model, self.tokenizer = build_model(
+            spec["model"], num_labels, spec.get("resources", "resources"), self.out_dir)
         if start_epoch:
-            self.model, self.tokenizer = build_model(
+            # The weights of the last finished epoch; the tokenizer stays the starting model's, so
+            # that checkpoints saved after a resume are byte for byte those of an unbroken run.
+            self.model, _ = build_model(
                 {"source": "huggingface", "name_or_path": str(self.checkpoint_dir(start_epoch))},
                 num_labels, spec.get("resources", "resources"), self.out_dir)
-        else:
-            self.model, self.tokenizer = build_model(
-                spec["model"], num_labels, spec.get("resources", "resources"), self.out_dir)
         self.model.to(self.device).train()
 
         train = self.splits["train"]
