@@ -107,3 +107,14 @@ def test_probe_spec_carries_its_own_length_and_stop_rule(default_config):
     assert spec["training"]["epochs"] == config["probe"]["max_epochs"] == 10
     assert spec["stop"] == {"step": 0.01, "max_levels": 3, "direction": "first", "confirm_sub_epochs": 3,
                             "max_epochs": 10, "stop_after_sub_epochs": 2}
+
+
+def test_the_paper_comparison_follows_the_source_not_the_id():
+    from floodx.config import paper_counterpart
+
+    assert paper_counterpart({"source": "local", "path": "sst2.csv"}) is None       # an id 'sst2' decides nothing
+    assert paper_counterpart({"source": "huggingface", "name": "sst2"}) == {"paper": "sst2", "stand_in": False}
+    assert paper_counterpart({"source": "embedded", "name": "rotten-tomatoes"}) == {"paper": "sst2", "stand_in": True}
+    assert paper_counterpart({"source": "local", "path": "x.csv", "paper_dataset": "imdb"}) == {"paper": "imdb",
+                                                                                                "stand_in": True}
+    assert paper_counterpart({"source": "huggingface", "name": "sst2", "paper_dataset": None}) is None

@@ -198,7 +198,8 @@ def test_several_seeds_get_a_bootstrap_interval_and_a_pooled_test(tmp_path):
 
 def test_table2_vs_paper_side_by_side(summaries):
     table = tables.table2(tables.load_attack_summaries(summaries))
-    comparison = tables.table2_vs_paper(table, {"rt": "sst2"})
+    comparison = tables.table2_vs_paper(table, {"rt": {"paper": "sst2", "stand_in": True},
+                                                "mrpc": {"paper": "mrpc", "stand_in": False}})
     cell = comparison[(comparison.dataset == "rt") & (comparison.method == "finetune")
                       & (comparison.attack == "textfooler") & (comparison.metric == "aua")].iloc[0]
     assert cell.paper_dataset == "sst2" and bool(cell.stand_in)
@@ -228,7 +229,8 @@ def test_unmapped_dataset_has_no_paper_values(summaries):
 
 def test_table2_cli_writes_csv_md_tex(summaries, tmp_path):
     out = tmp_path / "tables"
-    tables.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(out), "--paper-map", "rt=sst2"])
+    tables.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(out), "--paper-map",
+                 '{"rt": {"paper": "sst2", "stand_in": true}}'])
     for name in ("table2.csv", "table2.md", "table2.tex", "table2_vs_paper.csv", "table2_vs_paper.md"):
         assert (out / name).stat().st_size > 0
     csv = pd.read_csv(out / "table2.csv")
@@ -248,7 +250,8 @@ def test_bad_inputs_are_user_errors(tmp_path, capsys):
     with pytest.raises(DataError, match="aua"):
         tables.load_attack_summaries([path])
     with pytest.raises(SystemExit) as exit_info:
-        tables.main(["table2", "--summaries", str(path), "--out-dir", str(tmp_path / "t"), "--paper-map", "rt=sst"])
+        tables.main(["table2", "--summaries", str(path), "--out-dir", str(tmp_path / "t"), "--paper-map",
+                     '{"rt": {"paper": "sst"}}'])
     assert exit_info.value.code == 2 and "floodx: error:" in capsys.readouterr().err
 
 

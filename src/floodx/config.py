@@ -40,6 +40,34 @@ def _key_path(error):
     return ".".join(parts) if parts else "(top level)"
 
 
+# The paper's data sets (Tables 2-3), in its order.
+PAPER_DATASETS = ("imdb", "ag_news", "sst2", "qnli", "mrpc")
+
+
+def paper_counterpart(spec):
+    """{"paper": data set, "stand_in": bool} that a data set spec is compared with, or None.
+
+    `paper_dataset` in the spec decides when given (null: no comparison); otherwise a Hugging Face
+    source named like one of the paper's data sets is that data set, the embedded Rotten Tomatoes
+    sentences stand in for SST-2, and a local file is compared with nothing: the data set's id
+    never decides."""
+    same = spec.get("source") == "huggingface"
+    if "paper_dataset" in spec:
+        paper = spec["paper_dataset"]
+        return None if paper is None else {"paper": paper, "stand_in": not (same and spec.get("name") == paper)}
+    if same and spec.get("name") in PAPER_DATASETS:
+        return {"paper": spec["name"], "stand_in": False}
+    if spec.get("source") == "embedded":
+        return {"paper": "sst2", "stand_in": True}
+    return None
+
+
+def paper_map(config):
+    """{our data set: paper_counterpart} for the data sets that have one (the tables' --paper-map)."""
+    pairs = {name: paper_counterpart(spec) for name, spec in config["datasets"].items()}
+    return {name: pair for name, pair in pairs.items() if pair}
+
+
 # A Hugging Face hub id: a name or org/name of letters, digits, '-', '_' and '.' (no '--', no '..').
 HUB_ID = re.compile(r"(?!.*(--|\.\.))[\w.-]+(/[\w.-]+)?")
 

@@ -58,7 +58,7 @@ SPEC_DEFAULTS = {
     "dev_attack_examples": 100,
     "max_length": 128,
 }
-SPEC_KEYS = set(SPEC_DEFAULTS) | {"source", "name", "path", "format", "label_names", "batch_size"}
+SPEC_KEYS = set(SPEC_DEFAULTS) | {"source", "name", "path", "format", "label_names", "batch_size", "paper_dataset"}
 
 EMBEDDED = {
     "rotten-tomatoes": {

@@ -102,11 +102,12 @@ def caption_for(config, dataset, seeds=None, extra=None):
     model_text = {"pypi-minilm": "all-MiniLM-L6-v2 (paper: BERT-base)",
                   "tiny": "tiny 2-layer BERT (smoke test)"}.get(source, model.get("name_or_path") or source)
     ds = config.get("datasets", {}).get(dataset, {})
-    from .tables import DEFAULT_PAPER_MAP
+    from .config import paper_counterpart
 
     data_text = dataset_label(dataset)
-    if dataset in DEFAULT_PAPER_MAP:
-        data_text += f" (stand-in for {dataset_label(DEFAULT_PAPER_MAP[dataset])})"
+    pair = paper_counterpart(ds) if ds else None
+    if pair and pair["stand_in"]:
+        data_text += f" (stand-in for {dataset_label(pair['paper'])})"
     if ds.get("train_size"):
         data_text += f", {ds['train_size']} train examples"
     epochs = config.get("training", {}).get("epochs")

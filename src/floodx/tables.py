@@ -16,13 +16,14 @@ The paper's Tables 2 and 3 are package data (`floodx/paper_results/paper_table{2
 CLI (one sub-command per table, every output written atomically)::
 
     python -m floodx.tables table2 --summaries results/attack/*/*/seed*/*/summary.json \
-        --out-dir results/tables [--paper-map rt=sst2]
+        --out-dir results/tables [--paper-map '{"rt": {"paper": "sst2", "stand_in": true}}']
     python -m floodx.tables table3 --times results/profile/*/times.json --out-dir results/tables
     python -m floodx.tables search --choices results/search/*/*/seed*/choice.json \
         [--windows results/probe/*/seed*/window.json] --out-dir results/tables
 """
 
 import argparse
+import json
 import math
 import re
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import comparisons
+from .config import PAPER_DATASETS
 from .errors import DataError, run_main
 from .provenance import read_result, write_text
 
@@ -54,9 +56,8 @@ DATASET_LABELS = {
     "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "imdb": "IMDB", "ag_news": "AG News",
     "rt": "Rotten Tomatoes",
 }
-PAPER_DATASETS = ("imdb", "ag_news", "sst2", "qnli", "mrpc")
-# Our data sets that are stand-ins for one of the paper's (overridable with --paper-map).
-DEFAULT_PAPER_MAP = {"rt": "sst2"}
+# What the paper compares with when no --paper-map is given: the embedded default's id.
+DEFAULT_PAPER_MAP = {"rt": {"paper": "sst2", "stand_in": True}}
 # A model whose Clean% is not significantly above always predicting the most frequent test label
 # (one-sided binomial test at this level) learned next to nothing; its attack numbers (high Aua%,
 # low Suc%) measure no robustness.
@@ -130,26 +131,26 @@ def paper_table3():
     return frame
 
 
-def parse_paper_map(items, default=DEFAULT_PAPER_MAP):
-    """['rt=sst2', ...] -> {'rt': 'sst2'} (on top of the default stand-ins)."""
-    mapping = dict(default)
-    for item in items or ():
-        if "=" not in item:
-            raise DataError(f"--paper-map expects OURS=PAPER (e.g. rt=sst2), got '{item}'")
-        ours, paper = item.split("=", 1)
-        if paper not in PAPER_DATASETS:
-            raise DataError(f"--paper-map {item}: '{paper}' is not one of the paper's data sets {PAPER_DATASETS}")
-        mapping[ours] = paper
+def parse_paper_map(text, default=DEFAULT_PAPER_MAP):
+    """--paper-map JSON, {"rt": {"paper": "sst2", "stand_in": true}, ...} (the rules write it from
+    `floodx.config.paper_map`); without one, the embedded default's stand-in."""
+    if not text:
+        return dict(default)
+    try:
+        mapping = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"--paper-map is not valid JSON ({err})") from None
+    for ours, pair in (mapping.items() if isinstance(mapping, dict) else [(None, None)]):
+        if not isinstance(pair, dict) or pair.get("paper") not in PAPER_DATASETS:
+            raise DataError(f"--paper-map: {ours!r} must map to {{'paper': one of {PAPER_DATASETS}, "
+                            f"'stand_in': true|false}}, got {pair!r}")
     return mapping
 
 
 def paper_dataset_for(dataset, paper_map):
-    """(paper data set, is_stand_in) for one of ours; (None, False) if the paper has no counterpart."""
-    if dataset in PAPER_DATASETS:
-        return dataset, False
-    if dataset in paper_map:
-        return paper_map[dataset], True
-    return None, False
+    """(paper data set, is_stand_in) for one of ours; (None, False) if the map gives it none."""
+    pair = paper_map.get(dataset)
+    return (pair["paper"], bool(pair.get("stand_in", True))) if pair else (None, False)
 
 
 # ---------------------------------------------------------------- collecting our results
@@ -906,13 +907,14 @@ def _main(argv=None):
     t2 = sub.add_parser("table2", help="Table 2 and table2_vs_paper from attack summary.json files")
     t2.add_argument("--summaries", nargs="+", required=True)
     t2.add_argument("--out-dir", required=True)
-    t2.add_argument("--paper-map", nargs="*", default=[], metavar="OURS=PAPER",
-                    help="compare one of our data sets with a paper data set (default: rt=sst2)")
+    t2.add_argument("--paper-map", default=None, metavar="JSON",
+                    help='the paper data set each of ours is compared with, e.g. '
+                         '\'{"rt": {"paper": "sst2", "stand_in": true}}\' (default: that one)')
     t2.add_argument("--caption", default=None)
     t3 = sub.add_parser("table3", help="Table 3 from profiling times.json files")
     t3.add_argument("--times", nargs="+", required=True)
     t3.add_argument("--out-dir", required=True)
-    t3.add_argument("--paper-map", nargs="*", default=[], metavar="OURS=PAPER")
+    t3.add_argument("--paper-map", default=None, metavar="JSON")
     t3.add_argument("--caption", default=None)
     se = sub.add_parser("search", help="flood levels chosen and training runs needed")
     se.add_argument("--choices", nargs="+", required=True)

@@ -5,8 +5,8 @@ import shlex
 import sys
 
 from floodx.config import (
-    BASE_METHODS, RUN_PATTERN, attacked_epoch, flood_run, flooding_grid, parse_run, per_epoch_window, probe_spec,
-    run_spec, validate_config, window_spec,
+    BASE_METHODS, RUN_PATTERN, attacked_epoch, flood_run, flooding_grid, paper_map, parse_run, per_epoch_window,
+    probe_spec, run_spec, validate_config, window_spec,
 )
 from floodx.data import check_before_run
 from floodx.figures import caption_for

@@ -79,13 +79,14 @@ rule table2:
         "results/tables/table2_vs_paper.csv",
     params:
         caption=shlex.quote(config_caption()),
+        paper_map=as_json(paper_map(config)),
     log:
         "logs/tables/table2.log",
     conda:
         ENV
     shell:
         "python -m floodx.tables table2 --summaries {input} --out-dir results/tables "
-        "--caption {params.caption} > {log} 2>&1"
+        "--paper-map {params.paper_map} --caption {params.caption} > {log} 2>&1"
 
 
 rule table3:
@@ -95,12 +96,14 @@ rule table3:
         report("results/tables/table3.md", caption="../report/table3.rst", category="Tables"),
         "results/tables/table3.csv",
         "results/tables/table3.tex",
+    params:
+        paper_map=as_json(paper_map(config)),
     log:
         "logs/tables/table3.log",
     conda:
         ENV
     shell:
-        "python -m floodx.tables table3 --times {input} --out-dir results/tables > {log} 2>&1"
+        "python -m floodx.tables table3 --times {input} --out-dir results/tables --paper-map {params.paper_map} > {log} 2>&1"
 
 
 rule search_table:
