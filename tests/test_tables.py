@@ -194,6 +194,9 @@ def test_several_seeds_get_a_bootstrap_interval_and_a_pooled_test(tmp_path):
     assert fx.textfooler_aua_low < fx.textfooler_aua_mean < fx.textfooler_aua_high
     assert (fx.textfooler_aua_vs_finetune_wins, fx.textfooler_aua_vs_finetune_losses) == (8, 0)
     assert fx.textfooler_aua_vs_finetune_mark == "win"
+    # Over 3 seeds the smallest significant difference is 6 examples each won in one seed: 6 of 120 pairs.
+    text = tables.reading_markdown(tables.table2(tables.load_attack_summaries(paths)))
+    assert "could have called significant is 5.0 points (6 of 120 (seed, example) pairs" in text
 
 
 def test_table2_vs_paper_side_by_side(summaries):

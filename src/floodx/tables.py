@@ -457,13 +457,17 @@ def reading_markdown(table, caption=None):
             shown += [largest] if largest not in shown else []
         if shown:
             parts.append("observed, not significant: " + "; ".join(map(_comparison_text, shown)))
-        points = comparisons.detectable_points(int(n), len(group)) if n else None
+        # Over several seeds the smallest significant difference is 8 examples each won in one
+        # seed (the sign-flip test of per-example sums), i.e. k of all (seed, example) pairs.
+        pairs = int(group[0].get("n_pairs") or 0) or (int(n) if n else 0)
+        unit = "examples" if seeds == 1 else "(seed, example) pairs"
+        points = comparisons.detectable_points(pairs, len(group)) if pairs else None
         if points is None:
             parts.append("with so few examples no difference could have been significant")
         else:
-            k = round(points * int(n) / 100)
+            k = round(points * pairs / 100)
             parts.append(f"the smallest difference this run could have called significant is {points:.1f} points "
-                         f"({k} of {n} examples, all won and none lost; Holm over {len(group)} methods)")
+                         f"({k} of {pairs} {unit}, all won and none lost; Holm over {len(group)} methods)")
         lines.append(head + "; ".join(parts) + ".")
     lines += ["", "Tests: exact paired sign-flip test of Aua% against fine-tune on the same examples "
               "(McNemar for one seed), Holm-corrected per data set and attack; intervals of differences: "
