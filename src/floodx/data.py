@@ -456,8 +456,9 @@ def check_before_run(dataset_id, spec, seed=42):
             for label, count in sorted(counts.items()) if count < max(RARE_CLASS_MIN, RARE_CLASS_SHARE * total)]
 
 
-# A class with fewer examples than both of these is reported before the run: likely a typo in a
-# label column, which without label_names would silently add a class.
+# A class with fewer than RARE_CLASS_MIN examples (or, in a large file, fewer than RARE_CLASS_SHARE
+# of them) is reported before the run: likely a typo in a label column, which without
+# label_names would silently add a class.
 RARE_CLASS_MIN, RARE_CLASS_SHARE = 5, 0.001
 
 
