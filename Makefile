@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.floodx-installed
 CORES ?= all
 
-.PHONY: setup run test bench dryrun lint clean-results
+.PHONY: setup run test bench report dryrun lint clean-results
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m floodx.bench
+
+# After `make run`: one HTML file with every table and figure (opens on what the run was).
+report: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --report results/report.html
 
 dryrun: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n

@@ -241,6 +241,37 @@ def test_table2_cli_writes_csv_md_tex(summaries, tmp_path):
     assert csv[(csv.dataset == "rt") & (csv.method == "finetune")].textfooler_aua_std.iloc[0] == pytest.approx(2.0)
 
 
+def test_every_markdown_table_has_an_html_page_showing_the_same_cells(summaries, tmp_path):
+    """The report shows HTML inline (Markdown it only downloads): each .md has a .html with its cells."""
+    import html.parser
+
+    class Cells(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.cells, self.inside = [], False
+
+        def handle_starttag(self, tag, attrs):
+            self.inside = tag in ("td", "th")
+            if self.inside:
+                self.cells.append("")
+
+        def handle_data(self, data):
+            if self.inside:
+                self.cells[-1] += data
+
+    out = tmp_path / "tables"
+    tables.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(out)])
+    for name in ("table2", "table2_vs_paper", "reading"):
+        markdown_text = (out / f"{name}.md").read_text()
+        parser = Cells()
+        parser.feed((out / f"{name}.html").read_text())
+        md_cells = [c.strip().replace("**", "") for line in markdown_text.splitlines() if line.startswith("|")
+                    and not set(line) <= set("|-: ") for c in line.strip("|").split("|")]
+        assert [c.strip() for c in parser.cells] == md_cells, name
+    assert len(parser.cells) == 0  # the reading is prose
+    assert "<table>" in (out / "table2.html").read_text() and "<h1>Table 2</h1>" in (out / "table2.html").read_text()
+
+
 def test_bad_inputs_are_user_errors(tmp_path, capsys):
     bad = tmp_path / "summary.json"
     bad.write_text("{}")

@@ -1,8 +1,10 @@
 """The Snakemake workflow itself: dry runs, lint, config errors, and one real end-to-end run."""
 
+import base64
 import json
 import os
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -94,7 +96,16 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     report = snakemake(tmp_path, "--configfile", "config/tiny.yaml", "--report", "report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "report.html").read_text(errors="replace")
-    assert "figure3_tiny.png" in html and "table2.md" in html
+    assert "figure3_tiny.png" in html
+    # The report shows tables inline (HTML pages), and opens on what the run was and where Table 2 is.
+    shown = report_results(html)
+    for table in ("table2", "reading", "table2_vs_paper", "table3", "search"):
+        entry = shown[f"results/tables/{table}.html"]
+        assert entry["mime_type"] == "text/html", (table, entry["mime_type"])
+    page = base64.b64decode(shown["results/tables/table2.html"]["data_uri"].split(",", 1)[1]).decode()
+    assert "<table>" in page and "Fine-tune" in page
+    landing = json.loads(re.search(r"var workflow_desc = (.*);\n", html).group(1))
+    assert "Start here" in landing and "table2.html" in landing and "tiny" in landing
 
     # Nothing is redone on a second call: the DAG is complete.
     again = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml", "-n")
@@ -134,9 +145,133 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def report_results(html):
+    """The `results` object a Snakemake report embeds: {path: {mime_type, data_uri, ...}}."""
+    return json.loads(re.search(r"var results = (\{.*?\});\n", html).group(1))
+
+
 def snapshot(folder):
     """{relative path: sha256} of every file under `folder`."""
     import hashlib
 
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- kill -9 and the same command again
+KILL_TARGET = "results/attack/tiny/finetune/seed1/textfooler/summary.json"
+KILL_OVERLAY = {"training": {"epochs": 8}, "attacks": {"shards": 1},
+                "datasets": {"tiny": {"path": "big.csv", "attack_examples": 300}}}
+
+
+def big_reviews(source, dest, copies=60):
+    """The tiny reviews, numbered copies: jobs long enough (seconds) to be killed in the middle."""
+    frame = pd.read_csv(source)
+    rows = [{**row, "sentence": f"{row['sentence']} (take {k})"} for k in range(copies)
+            for row in frame.to_dict("records")]
+    pd.DataFrame(rows).to_csv(dest, index=False)
+
+
+def start(workdir):
+    """The README's command (release a stale lock, then Snakemake), started in its own session."""
+    import subprocess
+    import sys
+
+    bin_dir = os.path.dirname(sys.executable)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PATH": os.pathsep.join([bin_dir, os.environ["PATH"]])}
+    subprocess.run([sys.executable, "-m", "floodx.locks"], cwd=workdir, env=env, check=True)
+    return subprocess.Popen([os.path.join(bin_dir, "snakemake"), "--cores", "2", "--configfile",
+                             "config/tiny.yaml", "overlay.yaml", "--until", "gather_attack", "--", KILL_TARGET],
+                            cwd=workdir, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def kill_session_when(process, condition, timeout=600):
+    """SIGKILL every process of `process`'s session (Snakemake and its jobs) once `condition()` holds."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, "the run ended before it could be killed:\n" + process.stdout.read()[-3000:]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+    session = os.getsid(process.pid)
+    while True:
+        members = [int(p.name) for p in Path("/proc").glob("[0-9]*") if _session_of(p) == session]
+        if not members:
+            break
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.poll()  # reap Snakemake itself
+        time.sleep(0.05)
+    process.wait()
+
+
+def _session_of(proc):
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def mtimes(folder, pattern="*"):
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in sorted(folder.glob(pattern)) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_kill_9_in_training_and_in_an_attack_then_the_same_command_resumes(tmp_path):
+    """kill -9 mid-training and mid-attack; the same command finishes without redoing finished work, and
+    the checkpoints and attack rows are those of an uninterrupted run."""
+    runs = {}
+    for name in ("straight", "killed"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        copy_workflow(workdir)
+        big_reviews(workdir / "config/tiny/reviews.csv", workdir / "big.csv")
+        (workdir / "overlay.yaml").write_text(yaml.safe_dump(KILL_OVERLAY))
+        runs[name] = workdir
+
+    straight = start(runs["straight"])
+    assert straight.wait() == 0, straight.stdout.read()[-3000:]
+
+    work = runs["killed"]
+    run_dir = work / "results/train/tiny/finetune/seed1"
+    # 1. During training: two epochs finished, the run not.
+    kill_session_when(start(work), lambda: (run_dir / "checkpoints/epoch-2/model.safetensors").exists())
+    assert not (run_dir / "metrics.json").exists()
+    data_before = mtimes(work / "results/data/tiny")
+    assert data_before
+
+    # 2. During the attack: some examples finished, the shard not.
+    partial = work / "results/attack/tiny/finetune/seed1/textfooler/shard-0.csv.partial"
+    rows = lambda: partial.read_text().count("\n") - 1 if partial.exists() else 0  # noqa: E731
+    kill_session_when(start(work), lambda: rows() >= 5)
+    finished_rows = rows()
+    assert not (work / "results/attack/tiny/finetune/seed1/textfooler/shard-0.csv").exists()
+    train_log = (work / "logs/train/tiny/finetune/seed1.log").read_text()
+    assert re.search(r"resuming after epoch [2-7] ", train_log), train_log[-2000:]
+    trained = mtimes(run_dir, "**/*")
+    assert mtimes(work / "results/data/tiny") == data_before           # prepare was not redone
+
+    # 3. The same command finishes the run; nothing finished is redone.
+    resumed = start(work)
+    output = resumed.communicate()[0]
+    assert resumed.returncode == 0, output[-3000:]
+    assert mtimes(work / "results/data/tiny") == data_before
+    assert mtimes(run_dir, "**/*") == trained                              # training was not redone
+    shard_log = (work / "logs/attack/tiny/finetune/seed1/shard-0.log").read_text()
+    resumed_after = int(re.search(r"resuming after (\d+) finished example", shard_log).group(1))
+    assert resumed_after >= 5 and resumed_after >= finished_rows - 1     # a torn last row is redone
+
+    # ... and what it wrote is what an unbroken run wrote.
+    straight_dir = runs["straight"] / "results/train/tiny/finetune/seed1"
+    for checkpoint in sorted((straight_dir / "checkpoints").iterdir()):
+        for file in sorted(checkpoint.iterdir()):
+            assert file.read_bytes() == (run_dir / "checkpoints" / checkpoint.name / file.name).read_bytes(), file
+    columns = lambda w: pd.read_csv(w / "results/attack/tiny/finetune/seed1/textfooler/examples.csv").drop(  # noqa: E731
+        columns=["seconds"], errors="ignore")
+    pd.testing.assert_frame_equal(columns(work), columns(runs["straight"]))

@@ -13,6 +13,9 @@
 
 The paper's Tables 2 and 3 are package data (`floodx/paper_results/paper_table{2,3}.csv`).
 
+Every Markdown table is also written as an HTML page beside it (`floodx.pages`): the report shows
+those.
+
 CLI (one sub-command per table, every output written atomically)::
 
     python -m floodx.tables table2 --summaries results/attack/*/*/seed*/*/summary.json \
@@ -34,6 +37,7 @@ import pandas as pd
 from . import comparisons
 from .config import PAPER_DATASETS
 from .errors import DataError, run_main
+from .pages import write_markdown
 from .provenance import read_result, write_text
 
 DATA_DIR = Path(__file__).resolve().parent / "paper_results"
@@ -418,8 +422,9 @@ def _points(value):
 
 def _comparison_text(test):
     low, high = test["interval"]
+    won = f"{test['wins']} example{'' if test['wins'] == 1 else 's'} won"
     return (f"{method_label(test['method'])} {_points(100 * test['difference'])} points (95% interval "
-            f"{_points(100 * low)} to {_points(100 * high)}; {test['wins']} examples won, {test['losses']} lost; "
+            f"{_points(100 * low)} to {_points(100 * high)}; {won}, {test['losses']} lost; "
             f"Holm p = {test['p_holm']:.3g})")
 
 
@@ -879,12 +884,13 @@ def write_table2(summary_paths, out_dir, paper_map=None, caption=None):
     table = table2(load_attack_summaries(summary_paths))
     export = table.copy()
     write_csv(out_dir / "table2.csv", export)
-    write_text(out_dir / "table2.md", table2_markdown(table, caption))
+    write_markdown(out_dir / "table2.md", table2_markdown(table, caption), "Table 2")
     write_text(out_dir / "table2.tex", table2_latex(table, caption))
-    write_text(out_dir / "reading.md", reading_markdown(table, caption))
+    write_markdown(out_dir / "reading.md", reading_markdown(table, caption), "What Table 2 shows")
     comparison = table2_vs_paper(table, paper_map)
     write_csv(out_dir / "table2_vs_paper.csv", comparison)
-    write_text(out_dir / "table2_vs_paper.md", table2_vs_paper_markdown(comparison, caption))
+    write_markdown(out_dir / "table2_vs_paper.md", table2_vs_paper_markdown(comparison, caption),
+                   "Table 2 beside the paper")
     return table, comparison
 
 
@@ -892,7 +898,7 @@ def write_table3(times_paths, out_dir, paper_map=None, caption=None):
     out_dir = Path(out_dir)
     frame = table3(load_times(times_paths), paper_map)
     write_csv(out_dir / "table3.csv", frame)
-    write_text(out_dir / "table3.md", table3_markdown(frame, caption))
+    write_markdown(out_dir / "table3.md", table3_markdown(frame, caption), "Table 3")
     write_text(out_dir / "table3.tex", table3_latex(frame, caption))
     return frame
 
@@ -901,7 +907,7 @@ def write_search(choice_paths, out_dir, window_paths=(), caption=None):
     out_dir = Path(out_dir)
     frame = search_summary(choice_paths, window_paths)
     write_csv(out_dir / "search.csv", frame)
-    write_text(out_dir / "search.md", search_markdown(frame, caption))
+    write_markdown(out_dir / "search.md", search_markdown(frame, caption), "Flood-level search")
     return frame
 
 

@@ -274,6 +274,8 @@ class Trainer:
         self.model, self.tokenizer = build_model(
             spec["model"], num_labels, spec.get("resources", "resources"), self.out_dir)
         if start_epoch:
+            print(f"{spec.get('run') or spec['method']}: resuming after epoch {start_epoch} "
+                  f"(checkpoints/epoch-{start_epoch})", flush=True)
             # The weights of the last finished epoch; the tokenizer stays the starting model's, so
             # that checkpoints saved after a resume are byte for byte those of an unbroken run.
             self.model, _ = build_model(

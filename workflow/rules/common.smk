@@ -131,7 +131,9 @@ def attack_epoch(wildcards):
 
 
 def final_outputs():
-    targets = expand("results/tables/{table}", table=["table2.md", "table2_vs_paper.md", "table3.md", "search.md"])
+    # The HTML pages are what the report shows; the Markdown, CSV and LaTeX come with them.
+    tables = ["table2", "reading", "table2_vs_paper", "table3", "search"]
+    targets = expand("results/tables/{table}.{ext}", table=tables, ext=["md", "html"])
     targets += expand("results/figures/figure{n}_{dataset}.png", n=[1, 2, 3, 4], dataset=DATASETS)
     return targets
 
