@@ -11,10 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import make_batch, write_prepared
-from floodx.accordance import (
-    CSV_COLUMNS, AccordanceProbe, AccordanceSums, gradient_accordance, run_probe, split_by_class,
-)
+from floodx.accordance import CSV_COLUMNS, AccordanceSums, gradient_accordance, run_probe, split_by_class
 from floodx.errors import ConfigError, DataError
+from floodx.methods.probe import AccordanceProbe
 from floodx.methods import build_method
 from floodx.models import tiny_bert
 
@@ -375,7 +374,7 @@ def test_cli_reports_a_bad_spec(capsys):
 
 
 def test_bench_probe_reports_time_ratio_and_memory(model_k, sentences):
-    from floodx.accordance import bench_probe
+    from floodx.bench.probe import bench_probe
 
     model, tokenizer = model_k(4)
     batches = batches_for(tokenizer, labelled(sentences, 4), [8, 8, 8, 8])

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from floodx.config import (
-    flood_run, grid_levels, load_config, parse_run, probe_spec, run_spec, validate_config,
-)
+from floodx import names
+from floodx.config import grid_levels, load_config, probe_spec, run_spec, validate_config
 from floodx.errors import ConfigError
+from floodx.names import flood_run, parse_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,3 +118,14 @@ def test_the_paper_comparison_follows_the_source_not_the_id():
     assert paper_counterpart({"source": "local", "path": "x.csv", "paper_dataset": "imdb"}) == {"paper": "imdb",
                                                                                                 "stand_in": True}
     assert paper_counterpart({"source": "huggingface", "name": "sst2", "paper_dataset": None}) is None
+
+
+def test_the_schema_enums_use_the_one_vocabulary():
+    """Method and recipe names are defined once (floodx.names); the schema's enums must agree."""
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())["properties"]
+    assert set(schema["methods"]["items"]["enum"]) == set(names.METHODS)
+    assert set(schema["figures"]["properties"]["per_epoch_methods"]["items"]["enum"]) == set(names.METHODS)
+    assert set(schema["attacks"]["properties"]["recipes"]["items"]["enum"]) == set(names.RECIPES)
+    assert set(schema["search"]["properties"]["attack"]["enum"]) == set(names.RECIPES)
+    assert set(names.BASE_METHODS) | set(names.FLOOD_METHODS) == set(names.METHODS)
+    assert set(names.METHOD_LABELS) == set(names.METHODS) and set(names.RECIPE_LABELS) == set(names.RECIPES)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from floodx import figures, landscape
-from floodx.tables import method_label
+from floodx.captions import caption_for
+from floodx.names import method_label
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -331,7 +332,7 @@ def test_cli_bad_input_is_a_user_error(tmp_path, capsys):
 def test_caption_for_names_the_deviations():
     config = {"model": {"source": "pypi-minilm"}, "seeds": [42], "training": {"epochs": 4},
               "datasets": {"rt": {"source": "embedded", "train_size": 640}}, "attacks": {"mode": "offline"}}
-    text = figures.caption_for(config, "rt")
+    text = caption_for(config, "rt")
     assert "all-MiniLM-L6-v2" in text and "stand-in for SST-2" in text and "1 seed" in text
     assert "4 epochs" in text and "offline" in text
 

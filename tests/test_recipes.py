@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import NEGATIVE, POSITIVE
+from floodx import names
 from floodx.errors import ConfigError, ResourceError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ def test_offline_composition_is_the_recipes(recipes, victim):
     from textattack.transformations import WordSwapEmbedding
 
     wrapper = recipes.DynamicPaddingWrapper(*victim)
-    built = {r: recipes.build_attack(r, wrapper, "offline", RESOURCES) for r in recipes.RECIPES}
+    built = {r: recipes.build_attack(r, wrapper, "offline", RESOURCES) for r in recipes.RECIPE_CLASSES}
     for attack in built.values():
         assert isinstance(attack.goal_function, UntargetedClassification)
 
@@ -120,7 +121,7 @@ def test_offline_composition_is_the_recipes(recipes, victim):
     assert parts(ba, MaxWordsPerturbed).max_percent == 0.4
     use = parts(ba, recipes.MultilingualUSE)
     assert (use.threshold, use.metric, ba.search_method.wir_method) == (0.2, "cosine", "unk")
-    assert set(recipes.SUBSTITUTIONS) == set(recipes.RECIPES)
+    assert set(recipes.SUBSTITUTIONS) == set(recipes.RECIPE_CLASSES) == set(names.RECIPES)
 
     budget = recipes.build_attack("textbugger", wrapper, "offline", RESOURCES, query_budget=7,
                                   max_candidates=3)

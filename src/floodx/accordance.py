@@ -32,7 +32,7 @@ products moved to the end of the sub-epoch: the same number, less vector work. L
 products are summed in float64 over 2^16-element chunks (`dot64`): one fp32 dot over 22M
 elements is off by ~1e-3 here.
 
-Inside training (`AccordanceProbe`, method name `accordance_probe`) the sub-batch gradients come
+Inside training (`floodx.methods.probe.AccordanceProbe`, method name `accordance_probe`) the sub-batch gradients come
 from the training step itself: each class sub-batch is forwarded and its loss, weighted by n_c/n,
 back-propagated into a flat gradient buffer; the weighted gradients are summed, so the update is
 the full-batch fine-tuning update (loss = sum_c n_c/n * mean_c = the batch mean). Memory beyond
@@ -53,16 +53,15 @@ import json
 import math
 import os
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from .config import parse_spec
-from .training import Optimisation
 from .errors import ConfigError, DataError, run_main
-from .methods.base import TrainingMethod, classification_loss
+from .methods.base import classification_loss
+from .names import PROBE_METHOD
 
 CSV_COLUMNS = (
     "sub_epoch", "epoch", "first_step", "last_step", "accordance", "train_loss_mean",
@@ -117,7 +116,7 @@ class FlatGrad:
         self.attach()
 
 
-def _check_parameters(params, num_labels):
+def check_parameters(params, num_labels):
     if not params:
         raise ConfigError("gradient accordance: the model has no trainable parameters")
     if num_labels is None or int(num_labels) < 2:
@@ -292,7 +291,7 @@ def gradient_accordance(model, batches, num_labels):
     left as it is: call `model.eval()` first for a deterministic value (no dropout).
     """
     params = trainable_parameters(model)
-    device = _check_parameters(params, num_labels)
+    device = check_parameters(params, num_labels)
     num_labels = int(num_labels)
     sums = AccordanceSums(num_labels, sum(p.numel() for p in params), device)
     buffers = (FlatGrad(params, device), FlatGrad(params, device))
@@ -316,118 +315,6 @@ def gradient_accordance(model, batches, num_labels):
     return sums.result()
 
 
-# ---------------------------------------------------------------- the probe method
-class AccordanceProbe(TrainingMethod):
-    """Fine-tuning whose step also measures gradient accordance (eq. 11-13) on the fly.
-
-    Each class sub-batch of the step is forwarded and back-propagated with weight n_c/n into a
-    flat buffer; the sub-batch gradients feed the running sums and add up to the full-batch
-    gradient, left in `.grad` for the loop's clipping and optimiser step. One pass over the
-    batch's examples, hence `passes_per_step = 1`.
-
-    With `sub_epoch_batches`, `sub_epoch_complete` turns True after that many batches or at the
-    end of an epoch (known from the loader given to `setup`); `pop_sub_epoch()` returns the
-    sub-epoch's `AccordanceResult` and starts the next one. `records` (rows written by the probe
-    run) travel in `state_dict()`, so a resumed probe run keeps the rows of its earlier epochs.
-    """
-
-    name = "accordance_probe"
-    passes_per_step = 1
-    defaults = {"num_labels": None, "sub_epoch_batches": None}
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        if self.sub_epoch_batches is not None:
-            if int(self.sub_epoch_batches) != self.sub_epoch_batches or int(self.sub_epoch_batches) < 2:
-                raise ConfigError(
-                    f"probe.sub_epoch_batches must be an integer >= 2, got {self.sub_epoch_batches!r}")
-            self.sub_epoch_batches = int(self.sub_epoch_batches)
-        self.steps_per_epoch = None
-        self.records = []
-        self.sub_epoch_complete = False
-        self._sums = None
-        self._losses = []
-        self._in_epoch = 0
-        self._in_sub_epoch = 0
-
-    # -- set-up
-    def setup(self, model, tokenizer, train_loader):
-        try:
-            self.steps_per_epoch = len(train_loader)
-        except TypeError:
-            self.steps_per_epoch = None
-        self._ensure_buffers(model)
-
-    def _ensure_buffers(self, model):
-        if self._sums is not None:
-            return
-        k = self.num_labels if self.num_labels is not None else getattr(model.config, "num_labels", None)
-        params = trainable_parameters(model)
-        device = _check_parameters(params, k)
-        self.num_labels = int(k)
-        self._params = params
-        self._numel = sum(p.numel() for p in params)
-        self._sums = AccordanceSums(self.num_labels, self._numel, device)
-        self._grad = FlatGrad(params, device)      # the step's gradient (fine-tuning has it too)
-        self._work = FlatGrad(params, device)      # one sub-batch's gradient
-
-    def extra_floats(self):
-        """Floats this method allocates beyond fine-tuning's own gradient: (k+1) P, (k+2) P for k > 2."""
-        return self._sums.buffer_floats() + self._work.flat.numel()
-
-    def parameter_count(self):
-        return self._numel
-
-    # -- one step
-    def step(self, model, batch):
-        self._ensure_buffers(model)
-        parts = split_by_class(batch, self.num_labels)
-        n = batch["labels"].shape[0]
-        sums = self._sums
-        total = None
-        sums.begin_batch(len(parts))
-        for index, (label, count, sub) in enumerate(parts):
-            buffer = self._grad if index == 0 else self._work
-            buffer.zero_and_attach()
-            loss, _ = classification_loss(model, sub)
-            weight = count / n
-            (self.objective(loss) * weight).backward()
-            sums.add_class(label, buffer.flat)
-            if index:
-                self._grad.flat.add_(self._work.flat)
-            part = loss.detach().float() * weight
-            total = part if total is None else total + part
-        self._grad.attach()
-        sums.end_batch()
-        self._losses.append(total)
-        self._in_epoch += 1
-        self._in_sub_epoch += 1
-        end_of_epoch = self.steps_per_epoch is not None and self._in_epoch >= self.steps_per_epoch
-        if end_of_epoch:
-            self._in_epoch = 0
-        if self.sub_epoch_batches and (self._in_sub_epoch >= self.sub_epoch_batches or end_of_epoch):
-            self.sub_epoch_complete = True
-        return total
-
-    def pop_sub_epoch(self):
-        """The accordance of the batches since the last pop (with their losses); resets the sums."""
-        if self._sums is None:
-            raise RuntimeError("pop_sub_epoch() before any step")
-        losses = torch.stack(self._losses).cpu().tolist() if self._losses else []
-        result = self._sums.result(losses)
-        self._sums.reset()
-        self._losses = []
-        self._in_sub_epoch = 0
-        self.sub_epoch_complete = False
-        return result
-
-    def state_dict(self):
-        return {"records": list(self.records)}
-
-    def load_state_dict(self, state):
-        self.records = list(state.get("records", []))
-
-
 # ---------------------------------------------------------------- the probe run
 class ProbeRecorder:
     """Training callback: closes each sub-epoch, evaluates dev and test, keeps the row, and ends
@@ -442,8 +329,8 @@ class ProbeRecorder:
 
     def on_step_end(self, state):
         method = state.method
-        if getattr(method, "name", None) != AccordanceProbe.name:
-            raise ConfigError(f"the probe run needs method 'accordance_probe', got '{method.name}'")
+        if getattr(method, "name", None) != PROBE_METHOD:
+            raise ConfigError(f"the probe run needs method '{PROBE_METHOD}', got '{method.name}'")
         self.method = method
         if self._first_step is None:
             self._first_step = state.global_step
@@ -529,7 +416,7 @@ def run_probe(spec, data_dir, out_dir, device=None):
     from .training import train
 
     train_spec = dict(spec)
-    train_spec["method"] = "accordance_probe"
+    train_spec["method"] = PROBE_METHOD
     train_spec["method_params"] = {"sub_epoch_batches": _sub_epoch_batches(spec)}
     recorder = ProbeRecorder(stop=spec.get("stop"))
     metrics = train(train_spec, data_dir, out_dir, callbacks=[recorder], device=device)
@@ -539,187 +426,6 @@ def run_probe(spec, data_dir, out_dir, device=None):
         rows = _records_from_checkpoint(out_dir, metrics)
     write_accordance_csv(Path(out_dir) / "accordance.csv", rows)
     return rows
-
-
-# ---------------------------------------------------------------- benchmark
-def _minilm_shaped(num_labels=2):
-    """A randomly initialised BERT with all-MiniLM-L6-v2's shape (22.7M parameters)."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    config = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                        intermediate_size=1536, max_position_embeddings=512, num_labels=num_labels)
-    return BertForSequenceClassification(config)
-
-
-def _synthetic_batches(n_batches, batch_size, length, num_labels, vocab_size, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    batches = []
-    for _ in range(n_batches):
-        lengths = torch.randint(length // 2, length + 1, (batch_size,), generator=generator)
-        ids = torch.randint(1000, vocab_size, (batch_size, length), generator=generator)
-        mask = (torch.arange(length)[None, :] < lengths[:, None]).long()
-        batches.append({
-            "input_ids": ids * mask, "attention_mask": mask,
-            "token_type_ids": torch.zeros_like(ids),
-            "labels": torch.randint(0, num_labels, (batch_size,), generator=generator),
-        })
-    return batches
-
-
-def _status_bytes(field):
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return None
-
-
-def _peak_rss_child(conn, model, batches, name, params, training, threads):
-    """In a fresh process: growth of peak resident memory (bytes) over setup + training steps.
-
-    The peak (VmHWM) is reset after the model has arrived (Linux `clear_refs` 5), so the
-    unpickling of the model does not set it.
-    """
-    import gc
-
-    torch.set_num_threads(threads)
-    from .methods import build_method
-
-    value = None
-    try:
-        method = build_method(name, **params)
-        gc.collect()
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        start = _status_bytes("VmRSS")
-        method.setup(model, None, batches)
-        stepper = Optimisation(model, method, training, len(batches), torch.device("cpu"))
-        for batch in batches:
-            stepper.step(batch)
-        value = _status_bytes("VmHWM") - start
-    except OSError:
-        value = None
-    conn.send(value)
-    conn.close()
-
-
-def _peak_rss(model, batches, name, params, training):
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_peak_rss_child,
-                            args=(send, model, batches, name, params, training, torch.get_num_threads()))
-    child.start()
-    send.close()
-    try:
-        value = receive.recv()
-    except EOFError:
-        value = None
-    child.join()
-    return value
-
-
-def bench_probe(model=None, tokenizer=None, batches=None, training=None, rounds=3, device=None,
-                sub_epoch_batches=4, measure_memory=True):
-    """Probe vs fine-tuning, side by side in one process over the same batches and model.
-
-    Each method trains its own copy of `model` through the loop's optimisation step. The two
-    are interleaved step by step (fine-tune, probe on batch 1; probe, fine-tune on batch 2; ...)
-    so that the drift of a shared, noisy machine hits both alike; an epoch's time is the sum of
-    its steps, and the median epoch times are compared. The probe closes a sub-epoch every
-    `sub_epoch_batches` steps (inside its timed steps). Dev/test evaluation at sub-epoch ends
-    (probe run only) is not part of the epoch time.
-    Without arguments: a MiniLM-shaped random BERT (P = 22.7M) and 8 synthetic batches of
-    32 x 64 tokens, 2 classes. Returns
-      probe_over_finetune_epoch_time   (target <= 1.15)
-      probe_extra_memory_in_P          floats the probe allocates beyond fine-tuning's gradient,
-                                       counted, / P (target <= k+2)
-      probe_extra_memory_measured_in_P the same measured (with `measure_memory`): on CUDA the
-                                       peak allocated memory of a probe step minus that of a
-                                       fine-tuning step; on CPUs the peak resident memory of a
-                                       fresh process running setup + 2 probe steps minus that of
-                                       one running 2 fine-tuning steps (the probe's smaller
-                                       sub-batch activations make this a little lower)
-      probe_num_labels, probe_parameters_P, probe_epoch_seconds, finetune_epoch_seconds
-    """
-    import copy
-    import statistics
-
-    from .methods import build_method
-
-    device = device or torch.device("cpu")
-    training = dict(training or {"learning_rate": 5e-5, "warmup_ratio": 0.1, "weight_decay": 0.01,
-                                 "max_grad_norm": 1.0, "bf16": "auto"})
-    if model is None:
-        torch.manual_seed(0)
-        model = _minilm_shaped()
-    num_labels = int(model.config.num_labels)
-    if batches is None:
-        batches = _synthetic_batches(8, 32, 64, num_labels, model.config.vocab_size)
-    batches = [_to_device(b, device) for b in batches]
-    total_steps = len(batches) * (rounds + 1)
-    runners, methods = {}, {}
-    kinds = {"finetune": ("finetune", {}),
-             "probe": ("accordance_probe", {"sub_epoch_batches": sub_epoch_batches})}
-    resident = {}
-    if measure_memory and device.type == "cpu":
-        cpu_batches = [_to_device(b, torch.device("cpu")) for b in batches[:2]]
-        for label, (name, params) in kinds.items():
-            resident[label] = _peak_rss(copy.deepcopy(model).cpu().train(), cpu_batches, name, params, training)
-    for label, (name, params) in kinds.items():
-        torch.manual_seed(0)
-        copy_ = copy.deepcopy(model).to(device).train()
-        method = build_method(name, **params)
-        method.setup(copy_, tokenizer, batches)
-        methods[label] = method
-        runners[label] = Optimisation(copy_, method, training, total_steps, device)
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    def timed_step(label, batch):
-        sync()
-        started = time.perf_counter()
-        runners[label].step(batch)
-        method = methods[label]
-        if getattr(method, "sub_epoch_complete", False):
-            method.pop_sub_epoch()
-        sync()
-        return time.perf_counter() - started
-
-    peaks = {}
-    for label in runners:           # warm-up step, not timed (and the CUDA peak of one step)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-            base = torch.cuda.memory_allocated(device)
-        timed_step(label, batches[0])
-        if device.type == "cuda":
-            peaks[label] = torch.cuda.max_memory_allocated(device) - base
-    times = {label: [] for label in runners}
-    order = list(runners)
-    for _ in range(rounds):
-        epoch = {label: 0.0 for label in runners}
-        for index, batch in enumerate(batches):
-            for label in (order if index % 2 == 0 else order[::-1]):
-                epoch[label] += timed_step(label, batch)
-        for label in runners:
-            times[label].append(epoch[label])
-    probe = methods["probe"]
-    params = probe.parameter_count()
-    medians = {label: statistics.median(values) for label, values in times.items()}
-    out = {
-        "probe_over_finetune_epoch_time": medians["probe"] / medians["finetune"],
-        "probe_extra_memory_in_P": probe.extra_floats() / params,
-    }
-    if measure_memory and device.type == "cuda":
-        out["probe_extra_memory_measured_in_P"] = (peaks["probe"] - peaks["finetune"]) / (4 * params)
-    elif resident.get("probe") is not None and resident.get("finetune") is not None:
-        out["probe_extra_memory_measured_in_P"] = (resident["probe"] - resident["finetune"]) / (4 * params)
-    out.update({"probe_num_labels": num_labels, "probe_parameters_P": params,
-                "probe_epoch_seconds": medians["probe"], "finetune_epoch_seconds": medians["finetune"]})
-    return out
 
 
 # ---------------------------------------------------------------- command line
@@ -749,8 +455,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    # Run the importable module's code, so that the registry's AccordanceProbe (imported as
-    # floodx.accordance) and this entry point share one class.
-    from floodx.accordance import main as _main_of_module
-
-    _main_of_module()
+    main()

@@ -11,12 +11,10 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .names import PROBE_METHOD, level_string, parse_run
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
-BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert")
-FLOOD_RUN = re.compile(r"^flooding-b(\d+\.\d{2})$")
-RUN_PATTERN = "finetune|pgd|freelb|tavat|infobert|flooding-b\\d+\\.\\d{2}"
 
 
 def _fill_defaults(validator_class):
@@ -135,11 +133,6 @@ def load_config(path):
 
 
 # ---------------------------------------------------------------- grids and runs
-def level_string(value):
-    """Flood levels are fixed two-decimal strings everywhere (file names, wildcards, JSON keys)."""
-    return f"{float(value):.2f}"
-
-
 def grid_levels(low, high, step):
     count = int(round((high - low) / step))
     return [level_string(low + i * step) for i in range(count + 1) if low + i * step <= high + 1e-9]
@@ -148,20 +141,6 @@ def grid_levels(low, high, step):
 def flooding_grid(config):
     grid = config["flooding"]["grid"]
     return grid_levels(grid["low"], grid["high"], grid["step"])
-
-
-def flood_run(level):
-    return f"flooding-b{level_string(level)}"
-
-
-def parse_run(run):
-    """Run name -> (method, method params): 'pgd' -> ('pgd', {...}), 'flooding-b0.13' -> flooding."""
-    match = FLOOD_RUN.match(run)
-    if match:
-        return "flooding", {"flood_level": float(match.group(1))}
-    if run in BASE_METHODS:
-        return run, {}
-    raise ConfigError(f"unknown run '{run}': expected one of {BASE_METHODS} or flooding-b<level>")
 
 
 def dataset_training(config, dataset):
@@ -229,7 +208,7 @@ def probe_spec(config, dataset, seed, resources="resources"):
     spec["keep_epochs"] = []          # only the final checkpoint (it holds the probe's rows)
     probe = config["probe"]
     spec["training"]["epochs"] = probe["max_epochs"]
-    spec.update(run="accordance_probe", method="accordance_probe", method_params={},
+    spec.update(run=PROBE_METHOD, method=PROBE_METHOD, method_params={},
                 sub_epoch_batches=probe["sub_epoch_batches"],
                 stop=window_spec(config) | {"stop_after_sub_epochs": probe["stop_after_sub_epochs"]})
     return spec

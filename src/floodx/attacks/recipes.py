@@ -55,7 +55,7 @@ except LookupError as err:  # nltk: Resource stopwords not found
         f"has filled it ({str(err).strip().splitlines()[0]})"
     ) from None
 
-RECIPES = {
+RECIPE_CLASSES = {  # floodx.names.RECIPES -> TextAttack's recipe class
     "textfooler": textfooler_jin_2019.TextFoolerJin2019,
     "textbugger": textbugger_li_2018.TextBuggerLi2018,
     "bertattack": bert_attack_li_2020.BERTAttackLi2020,
@@ -195,7 +195,7 @@ class EncoderWordSwap(WordSwap):
     with an encoder that has no masked-LM head. The unmasked sentence is encoded once; a
     position's candidates are the vocabulary tokens ranked by the cosine between their input
     embedding and the position's final hidden state (the context) plus the cosine between their
-    input embedding and the current token's (the word itself): standins.measure_standins
+    input embedding and the current token's (the word itself): floodx.bench.standins_study
     compares this with each term alone. Words of several word pieces combine the top 4 of each
     piece (at most 4 pieces, as the original code caps them), ranked by mean score; as no
     masked LM's perplexity sorts out non-words here, a combination must be a word WordNet
@@ -385,9 +385,9 @@ def build_attack(recipe, model_wrapper, mode="offline", resources_dir="resources
     Overrides: `query_budget` (goal function), `model_batch_size` (queries per model call),
     `max_candidates` (the recipe's candidate generator: TextFooler 50, TextBugger's embedding
     swap 5, BERT-Attack 48)."""
-    if recipe not in RECIPES:
+    if recipe not in RECIPE_CLASSES:
         raise ConfigError(f"unknown attack recipe '{recipe}' (attacks.recipes): choose from "
-                          f"{', '.join(RECIPES)}")
+                          f"{', '.join(RECIPE_CLASSES)}")
     if mode not in MODES:
         raise ConfigError(f"unknown attacks.mode '{mode}': choose paper or offline")
     unknown = sorted(set(overrides) - set(OVERRIDES))
@@ -401,12 +401,12 @@ def build_attack(recipe, model_wrapper, mode="offline", resources_dir="resources
         factories = _paper_factories(recipe, resources_dir, candidates)
     else:
         factories = _offline_factories(recipe, resources_dir, candidates)
-    module = sys.modules[RECIPES[recipe].__module__]
+    module = sys.modules[RECIPE_CLASSES[recipe].__module__]
     with ExitStack() as stack:
         for name, factory in factories.items():
             if hasattr(module, name):
                 stack.enter_context(mock.patch.object(module, name, factory))
-        attack = RECIPES[recipe].build(model_wrapper)
+        attack = RECIPE_CLASSES[recipe].build(model_wrapper)
     if mode == "offline":
         _check_offline(attack)
     if overrides.get("query_budget"):

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ..config import parse_spec
+from ..names import RECIPES
 from ..errors import ConfigError, DataError, ResourceError, run_main
 from .metrics import (
     SHARD_COLUMNS,
@@ -36,7 +37,6 @@ from .metrics import (
     subset_indices,
 )
 
-RECIPES = ("textfooler", "textbugger", "bertattack")
 # A resource-free attack composed from TextAttack parts (character swaps/deletions, greedy WIR):
 # for smoke runs, tests and the sharding benchmark; never a paper number.
 CHARSWAP = "charswap"

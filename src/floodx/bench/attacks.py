@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from ..errors import ResourceError
+from ..names import RECIPES
 
-RECIPES = ("textfooler", "textbugger", "bertattack")
 # The stock path: the same job with NLTK's WordNet loader in place of floodx's.
 STOCK_PRELUDE = ("import nltk.corpus\n"
                  "from floodx.attacks import standins\n"
@@ -107,13 +107,13 @@ def bench_setup(work_dir, resources_dir="resources", n_examples=100, seed=0, fit
 
 
 def _rows(path):
-    from .metrics import read_rows
+    from ..attacks.metrics import read_rows
 
     return [(r["idx"], r["result"], r["perturbed"], r["queries"]) for r in read_rows(path)]
 
 
 def _attack_seconds(path):
-    from .metrics import read_rows
+    from ..attacks.metrics import read_rows
 
     return sum(r["seconds"] or 0.0 for r in read_rows(path))
 

@@ -1,0 +1,60 @@
+"""floodx's vocabulary, defined once: methods, recipes, runs, flood levels and their labels.
+
+The workflow's wildcards, the config schema's enums (a test checks that they agree), the jobs, the
+tables and the figures all take their names from here.
+"""
+
+import re
+
+from .errors import ConfigError
+
+METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x")  # Table 2's rows
+BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert")  # one training run each
+FLOOD_METHODS = ("flooding", "flooding_x")  # one run per flood level searched, then a choice
+RECIPES = ("textfooler", "bertattack", "textbugger")  # TextAttack recipes, Table 2's column order
+PROBE_METHOD = "accordance_probe"  # the training method of the accordance probe run
+
+METHOD_LABELS = {
+    "finetune": "Fine-tune", "pgd": "PGD", "freelb": "FreeLB", "tavat": "TAVAT",
+    "infobert": "InfoBERT", "flooding": "Flooding", "flooding_x": "Flooding-X",
+}
+RECIPE_LABELS = {"textfooler": "TextFooler", "bertattack": "BERT-Attack", "textbugger": "TextBugger"}
+DATASET_LABELS = {
+    "sst2": "SST-2", "mrpc": "MRPC", "qnli": "QNLI", "imdb": "IMDB", "ag_news": "AG News",
+    "rt": "Rotten Tomatoes",
+}
+
+# A flood run is named by its level, a fixed two-decimal string: 'flooding-b0.13'.
+FLOOD_RUN = re.compile(r"^flooding-b(\d+\.\d{2})$")
+RUN_PATTERN = "|".join(BASE_METHODS) + r"|flooding-b\d+\.\d{2}"  # the `run` wildcard
+
+
+def method_label(name):
+    return METHOD_LABELS.get(name, name)
+
+
+def recipe_label(name):
+    return RECIPE_LABELS.get(name, name)
+
+
+def dataset_label(name):
+    return DATASET_LABELS.get(name, name)
+
+
+def level_string(value):
+    """Flood levels are fixed two-decimal strings everywhere (file names, wildcards, JSON keys)."""
+    return f"{float(value):.2f}"
+
+
+def flood_run(level):
+    return f"flooding-b{level_string(level)}"
+
+
+def parse_run(run):
+    """Run name -> (method, method params): 'pgd' -> ('pgd', {}), 'flooding-b0.13' -> flooding at 0.13."""
+    match = FLOOD_RUN.match(run)
+    if match:
+        return "flooding", {"flood_level": float(match.group(1))}
+    if run in BASE_METHODS:
+        return run, {}
+    raise ConfigError(f"unknown run '{run}': expected one of {BASE_METHODS} or flooding-b<level>")
