@@ -266,11 +266,13 @@ def test_gather_reads_the_rules_spec_shape(tmp_path, sentences, checkpoint):
 
     _data(tmp_path / "data", sentences, [5, 2])
     _shard_csv(tmp_path / "d.csv", [_row(3, "failed", 4, 1, 1), _row(1, "failed", 4, 1, 1)])
-    spec = {"dataset": "rt", "method": "finetune", "seed": 42, "attack": "textbugger",
-            "attacks": {"mode": "paper", "query_budget": 300, "shards": 2}}
+    identity = {"dataset": "rt", "method": "finetune", "run": "finetune", "flood_level": None, "seed": 42,
+                "recipe": "textbugger", "epoch": 10}
+    spec = {"identity": identity, "attacks": {"mode": "paper", "query_budget": 300, "shards": 2}}
     out = gather([tmp_path / "d.csv"], checkpoint, tmp_path / "data", tmp_path / "e.csv",
                  tmp_path / "s.json", spec, split="dev", clean=False)
     assert (out["recipe"], out["mode"], out["query_budget"]) == ("textbugger", "paper", 300)
+    assert out["identity"] == identity and out["provenance"]["seed"] == 42  # the file says what it is
     assert out["subset"] == "dev" and out["split"] == "dev"  # --split dev implies the dev subset
 
 

@@ -18,6 +18,8 @@ def write_summary(root, dataset, method, seed, attack, clean, aua, suc, queries,
         "clean_acc": clean, "aua": aua, "suc": suc, "avg_queries": queries, "n_attacked": 40,
         "n_successful": 0, "n_failed": 0, "n_skipped": 0, "seconds": 1.0, "mode": "offline",
         "substitutions": {}, "checkpoint": "x", "provenance": {}, "majority_acc": majority, "n_clean": n_clean,
+        "identity": {"dataset": dataset, "method": method, "run": method, "flood_level": None, "seed": seed,
+                     "recipe": attack, "epoch": 10},
     }))
     return path
 
@@ -275,7 +277,7 @@ def test_every_markdown_table_has_an_html_page_showing_the_same_cells(summaries,
 def test_bad_inputs_are_user_errors(tmp_path, capsys):
     bad = tmp_path / "summary.json"
     bad.write_text("{}")
-    with pytest.raises(DataError, match="expected"):
+    with pytest.raises(DataError, match=r"summary.json: identity field\(s\) \[.dataset., .method., .seed., .recipe.\] missing"):
         tables.load_attack_summaries([bad])
     path = write_summary(tmp_path, "rt", "finetune", 1, "textfooler", 80, 10, 87.5, 100)
     data = json.loads(path.read_text())
@@ -362,8 +364,8 @@ def write_times(path, seconds, batch_size=32, steps_per_epoch=20, adv_steps=None
                    "steps_per_epoch": steps_per_epoch, "ratio_to_finetune": s / seconds["finetune"],
                    "method_params": {"adv_steps": adv_steps} if adv_steps and m in ("pgd", "freelb") else {}}
                for m, s in seconds.items()}
-    path.write_text(json.dumps({"methods": methods, "device": "cpu:test", "batch_size": batch_size,
-                                "provenance": {}}))
+    path.write_text(json.dumps({"methods": methods, "dataset": path.parent.name, "device": "cpu:test",
+                                "batch_size": batch_size, "provenance": {}}))
     return path
 
 

@@ -58,3 +58,10 @@ def parse_run(run):
     if run in BASE_METHODS:
         return run, {}
     raise ConfigError(f"unknown run '{run}': expected one of {BASE_METHODS} or flooding-b<level>")
+
+
+def result_identity(dataset, method, run, seed, **more):
+    """What a result file is (written into it; tables and figures read it, never the file's path)."""
+    _, params = parse_run(run)
+    return {"dataset": dataset, "method": method, "run": run, "flood_level": params.get("flood_level"),
+            "seed": int(seed), **more}

@@ -141,27 +141,26 @@ def paper_dataset_for(dataset, paper_map):
 
 
 # ---------------------------------------------------------------- collecting our results
-_SUMMARY_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<method>[^/]+)/seed(?P<seed>\d+)/(?P<attack>[^/]+)/summary\.json$")
+IDENTITY_KEYS = ("dataset", "method", "seed", "recipe")  # what a summary.json must say it is
 
 
-def parse_summary_path(path):
-    match = _SUMMARY_PATH.search(Path(path).as_posix())
-    if not match:
-        raise DataError(
-            f"{path}: expected .../{{dataset}}/{{method}}/seed{{seed}}/{{attack}}/summary.json "
-            "(docs/design.md, Attacks)"
-        )
-    out = match.groupdict()
-    out["seed"] = int(out["seed"])
-    return out
+def summary_identity(path, summary):
+    """(dataset, method, seed, attack) as the file records it (`identity`, written by the gather job)."""
+    identity = summary.get("identity")
+    missing = [key for key in IDENTITY_KEYS if not isinstance(identity, dict) or identity.get(key) is None]
+    if missing:
+        raise DataError(f"{path}: identity field(s) {missing} missing (written by the gather job since "
+                        "floodx's result files carry their identity; rerun: snakemake -R gather_attack)")
+    return {"dataset": identity["dataset"], "method": identity["method"], "seed": int(identity["seed"]),
+            "attack": identity["recipe"]}
 
 
 def load_attack_summaries(paths):
     """One row per summary.json: dataset, method, seed, attack, clean, aua, suc, query, ..."""
     rows = []
     for path in paths:
-        keys = parse_summary_path(path)
         summary = read_result(path)
+        keys = summary_identity(path, summary)
         if summary.get("split", "test") != "test":
             raise DataError(f"{path}: an attack on the '{summary['split']}' split; Table 2 reports test attacks")
         row = dict(keys)
@@ -699,20 +698,15 @@ def search_markdown(frame, caption=None):
 
 
 # ---------------------------------------------------------------- Table 3
-_TIMES_PATH = re.compile(r"(?P<dataset>[^/]+)/times\.json$")
-
-
 def load_times(paths):
     rows = []
     for path in paths:
-        match = _TIMES_PATH.search(Path(path).as_posix())
-        if not match:
-            raise DataError(f"{path}: expected .../{{dataset}}/times.json")
         times = read_result(path)
-        if "methods" not in times:
-            raise DataError(f"{path}: field 'methods' missing (docs/design.md, Outputs)")
+        for field in ("methods", "dataset"):
+            if not times.get(field):
+                raise DataError(f"{path}: field '{field}' missing (docs/design.md, Outputs)")
         for method, rec in times["methods"].items():
-            rows.append({"dataset": match["dataset"], "method": method,
+            rows.append({"dataset": times["dataset"], "method": method,
                          "seconds_per_step": rec.get("seconds_per_step"), "steps": rec.get("steps"),
                          "steps_per_epoch": rec.get("steps_per_epoch"),
                          "seconds_per_epoch": rec.get("seconds_per_epoch"),

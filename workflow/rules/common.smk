@@ -9,7 +9,9 @@ from floodx.config import (
     attacked_epoch, flooding_grid, paper_map, per_epoch_window, probe_spec, run_spec, validate_config, window_spec,
 )
 from floodx.data import check_before_run
-from floodx.names import BASE_METHODS, FLOOD_METHODS, METHODS as ALL_METHODS, RECIPES, RUN_PATTERN, flood_run, parse_run
+from floodx.names import (
+    BASE_METHODS, FLOOD_METHODS, METHODS as ALL_METHODS, RECIPES, RUN_PATTERN, flood_run, parse_run, result_identity,
+)
 
 # Config files given with --configfile merge into config/config.yaml key by key, except
 # `datasets`: a config that names its own data sets replaces the embedded default's.
@@ -103,13 +105,24 @@ def starting_weights():
     return []
 
 
-def final_run(dataset, method, seed):
-    """Run folder of a method's final model; Flooding(-X) read their flood-level choice."""
+def final_run_name(dataset, method, seed):
+    """The run of a method's final model; Flooding(-X) read their flood-level choice."""
     if method in BASE_METHODS:
-        return run_dir(dataset, method, seed)
+        return method
     choice = checkpoints.select_flood_level.get(dataset=dataset, flood_method=method, seed=seed).output[0]
     with open(choice) as handle:
-        return run_dir(dataset, json.load(handle)["run"], seed)
+        return json.load(handle)["run"]
+
+
+def final_run(dataset, method, seed):
+    return run_dir(dataset, final_run_name(dataset, method, seed), seed)
+
+
+def attack_identity(wildcards):
+    """What a gathered attack result is, written into its summary.json (tables read it there)."""
+    return result_identity(wildcards.dataset, wildcards.method,
+                           final_run_name(wildcards.dataset, wildcards.method, wildcards.seed),
+                           wildcards.seed, recipe=wildcards.attack, epoch=attacked_epoch(config))
 
 
 def final_metrics_of(dataset, method, seed):

@@ -344,12 +344,13 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *
     from ..provenance import provenance, write_json
 
     spec = dict(spec or {})
-    # Flat keys (recipe, mode, ...) or the rules' shape {"attack": recipe, "attacks": {...}}.
+    # Flat keys (recipe, mode, ...) or the rules' shape {"identity": {...}, "attacks": {...}}.
     attacks = spec.get("attacks") if isinstance(spec.get("attacks"), dict) else {}
+    identity = spec.get("identity")
     split = split or spec.get("split")
     subset = subset or spec.get("subset") or (split if split in ("test", "dev") else "test")
     split = split or subset
-    recipe = recipe or spec.get("recipe") or spec.get("attack")
+    recipe = recipe or spec.get("recipe") or (identity or {}).get("recipe")
     mode = mode or spec.get("mode") or attacks.get("mode")
     limit = limit if limit is not None else spec.get("limit")
     query_budget = spec.get("query_budget", attacks.get("query_budget"))
@@ -437,8 +438,10 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *
             "seconds": "sum of per-example attack seconds over shards; seconds_wall: the "
                        "slowest shard's sum (wall time when shards run in parallel)",
         },
-        "provenance": provenance(spec=spec, seed=spec.get("seed")),
+        "provenance": provenance(spec=spec, seed=(identity or spec).get("seed")),
     })
+    if identity:
+        summary["identity"] = identity
     write_rows(out_examples, rows, COLUMNS)
     write_json(out_summary, summary)
     return summary
