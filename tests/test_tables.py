@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from floodx import tables
+from floodx.tables import common, reading, search, table2, versus_paper, write
 from floodx.errors import DataError
 
 
@@ -51,7 +51,7 @@ def summaries(tmp_path):
 
 
 def test_paper_table2_transcription():
-    paper = pd.read_csv(tables.DATA_DIR / "paper_table2.csv")
+    paper = pd.read_csv(common.DATA_DIR / "paper_table2.csv")
     assert len(paper) == 33
     counts = paper.groupby("dataset").size().to_dict()
     assert counts == {"imdb": 7, "ag_news": 7, "sst2": 7, "qnli": 6, "mrpc": 6}
@@ -67,16 +67,16 @@ def test_paper_table2_transcription():
 def test_bolding_rule_reproduces_the_papers_textfooler_claims():
     """Section 4.4: Flooding-X has the best TextFooler Aua on IMDB, AG News, SST-2 and MRPC;
     on QNLI PGD wins by 0.2 points. Our bolding applied to the transcribed table agrees."""
-    wide = pd.read_csv(tables.DATA_DIR / "paper_table2.csv").rename(
+    wide = pd.read_csv(common.DATA_DIR / "paper_table2.csv").rename(
         columns={"textfooler_aua": "textfooler_aua_mean"})
-    best = tables._best_flags(wide, "textfooler_aua_mean", "aua")
+    best = table2._best_flags(wide, "textfooler_aua_mean", "aua")
     winners = dict(zip(wide[best].dataset, wide[best].method))
     assert winners == {"imdb": "flooding_x", "ag_news": "flooding_x", "sst2": "flooding_x",
                        "mrpc": "flooding_x", "qnli": "pgd"}
 
 
 def test_paper_table3():
-    paper = tables.paper_table3()
+    paper = common.paper_table3()
     assert len(paper) == 18
     assert (paper[paper.method == "finetune"].ratio_to_finetune == 1.0).all()
     imdb = paper[(paper.dataset == "imdb") & (paper.method == "infobert")].iloc[0]
@@ -85,7 +85,7 @@ def test_paper_table3():
 
 
 def test_table2_means_and_sample_stds(summaries):
-    table = tables.table2(tables.load_attack_summaries(summaries))
+    table = table2.table2(table2.load_attack_summaries(summaries))
     rt = table[table.dataset == "rt"].set_index("method")
     assert list(rt.index) == ["finetune", "pgd", "flooding_x"]  # the paper's row order
     ft = rt.loc["finetune"]
@@ -104,15 +104,15 @@ def test_table2_means_and_sample_stds(summaries):
 
 def test_table2_without_examples_has_no_marks_and_no_bold(summaries):
     """Hand-made summaries without examples.csv: nothing is tested, so nothing is bold."""
-    table = tables.table2(tables.load_attack_summaries(summaries))
+    table = table2.table2(table2.load_attack_summaries(summaries))
     best = [c for c in table.columns if c.endswith("_best")]
     assert not table[best].to_numpy().any()
-    md = tables.table2_markdown(table)
+    md = table2.table2_markdown(table)
     rows = "\n".join(line for line in md.splitlines() if line.startswith("| "))
     assert "**" not in rows and "▲" not in rows and "no examples.csv" in md
     ft_line = next(line for line in md.splitlines() if "| Fine-tune |" in line and "Rotten" in line)
     assert "| 12.0 |" in ft_line                     # the mean over 3 seeds, no interval to show
-    tex = tables.table2_latex(table)
+    tex = table2.table2_latex(table)
     assert r"Flooding-X" in tex and r"flooding_x" not in tex  # underscores never reach LaTeX unescaped
 
 
@@ -149,7 +149,7 @@ def tested(tmp_path):
 
 
 def test_table2_marks_and_bolds_only_significant_aua_wins(tested):
-    table = tables.table2(tables.load_attack_summaries(tested)).set_index("method")
+    table = table2.table2(table2.load_attack_summaries(tested)).set_index("method")
     marks = table.textfooler_aua_vs_finetune_mark.to_dict()
     assert marks == {"finetune": "", "pgd": "", "tavat": "", "infobert": "loss", "flooding_x": "win"}
     assert table.loc["tavat", "textfooler_aua_vs_finetune_p_value"] == 1.0       # identical: never marked
@@ -161,16 +161,16 @@ def test_table2_marks_and_bolds_only_significant_aua_wins(tested):
     low, high = table.loc["flooding_x", ["textfooler_aua_low", "textfooler_aua_high"]]
     assert (round(low, 1), round(high, 1)) == (44.6, 73.7)
     assert table.loc["finetune", "clean_low"] < 75.0 < table.loc["finetune", "clean_high"]
-    md = tables.table2_markdown(table.reset_index())
+    md = table2.table2_markdown(table.reset_index())
     fx = next(line for line in md.splitlines() if "| Flooding-X |" in line)
     assert "**60.0**▲ (44.6–73.7)" in fx
     assert "▼" in next(line for line in md.splitlines() if "| InfoBERT |" in line)
-    assert r"$^\blacktriangle$" in tables.table2_latex(table.reset_index())
+    assert r"$^\blacktriangle$" in table2.table2_latex(table.reset_index())
 
 
 def test_reading_says_what_the_tests_found(tested):
-    table = tables.table2(tables.load_attack_summaries(tested))
-    text = tables.reading_markdown(table)
+    table = table2.table2(table2.load_attack_summaries(tested))
+    text = reading.reading_markdown(table)
     assert "Rotten Tomatoes, TextFooler" in text and "40 attacked test examples, 1 seed" in text
     assert "significantly more robust than fine-tune: Flooding-X +30.0 points" in text
     assert "12 examples won, 0 lost" in text
@@ -191,19 +191,19 @@ def test_several_seeds_get_a_bootstrap_interval_and_a_pooled_test(tmp_path):
             path = write_summary(root, "rt", method, seed, "textfooler", 75.0, 100 * robust / 40, 50.0, 11.0)
             write_examples(path, outcomes(robust))
             paths.append(path)
-    table = tables.table2(tables.load_attack_summaries(paths)).set_index("method")
+    table = table2.table2(table2.load_attack_summaries(paths)).set_index("method")
     fx = table.loc["flooding_x"]
     assert fx.textfooler_aua_low < fx.textfooler_aua_mean < fx.textfooler_aua_high
     assert (fx.textfooler_aua_vs_finetune_wins, fx.textfooler_aua_vs_finetune_losses) == (8, 0)
     assert fx.textfooler_aua_vs_finetune_mark == "win"
     # Over 3 seeds the smallest significant difference is 6 examples each won in one seed: 6 of 120 pairs.
-    text = tables.reading_markdown(tables.table2(tables.load_attack_summaries(paths)))
+    text = reading.reading_markdown(table2.table2(table2.load_attack_summaries(paths)))
     assert "could have called significant is 5.0 points (6 of 120 (seed, example) pairs" in text
 
 
 def test_table2_vs_paper_side_by_side(summaries):
-    table = tables.table2(tables.load_attack_summaries(summaries))
-    comparison = tables.table2_vs_paper(table, {"rt": {"paper": "sst2", "stand_in": True},
+    table = table2.table2(table2.load_attack_summaries(summaries))
+    comparison = versus_paper.table2_vs_paper(table, {"rt": {"paper": "sst2", "stand_in": True},
                                                 "mrpc": {"paper": "mrpc", "stand_in": False}})
     cell = comparison[(comparison.dataset == "rt") & (comparison.method == "finetune")
                       & (comparison.attack == "textfooler") & (comparison.metric == "aua")].iloc[0]
@@ -221,20 +221,20 @@ def test_table2_vs_paper_side_by_side(summaries):
     assert tavat.paper.isna().all() and tavat.note.str.contains("no TAVAT").all()
     mrpc = comparison[(comparison.dataset == "mrpc") & (comparison.method == "finetune")]
     assert not mrpc.stand_in.any() and (mrpc[mrpc.metric == "clean"].paper == 83.8).all()
-    md = tables.table2_vs_paper_markdown(comparison)
+    md = versus_paper.table2_vs_paper_markdown(comparison)
     assert "Stand-in comparison" in md and "SST-2" in md
 
 
 def test_unmapped_dataset_has_no_paper_values(summaries):
-    table = tables.table2(tables.load_attack_summaries(summaries))
-    comparison = tables.table2_vs_paper(table, paper_map={})
+    table = table2.table2(table2.load_attack_summaries(summaries))
+    comparison = versus_paper.table2_vs_paper(table, paper_map={})
     rt = comparison[comparison.dataset == "rt"]
     assert rt.paper.isna().all() and (rt.note == "no counterpart in the paper").all()
 
 
 def test_table2_cli_writes_csv_md_tex(summaries, tmp_path):
     out = tmp_path / "tables"
-    tables.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(out), "--paper-map",
+    write.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(out), "--paper-map",
                  '{"rt": {"paper": "sst2", "stand_in": true}}'])
     for name in ("table2.csv", "table2.md", "table2.tex", "table2_vs_paper.csv", "table2_vs_paper.md"):
         assert (out / name).stat().st_size > 0
@@ -262,7 +262,7 @@ def test_every_markdown_table_has_an_html_page_showing_the_same_cells(summaries,
                 self.cells[-1] += data
 
     out = tmp_path / "tables"
-    tables.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(out)])
+    write.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(out)])
     for name in ("table2", "table2_vs_paper", "reading"):
         markdown_text = (out / f"{name}.md").read_text()
         parser = Cells()
@@ -278,15 +278,15 @@ def test_bad_inputs_are_user_errors(tmp_path, capsys):
     bad = tmp_path / "summary.json"
     bad.write_text("{}")
     with pytest.raises(DataError, match=r"summary.json: identity field\(s\) \[.dataset., .method., .seed., .recipe.\] missing"):
-        tables.load_attack_summaries([bad])
+        table2.load_attack_summaries([bad])
     path = write_summary(tmp_path, "rt", "finetune", 1, "textfooler", 80, 10, 87.5, 100)
     data = json.loads(path.read_text())
     del data["aua"]
     path.write_text(json.dumps(data))
     with pytest.raises(DataError, match="aua"):
-        tables.load_attack_summaries([path])
+        table2.load_attack_summaries([path])
     with pytest.raises(SystemExit) as exit_info:
-        tables.main(["table2", "--summaries", str(path), "--out-dir", str(tmp_path / "t"), "--paper-map",
+        write.main(["table2", "--summaries", str(path), "--out-dir", str(tmp_path / "t"), "--paper-map",
                      '{"rt": {"paper": "sst"}}'])
     assert exit_info.value.code == 2 and "floodx: error:" in capsys.readouterr().err
 
@@ -309,7 +309,7 @@ def test_search_summary(tmp_path):
     window.parent.mkdir(parents=True)
     window.write_text(json.dumps({"low": 0.112, "high": 0.127, "direction": "pos_to_neg", "crossings": [],
                                   "fallback": None, "levels": ["0.11", "0.12"], "step": 0.01}))
-    frame = tables.write_search(paths, tmp_path / "tables", [window])
+    frame = write.write_search(paths, tmp_path / "tables", [window])
     row = frame.iloc[0]
     assert (row.flooding_chosen, row.flooding_n_training_runs, row.flooding_score) == ("0.10", 3, 35.0)
     assert (row.flooding_x_chosen, row.flooding_x_n_training_runs, row.flooding_x_score) == ("0.12", 2, 37.5)
@@ -339,14 +339,14 @@ def test_search_summary_onset_and_lag(tmp_path):
                write_window(tmp_path / "probe", "rt", 2, onset=after, confirm_sub_epochs=2,
                             fallback="no pos_to_neg crossing; used the first neg_to_pos crossing"),
                write_window(tmp_path / "probe", "rt", 3)]  # older window.json: no onset
-    frame = tables.write_search(paths, tmp_path / "tables", windows)
+    frame = write.write_search(paths, tmp_path / "tables", windows)
     one, two, old = (frame.iloc[i] for i in range(3))
     assert (one.crossing_sub_epoch, one.crossing_direction, one.crossing_train_loss) == (9, "neg_to_pos", 0.05)
     assert (one.dev_min_sub_epoch, one.dev_min_train_loss) == (6, 0.21)
     assert (one.lag_sub_epochs, one.lag_epochs) == (3, 1.5) and (two.lag_sub_epochs, two.lag_epochs) == (-2, -1.0)
     assert pd.isna(old.crossing_sub_epoch) and pd.isna(old.lag_sub_epochs) and pd.isna(old.dev_min_train_loss)
     csv = pd.read_csv(tmp_path / "tables" / "search.csv")
-    assert set(tables.ONSET_COLUMNS) <= set(csv.columns)
+    assert set(search.ONSET_COLUMNS) <= set(csv.columns)
     assert list(csv.crossing_sub_epoch.astype("Int64")[:2]) == [9, 9]
     md = (tmp_path / "tables" / "search.md").read_text()
     assert "| Crossing | Dev-loss min | Lag |" in md
@@ -372,7 +372,7 @@ def write_times(path, seconds, batch_size=32, steps_per_epoch=20, adv_steps=None
 def test_table3_beside_the_paper(tmp_path):
     times = write_times(tmp_path / "profile" / "rt" / "times.json",
                         {"finetune": 0.5, "flooding": 0.5, "flooding_x": 0.5, "pgd": 2.5})
-    frame = tables.write_table3([times], tmp_path / "tables")
+    frame = write.write_table3([times], tmp_path / "tables")
     rows = frame.set_index("method")
     assert rows.loc["pgd", "ratio_to_finetune"] == pytest.approx(5.0)
     assert rows.loc["pgd", "seconds_per_epoch"] == pytest.approx(50.0)
@@ -389,7 +389,7 @@ def test_table3_beside_the_paper(tmp_path):
 def test_table3_names_the_ascent_steps_timed(tmp_path):
     times = write_times(tmp_path / "profile" / "rt" / "times.json",
                         {"finetune": 0.5, "pgd": 2.0, "freelb": 1.5}, adv_steps=3)
-    tables.write_table3([times], tmp_path / "tables")
+    write.write_table3([times], tmp_path / "tables")
     assert "K = 3 ascent steps (paper: 5)" in (tmp_path / "tables" / "table3.md").read_text()
 
 
@@ -400,8 +400,8 @@ def test_above_majority_p_value_is_the_exact_binomial_tail():
     for n, k, share in ((200, 110, 50.0), (200, 116, 50.0), (30, 12, 25.0), (7, 7, 50.0), (1000, 520, 50.0)):
         p = Fraction(int(share), 100)
         brute = sum(comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))
-        assert tables.above_majority_p_value(100.0 * k / n, share, n) == pytest.approx(float(brute), rel=1e-9)
-    assert tables.above_majority_p_value(0.0, 50.0, 10) == 1.0
+        assert common.above_majority_p_value(100.0 * k / n, share, n) == pytest.approx(float(brute), rel=1e-9)
+    assert common.above_majority_p_value(0.0, 50.0, 10) == 1.0
 
 
 def test_a_model_no_better_than_the_majority_label_is_flagged_and_never_bold(tmp_path):
@@ -414,15 +414,15 @@ def test_a_model_no_better_than_the_majority_label_is_flagged_and_never_bold(tmp
              summary("pgd", 73.0, 10.0, 85.7, 94.7, majority=50.0, n_clean=200),
              # 110 of 200 right: one-sided binomial p = 0.09 against always predicting one label.
              summary("tavat", 55.0, 36.7, 21.4, 148.4, majority=50.0, n_clean=200)]
-    table = tables.table2(tables.load_attack_summaries(paths)).set_index("method")
+    table = table2.table2(table2.load_attack_summaries(paths)).set_index("method")
     assert table.loc["tavat", "degenerate"] and not table.loc["pgd", "degenerate"]
     assert not table.loc["tavat", ["clean_best", "textfooler_aua_best", "textfooler_suc_best"]].any()
-    markdown = tables.table2_markdown(table.reset_index())
+    markdown = table2.table2_markdown(table.reset_index())
     assert "| TAVAT † |" in markdown and "most frequent test label" in markdown
     assert "**36.7**" not in markdown
-    assert r"TAVAT$^\dagger$" in tables.table2_latex(table.reset_index())
+    assert r"TAVAT$^\dagger$" in table2.table2_latex(table.reset_index())
     # 116 of 200 (p = 0.013) is above the baseline; a summary without n_clean claims nothing.
     paths[2] = summary("tavat", 58.0, 36.7, 21.4, 148.4, majority=50.0, n_clean=200)
-    assert not tables.table2(tables.load_attack_summaries(paths)).degenerate.any()
+    assert not table2.table2(table2.load_attack_summaries(paths)).degenerate.any()
     paths[2] = summary("tavat", 50.0, 36.7, 21.4, 148.4, majority=50.0)
-    assert not tables.table2(tables.load_attack_summaries(paths)).degenerate.any()
+    assert not table2.table2(table2.load_attack_summaries(paths)).degenerate.any()

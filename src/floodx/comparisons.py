@@ -63,7 +63,7 @@ def _percent(pair):
 def cell_intervals(group):
     """Intervals (in %; #Query in queries) for one (data set, method, attack) over its seeds.
 
-    `group`: rows of `tables.load_attack_summaries` (with `examples`, `clean`, `n_clean`).
+    `group`: rows of `floodx.tables.table2.load_attack_summaries` (with `examples`, `clean`, `n_clean`).
     """
     clean, aua, suc, query = [], [], [], []
     for row in group:

@@ -34,7 +34,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from .errors import DataError, run_main  # noqa: E402
 from .provenance import read_result  # noqa: E402
 from .names import METHODS, dataset_label, method_label, recipe_label  # noqa: E402
-from .tables import no_better_than_majority  # noqa: E402
+from .tables.common import no_better_than_majority  # noqa: E402
 
 DPI = 150
 # One colour per method, fixed across figures (Flooding-X stands out).

@@ -173,7 +173,7 @@ def _main(argv=None):
     frame = landscape(_parse_models(args.model), args.data, spec["alphas"], int(spec.get("seed", 0)),
                       int(spec["draws"]), spec["split"], spec["max_examples"], int(spec["max_length"]),
                       int(spec["batch_size"]), device)
-    from .tables import write_csv
+    from .tables.common import write_csv
 
     write_csv(args.out, frame)
     print(frame[["method", "alpha", "loss", "loss_std"]].to_string(index=False))

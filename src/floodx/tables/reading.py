@@ -1,0 +1,70 @@
+"""What Table 2 shows, in words, generated from its paired tests (`reading.md`)."""
+
+from .. import comparisons
+from ..names import dataset_label, method_label, recipe_label
+from .common import ATTACKS
+
+
+# ---------------------------------------------------------------- the reading, generated
+def _points(value):
+    return f"{value:+.1f}".replace("-", "−")
+
+
+def _comparison_text(test):
+    low, high = test["interval"]
+    won = f"{test['wins']} example{'' if test['wins'] == 1 else 's'} won"
+    return (f"{method_label(test['method'])} {_points(100 * test['difference'])} points (95% interval "
+            f"{_points(100 * low)} to {_points(100 * high)}; {won}, {test['losses']} lost; "
+            f"Holm p = {test['p_holm']:.3g})")
+
+
+def reading_markdown(table, caption=None):
+    """What Table 2 lets a reader conclude, per data set and attack, written from its tests."""
+    lines = ["# What Table 2 shows (generated)", ""] + ([caption, ""] if caption else [])
+    tests = table.attrs.get("tests") or []
+    if not tests:
+        return "\n".join(lines + ["No per-example attack outcomes (examples.csv) or no fine-tune row: "
+                                   "nothing was tested."]) + "\n"
+    groups = {}
+    for test in tests:
+        groups.setdefault((test["dataset"], test["attack"]), []).append(test)
+    order = [(d, a) for d in dict.fromkeys(table.dataset) for a in table.attrs.get("attacks", ATTACKS)]
+    for dataset, attack in [key for key in order if key in groups]:
+        group = groups[(dataset, attack)]
+        reference = table[(table.dataset == dataset) & (table.method == comparisons.REFERENCE)].iloc[0]
+        n = reference.get(f"{attack}_n_examples")
+        seeds = int(reference["n_seeds"])
+        ref_aua = reference[f"{attack}_aua_mean"]
+        head = (f"- **{dataset_label(dataset)}, {recipe_label(attack)}** ({n} attacked test "
+                f"examples, {seeds} seed{'s' if seeds != 1 else ''}; fine-tune Aua% {ref_aua:.1f}): ")
+        wins = [t for t in group if t["mark"] == "win"]
+        losses = [t for t in group if t["mark"] == "loss"]
+        parts = []
+        parts.append("significantly more robust than fine-tune: " + "; ".join(map(_comparison_text, wins))
+                     if wins else "no method's Aua% is significantly above fine-tune's")
+        if losses:
+            parts.append("significantly less robust: " + "; ".join(map(_comparison_text, losses)))
+        # The effects behind a "no": the paper's method and the largest observed gain, with intervals.
+        unmarked = [t for t in group if not t["mark"]]
+        shown = [t for t in unmarked if t["method"] == "flooding_x"]
+        if unmarked:
+            largest = max(unmarked, key=lambda t: t["difference"])
+            shown += [largest] if largest not in shown else []
+        if shown:
+            parts.append("observed, not significant: " + "; ".join(map(_comparison_text, shown)))
+        # Over several seeds the smallest significant difference is 8 examples each won in one
+        # seed (the sign-flip test of per-example sums), i.e. k of all (seed, example) pairs.
+        pairs = int(group[0].get("n_pairs") or 0) or (int(n) if n else 0)
+        unit = "examples" if seeds == 1 else "(seed, example) pairs"
+        points = comparisons.detectable_points(pairs, len(group)) if pairs else None
+        if points is None:
+            parts.append("with so few examples no difference could have been significant")
+        else:
+            k = round(points * pairs / 100)
+            parts.append(f"the smallest difference this run could have called significant is {points:.1f} points "
+                         f"({k} of {pairs} {unit}, all won and none lost; Holm over {len(group)} methods)")
+        lines.append(head + "; ".join(parts) + ".")
+    lines += ["", "Tests: exact paired sign-flip test of Aua% against fine-tune on the same examples "
+              "(McNemar for one seed), Holm-corrected per data set and attack; intervals of differences: "
+              "bootstrap over examples (docs/statistics.md)."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,165 @@
+"""Table 3: seconds per training epoch and the ratio to fine-tuning, beside the paper's."""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..names import dataset_label, method_label
+from ..provenance import read_result
+from .common import DEFAULT_PAPER_MAP, latex_escape, order, paper_dataset_for, paper_table3
+
+
+# ---------------------------------------------------------------- Table 3
+def load_times(paths):
+    rows = []
+    for path in paths:
+        times = read_result(path)
+        for field in ("methods", "dataset"):
+            if not times.get(field):
+                raise DataError(f"{path}: field '{field}' missing (docs/design.md, Outputs)")
+        for method, rec in times["methods"].items():
+            rows.append({"dataset": times["dataset"], "method": method,
+                         "seconds_per_step": rec.get("seconds_per_step"), "steps": rec.get("steps"),
+                         "steps_per_epoch": rec.get("steps_per_epoch"),
+                         "seconds_per_epoch": rec.get("seconds_per_epoch"),
+                         "ratio_to_finetune": rec.get("ratio_to_finetune"),
+                         "timed_as": rec.get("timed_as", method),
+                         "adv_steps": (rec.get("method_params") or {}).get("adv_steps"),
+                         "batch_size": times.get("batch_size"), "device": times.get("device")})
+    if not rows:
+        raise DataError("no times.json given")
+    return pd.DataFrame(rows)
+
+
+TABLE3_METHODS = ("finetune", "flooding", "flooding_x", "tavat", "freelb", "pgd", "infobert")  # paper's order
+
+
+def table3(times, paper_map=None, paper=None):
+    """Long Table 3: ours (seconds per step/epoch, ratio) beside the paper's for the mapped data set.
+    The paper's Flooding row stands for Flooding-X as well (same training code, another level)."""
+    paper_map = DEFAULT_PAPER_MAP if paper_map is None else paper_map
+    paper = paper_table3() if paper is None else paper
+    frame = times.copy()
+    frame["paper_dataset"] = [paper_dataset_for(d, paper_map)[0] for d in frame.dataset]
+    frame["stand_in"] = [paper_dataset_for(d, paper_map)[1] for d in frame.dataset]
+    lookup = paper.set_index(["dataset", "method"])
+    paper_seconds, paper_ratio, paper_batch = [], [], []
+    for rec in frame.to_dict("records"):
+        key = (rec["paper_dataset"], "flooding" if rec["method"] == "flooding_x" else rec["method"])
+        if key in lookup.index:
+            paper_seconds.append(float(lookup.loc[key, "seconds_per_epoch"]))
+            paper_ratio.append(float(lookup.loc[key, "ratio_to_finetune"]))
+            paper_batch.append(int(lookup.loc[key, "batch_size"]))
+        else:
+            paper_seconds.append(np.nan)
+            paper_ratio.append(np.nan)
+            paper_batch.append(np.nan)
+    frame["paper_seconds_per_epoch"] = paper_seconds
+    frame["paper_ratio_to_finetune"] = paper_ratio
+    frame["paper_batch_size"] = paper_batch
+    frame["_d"] = frame.dataset.map({d: i for i, d in enumerate(order(frame.dataset, ("sst2", "qnli", "imdb")))})
+    frame["_m"] = frame.method.map({m: i for i, m in enumerate(order(frame.method, TABLE3_METHODS))})
+    return frame.sort_values(["_d", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
+
+
+def _seconds(value):
+    """Seconds with sensible precision: 1,193 / 27.4 / 0.0123."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def _table3_cells(frame):
+    datasets = list(dict.fromkeys(frame.dataset))
+    methods = order(frame.method, TABLE3_METHODS)
+    index = frame.set_index(["dataset", "method"])
+    return datasets, methods, index
+
+
+def _ascent_steps(rows):
+    """', K = 3 ascent steps (paper: 5)' for the adversarial methods timed, '' if none."""
+    if "adv_steps" not in rows:
+        return ""
+    ks = {method_label(m): int(k) for m, k in zip(rows.method, rows.adv_steps) if k is not None and k == k}
+    if not ks:
+        return ""
+    if len(set(ks.values())) == 1:
+        return f", K = {next(iter(ks.values()))} ascent steps (paper: 5)"
+    return ", ascent steps " + ", ".join(f"{m} K = {k}" for m, k in ks.items()) + " (paper: 5)"
+
+
+def table3_markdown(frame, caption=None):
+    datasets, methods, index = _table3_cells(frame)
+    header = ["Method"]
+    for d in datasets:
+        rec = frame[frame.dataset == d].iloc[0]
+        paper_ds = rec["paper_dataset"]
+        header.append(f"{dataset_label(d)} s/epoch (× fine-tune)")
+        if isinstance(paper_ds, str):
+            header.append(f"Paper {dataset_label(paper_ds)}{' (stand-in)' if rec['stand_in'] else ''}")
+    lines = [caption, ""] if caption else []
+    lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    for m in methods:
+        cells = [method_label(m)]
+        for d in datasets:
+            has_paper = isinstance(frame[frame.dataset == d].iloc[0]["paper_dataset"], str)
+            if (d, m) in index.index:
+                rec = index.loc[(d, m)]
+                cells.append(f"{_seconds(rec['seconds_per_epoch'])} (×{rec['ratio_to_finetune']:.2f})")
+                if has_paper:
+                    cells.append("–" if math.isnan(rec["paper_seconds_per_epoch"]) else
+                                 f"{rec['paper_seconds_per_epoch']:,.0f} (×{rec['paper_ratio_to_finetune']:.2f})")
+            else:
+                cells += ["–"] + (["–"] if has_paper else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for d in datasets:
+        rec = frame[frame.dataset == d].iloc[0]
+        steps = rec.get("steps_per_epoch")
+        lines.append(f"{dataset_label(d)}: batch size {rec['batch_size']}, {rec['steps']} timed steps per method, "
+                     f"seconds per epoch = seconds per step × {steps} steps, device {rec['device']}"
+                     f"{_ascent_steps(frame[frame.dataset == d])}.")
+    lines.append("Paper: NVIDIA RTX 2080Ti, whole training sets; its Flooding row is shown for "
+                 "Flooding-X too (same code, another flood level). Compare ratios, not seconds.")
+    return "\n".join(lines) + "\n"
+
+
+def table3_latex(frame, caption=None):
+    datasets, methods, index = _table3_cells(frame)
+    cols = []
+    for d in datasets:
+        rec = frame[frame.dataset == d].iloc[0]
+        cols.append((d, "ours"))
+        if isinstance(rec["paper_dataset"], str):
+            cols.append((d, "paper"))
+    lines = [r"% floodx Table 3 (needs \usepackage{booktabs})", r"\begin{table}[t]", r"\centering", r"\small",
+             r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule"]
+    head = ["Method"]
+    for d, kind in cols:
+        if kind == "ours":
+            head.append(latex_escape(dataset_label(d)))
+        else:
+            rec = frame[frame.dataset == d].iloc[0]
+            head.append("Paper " + latex_escape(dataset_label(rec["paper_dataset"])))
+    lines += [" & ".join(head) + r" \\", r"\midrule"]
+    for m in methods:
+        cells = [latex_escape(method_label(m))]
+        for d, kind in cols:
+            if (d, m) not in index.index:
+                cells.append("--")
+                continue
+            rec = index.loc[(d, m)]
+            if kind == "ours":
+                cells.append(f"{_seconds(rec['seconds_per_epoch'])} ($\\times${rec['ratio_to_finetune']:.2f})")
+            elif math.isnan(rec["paper_seconds_per_epoch"]):
+                cells.append("--")
+            else:
+                cells.append(f"{rec['paper_seconds_per_epoch']:,.0f} ($\\times${rec['paper_ratio_to_finetune']:.2f})")
+        lines.append(" & ".join(cells) + r" \\")
+    text = (latex_escape(caption.rstrip(". ")) + ". ") if caption else ""
+    text += (r"Training time (seconds) of one epoch, and the ratio to fine-tuning. "
+             r"Ours: extrapolated from timed steps; paper: RTX 2080Ti, whole training sets.")
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{text}}}", r"\label{tab:floodx-table3}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
