@@ -42,12 +42,10 @@ Cost: the k sub-batches together are one forward and one backward over the batch
 vector work per class. One host sync per step (the per-class counts, needed to split the batch).
 
 Command line (the `probe` rule):
-    python -m floodx.accordance --spec JSON --data results/data/D --out results/probe/D/seedS \
-        --resources resources --threads N
+    python -m floodx.accordance --spec JSON --data results/data/D --out results/probe/D/seedS --threads N
 writes accordance.csv (columns in docs/design.md) in --out, one row per sub-epoch.
 """
 
-import argparse
 import csv
 import json
 import math
@@ -58,7 +56,7 @@ from pathlib import Path
 
 import torch
 
-from .config import parse_spec
+from .config import job_arguments, parse_spec
 from .errors import ConfigError, DataError, run_main
 from .methods.base import classification_loss
 from .names import PROBE_METHOD
@@ -430,17 +428,10 @@ def run_probe(spec, data_dir, out_dir, device=None):
 
 # ---------------------------------------------------------------- command line
 def _main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m floodx.accordance",
-                                     description="Gradient-accordance probe run (Flooding-X, eq. 11-13).")
-    parser.add_argument("--spec", required=True, help="JSON probe spec (floodx.config.probe_spec)")
-    parser.add_argument("--data", required=True, help="prepared data set folder")
-    parser.add_argument("--out", required=True, help="probe folder; accordance.csv is written there")
-    parser.add_argument("--resources", default=None, help="resources folder (models)")
-    parser.add_argument("--threads", type=int, default=None)
+    parser = job_arguments("python -m floodx.accordance", "Gradient-accordance probe run (Flooding-X, eq. 11-13).",
+                           "probe folder; accordance.csv is written there")
     args = parser.parse_args(argv)
     spec = parse_spec(args.spec)
-    if args.resources:
-        spec["resources"] = args.resources
     from .devices import select_device
 
     device = select_device(args.threads)

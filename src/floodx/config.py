@@ -212,3 +212,23 @@ def probe_spec(config, dataset, seed, resources="resources"):
                 sub_epoch_batches=probe["sub_epoch_batches"],
                 stop=window_spec(config) | {"stop_after_sub_epochs": probe["stop_after_sub_epochs"]})
     return spec
+
+
+def profile_spec(config, dataset, seed, resources="resources"):
+    """Table 3: every method but Flooding-X (Flooding's step at one level), timed on fine-tuning's run."""
+    return {"dataset": dataset, "methods": [m for m in config["methods"] if m != "flooding_x"],
+            "steps": config["profiling"]["steps"], "seed": int(seed), "flood_level": 0.1,
+            "base": run_spec(config, dataset, "finetune", seed, resources),
+            "method_params": config["method_params"]}
+
+
+def job_arguments(prog, description, out_help):
+    """The command line every training-like job shares: its spec, its data, where it writes, threads."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--spec", required=True, help="JSON job spec (built by floodx.config for the rule)")
+    parser.add_argument("--data", required=True, help="prepared data set folder")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--threads", type=int, default=None)
+    return parser

@@ -11,17 +11,15 @@ synchronised around it). Reported per method: the median seconds per step (also 
 every step's time), seconds per epoch (times ceil(num_train / batch_size)), and the ratio of
 medians to fine-tuning's.
 
-    python -m floodx.profiling --spec JSON --data results/data/rt --out results/profile/rt/times.json \
-        --resources resources --threads 2
+    python -m floodx.profiling --spec JSON --data results/data/rt --out results/profile/rt/times.json --threads 2
 
-Spec (built by the rule `profile_time`): ``{"dataset", "methods": [...], "steps", "seed",
+Spec (`floodx.config.profile_spec`): ``{"dataset", "methods": [...], "steps", "seed",
 "flood_level", "method_params": {...}, "base": <floodx.config.run_spec of fine-tune>}``; optional
 ``"warmup_steps"`` (default 2) and ``"num_train_examples"`` (extrapolate to another training-set
 size, e.g. the full data set a slice was cut from). Instead of "base", "model" and "training" may
 be given at the top level.
 """
 
-import argparse
 import copy
 import math
 import statistics
@@ -30,7 +28,7 @@ import time
 
 import torch
 
-from .config import parse_spec
+from .config import job_arguments, parse_spec
 from .errors import ConfigError, DataError, run_main
 from .methods import build_method
 from .provenance import provenance, write_json
@@ -215,15 +213,14 @@ def _spec_parts(spec):
     return model_spec, training, spec.get("resources", base.get("resources", "resources"))
 
 
-def profile(spec, data_dir, device=None, resources=None):
+def profile(spec, data_dir, device=None):
     """Run the whole profiling job of one data set; returns the content of times.json."""
     from .devices import select_device
     from .models import build_model
     from .seeding import set_seed
 
     device = device or select_device()
-    model_spec, training, spec_resources = _spec_parts(spec)
-    resources = resources or spec_resources
+    model_spec, training, resources = _spec_parts(spec)
     seed = int(spec.get("seed", 0))
     methods = list(spec.get("methods") or ["finetune"])
     meta, train = _load_data(data_dir)
@@ -243,18 +240,12 @@ def profile(spec, data_dir, device=None, resources=None):
 
 
 def _main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m floodx.profiling", description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", required=True, help="JSON profiling spec (built by the Snakefile)")
-    parser.add_argument("--data", required=True, help="prepared data set folder")
-    parser.add_argument("--out", required=True, help="times.json to write")
-    parser.add_argument("--resources", default=None, help="resources folder (starting weights)")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = job_arguments("python -m floodx.profiling", __doc__.splitlines()[0], "times.json to write").parse_args(argv)
     spec = parse_spec(args.spec)
     from .devices import select_device
 
     device = select_device(args.threads)
-    result = profile(spec, args.data, device, args.resources)
+    result = profile(spec, args.data, device)
     write_json(args.out, result)
     for name, rec in result["methods"].items():
         print(f"{name:12s} {rec['seconds_per_step']:.4f} s/step  x{rec['ratio_to_finetune']:.2f}")

@@ -13,7 +13,6 @@ The optimiser state lives only in the newest checkpoint while training, and is d
 run finishes (what remains of `trainer_state.pt` is the method's own small state).
 """
 
-import argparse
 import math
 import shutil
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from . import data as data_module
-from .config import parse_spec
+from .config import job_arguments, parse_spec
 from .devices import select_device
 from .errors import run_main
 from .methods import build_method
@@ -415,12 +414,8 @@ def train(spec, data_dir, out_dir, callbacks=(), device=None):
 
 
 def _main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m floodx.training", description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", required=True, help="JSON run spec (built by the Snakefile)")
-    parser.add_argument("--data", required=True, help="prepared data set folder")
-    parser.add_argument("--out", required=True, help="run folder (checkpoints/, metrics.json)")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
+    args = job_arguments("python -m floodx.training", __doc__.splitlines()[0],
+                         "run folder (checkpoints/, metrics.json)").parse_args(argv)
     spec = parse_spec(args.spec)
     device = select_device(args.threads)
     result = train(spec, args.data, args.out, device=device)

@@ -10,7 +10,6 @@ rule probe:
         "results/probe/{dataset}/seed{seed}/accordance.csv",
     params:
         offline=OFFLINE,
-        resources=lambda w: RESOURCES,
         spec=lambda w: as_json(probe_spec(config, w.dataset, w.seed, RESOURCES)),
     priority: 50  # the narrow search waits on it: start it first
     threads: 1
@@ -26,8 +25,7 @@ rule probe:
         ENV
     shell:
         "{params.offline} python -m floodx.accordance --spec {params.spec} --data results/data/{wildcards.dataset} "
-        "--out results/probe/{wildcards.dataset}/seed{wildcards.seed} --resources {params.resources} "
-        "--threads {threads} > {log} 2>&1"
+        "--out results/probe/{wildcards.dataset}/seed{wildcards.seed} --threads {threads} > {log} 2>&1"
 
 
 checkpoint flood_window:

@@ -10,13 +10,7 @@ rule profile_time:
         "results/profile/{dataset}/times.json",
     params:
         offline=OFFLINE,
-        resources=lambda w: RESOURCES,
-        spec=lambda w: as_json({
-            "dataset": w.dataset, "methods": [m for m in METHODS if m != "flooding_x"],
-            "steps": config["profiling"]["steps"], "seed": int(SEEDS[0]),
-            "flood_level": 0.1, "base": run_spec(config, w.dataset, "finetune", SEEDS[0], RESOURCES),
-            "method_params": config["method_params"],
-        }),
+        spec=lambda w: as_json(profile_spec(config, w.dataset, SEEDS[0], RESOURCES)),
     priority: 2  # a long job with nothing waiting on it but Table 3: start it early
     # Every core (workflow.cores), so that Snakemake runs nothing beside it: other jobs' load
     # would skew the timings. A lambda with a fallback, as cluster runs have no total core count
@@ -32,7 +26,7 @@ rule profile_time:
         ENV
     shell:
         "{params.offline} python -m floodx.profiling --spec {params.spec} --data results/data/{wildcards.dataset} "
-        "--out {output} --resources {params.resources} --threads {threads} > {log} 2>&1"
+        "--out {output} --threads {threads} > {log} 2>&1"
 
 
 rule landscape:
