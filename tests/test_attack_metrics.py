@@ -77,7 +77,7 @@ class _nothing:
 
 
 def assert_agrees(rows, results):
-    from floodx.attacks.metrics import aggregate
+    from floodx.attacks.rows import aggregate
 
     ours = aggregate(rows)
     rate, queries = textattack_metrics(results)
@@ -95,7 +95,7 @@ def assert_agrees(rows, results):
 
 
 def test_aggregate_on_hand_built_rows():
-    from floodx.attacks.metrics import aggregate
+    from floodx.attacks.rows import aggregate
 
     rows = ([{"result": "successful", "queries": q} for q in (10, 20, 30)]
             + [{"result": "failed", "queries": 41}]
@@ -110,7 +110,7 @@ def test_aggregate_on_hand_built_rows():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_aggregate_agrees_with_textattack_on_result_objects(seed):
-    from floodx.attacks.run import result_row
+    from floodx.attacks.rows import result_row
 
     rng = random.Random(seed)
     n = rng.randint(1, 30)
@@ -128,7 +128,7 @@ def test_aggregate_agrees_with_textattack_on_result_objects(seed):
 
 
 def test_result_rows_of_hand_built_results():
-    from floodx.attacks.run import result_row
+    from floodx.attacks.rows import result_row
 
     ok = result_row(7, hand_built("successful", 42, truth=1), seconds=0.5)
     assert ok == {"idx": 7, "original": "a fine film", "perturbed": "a fnie film",
@@ -140,7 +140,8 @@ def test_result_rows_of_hand_built_results():
 
 def test_aggregate_agrees_with_textattack_on_a_real_attack(tiny_model, sentences):
     """Rows made from real `Attack.attack` results give TextAttack's numbers."""
-    from floodx.attacks.run import build_charswap_attack, model_wrapper, result_row
+    from floodx.attacks.recipes import DynamicPaddingWrapper, build_charswap_attack
+    from floodx.attacks.rows import result_row
 
     model, tokenizer = tiny_model
     torch.manual_seed(0)
@@ -152,7 +153,7 @@ def test_aggregate_agrees_with_textattack_on_a_real_attack(tiny_model, sentences
         model(**encoded, labels=labels).loss.backward()
         optimizer.step()
     model.eval()
-    attack = build_charswap_attack(model_wrapper(model, tokenizer))
+    attack = build_charswap_attack(DynamicPaddingWrapper(model, tokenizer))
     results = [attack.attack(text, label) for text, label in sentences[::2]]
     rows = [result_row(i, r) for i, r in enumerate(results)]
     assert_agrees(rows, results)
@@ -173,7 +174,7 @@ def _data(folder, sentences, subset):
 
 
 def _shard_csv(path, rows):
-    from floodx.attacks.metrics import SHARD_COLUMNS, write_rows
+    from floodx.attacks.rows import SHARD_COLUMNS, write_rows
 
     write_rows(path, rows, SHARD_COLUMNS)
 
@@ -209,7 +210,8 @@ def test_clean_accuracy_is_on_the_whole_split(tmp_path, tiny_model, sentences, c
 
 
 def test_gather_writes_the_contract_and_checks_coverage(tmp_path, sentences, checkpoint):
-    from floodx.attacks.metrics import COLUMNS, gather, read_rows
+    from floodx.attacks.metrics import gather
+    from floodx.attacks.rows import COLUMNS, read_rows
     from floodx.errors import DataError
 
     _data(tmp_path / "data", sentences, [5, 2, 30, 9, 11, 7])

@@ -1,8 +1,8 @@
 """Attack shards: sharding, resume after a crash, text pairs, per-epoch checkpoints, CLI.
 
-Uses a resource-free attack composed from TextAttack parts (character deletions + QWERTY swaps,
-greedy word-importance search) on the tiny BERT of conftest.py, so nothing here depends on the
-recipes module or on downloaded resources.
+Uses the resource-free charswap attack (`recipes.build_charswap_attack`: character deletions +
+QWERTY swaps, greedy word-importance search) on the tiny BERT of conftest.py, so nothing here
+depends on downloaded resources.
 """
 
 import csv
@@ -77,9 +77,9 @@ def save_trained(model, tokenizer, sentences, folder, steps=20):
 
 
 def charswap(model, tokenizer):
-    from floodx.attacks.run import build_charswap_attack, model_wrapper
+    from floodx.attacks.recipes import DynamicPaddingWrapper, build_charswap_attack
 
-    return build_charswap_attack(model_wrapper(model, tokenizer, batch_size=16))
+    return build_charswap_attack(DynamicPaddingWrapper(model, tokenizer, batch_size=16))
 
 
 def read_csv(path):
@@ -110,7 +110,7 @@ def shard(checkpoint, data, out, index=0, num=1, **kw):
 # ------------------------------------------------------------------------------------------
 
 def test_interleaved_shards_partition_the_subset():
-    from floodx.attacks.run import shard_of
+    from floodx.attacks.examples import shard_of
     from floodx.errors import ConfigError
 
     indices = list(range(10, 27))
@@ -123,7 +123,8 @@ def test_interleaved_shards_partition_the_subset():
 
 
 def test_shards_gathered_equal_unsharded_run(setup, tmp_path):
-    from floodx.attacks.metrics import aggregate, gather, read_rows
+    from floodx.attacks.metrics import gather
+    from floodx.attacks.rows import aggregate, read_rows
 
     checkpoint, data = setup
     single = shard(checkpoint, data, tmp_path / "single.csv")
@@ -244,7 +245,7 @@ def test_partial_of_another_run_is_not_resumed(setup, tmp_path):
 def test_text_pairs_are_attacked_as_two_columns(tmp_path, tiny_model, sentences):
     from collections import OrderedDict
 
-    from floodx.attacks.run import attack_input
+    from floodx.attacks.examples import attack_input
 
     model, tokenizer = tiny_model
     checkpoint = save_trained(model, tokenizer, sentences, tmp_path / "ckpt")

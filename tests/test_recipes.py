@@ -236,7 +236,7 @@ def test_one_process_for_every_recipe_attacks_as_the_stock_path(recipes, victim,
     import nltk.corpus
 
     from floodx.attacks import run, standins
-    from floodx.attacks.metrics import read_rows
+    from floodx.attacks.rows import read_rows
 
     model, tokenizer = victim
     checkpoint, data = tmp_path / "victim", tmp_path / "data"
@@ -255,10 +255,10 @@ def test_one_process_for_every_recipe_attacks_as_the_stock_path(recipes, victim,
         return [(r["idx"], r["result"], r["perturbed"], r["queries"]) for r in read_rows(path)]
 
     run.main(["--checkpoint", str(checkpoint), "--data", str(data), "--subset", "test",
-              "--recipe", *recipes.RECIPES, "--out", str(tmp_path / "floodx" / "{recipe}.csv"),
+              "--recipe", *recipes.RECIPE_CLASSES, "--out", str(tmp_path / "floodx" / "{recipe}.csv"),
               "--resources", str(RESOURCES), "--max-length", "64"])
     monkeypatch.setattr(standins, "english_wordnet", lambda: nltk.corpus.wordnet)
-    for recipe in recipes.RECIPES:
+    for recipe in recipes.RECIPE_CLASSES:
         stock = tmp_path / "stock" / f"{recipe}.csv"
         run._victim.cache_clear()   # a process of its own loads the model afresh
         run.attack_shard(checkpoint, data, "test", "test", recipe, "offline", 0, 1, stock, RESOURCES,

@@ -24,7 +24,7 @@ REFERENCE = "finetune"
 
 def example_outcomes(summary_path):
     """{idx: row} of the examples.csv written beside a summary.json by the gather step."""
-    from .attacks.metrics import read_rows
+    from .attacks.rows import read_rows
 
     path = Path(summary_path).with_name("examples.csv")
     if not path.is_file():

@@ -12,6 +12,8 @@ METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "floodi
 BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert")  # one training run each
 FLOOD_METHODS = ("flooding", "flooding_x")  # one run per flood level searched, then a choice
 RECIPES = ("textfooler", "bertattack", "textbugger")  # TextAttack recipes, Table 2's column order
+# A resource-free attack composed from TextAttack parts: smoke runs and tests only, never a paper number.
+CHARSWAP = "charswap"
 PROBE_METHOD = "accordance_probe"  # the training method of the accordance probe run
 
 METHOD_LABELS = {

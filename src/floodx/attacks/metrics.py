@@ -10,248 +10,25 @@ Definitions follow TextAttack 0.3.11 exactly (`textattack/metrics/attack_metrics
     * 100, and 0 when nothing was attacked
 * `attack_queries.py` (`AttackQueries`): #Query (`avg_num_queries`) = mean of `num_queries` over
   the non-skipped results.
-All are rounded to 2 decimals as TextAttack does.  Clean% is not a TextAttack metric: it is the
-accuracy of the checkpoint on the whole split (the paper's Sec. 4.3: "tested on the whole test
-dataset"), computed here by a batched evaluation.
+All are rounded to 2 decimals as TextAttack does (`floodx.attacks.rows.aggregate`).  Clean% is not
+a TextAttack metric: it is the accuracy of the checkpoint on the whole split (the paper's Sec. 4.3:
+"tested on the whole test dataset"), computed here by a batched evaluation or read from the
+training job's own.
 
-This module does not import TextAttack (importing it costs ~10 s), so `aggregate` and the readers
-stay cheap and pure.
+This module does not import TextAttack (importing it costs ~10 s).
 """
 
 import argparse
-import csv
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from ..config import parse_spec
-from ..errors import DataError, ResourceError, run_main
-
-# Columns of examples.csv (docs/design.md, Attacks).  Shard CSVs add `seconds` (attack time of
-# the example) after them.
-COLUMNS = ["idx", "original", "perturbed", "result", "queries", "ground_truth",
-           "original_output", "perturbed_output"]
-SHARD_COLUMNS = COLUMNS + ["seconds"]
-RESULTS = ("successful", "failed", "skipped")
-_INT_FIELDS = ("idx", "queries", "ground_truth", "original_output", "perturbed_output")
-
-
-# --------------------------------------------------------------------------------------------
-# Pure metrics
-# --------------------------------------------------------------------------------------------
-
-def _pct(numerator, denominator):
-    return round(numerator * 100.0 / denominator, 2)
-
-
-def aggregate(rows):
-    """Aua%, Suc%, #Query and counts of a list of result rows (dicts with `result`, `queries`).
-
-    Pure: no I/O.  Agrees with TextAttack's `AttackSuccessRate` and `AttackQueries` on the same
-    results (see the module docstring); where TextAttack would divide by zero (no rows; only
-    skipped rows for #Query) the value is None.
-    """
-    counts = {name: 0 for name in RESULTS}
-    queries = []
-    for number, row in enumerate(rows):
-        result = row["result"]
-        if result not in counts:
-            raise DataError(f"row {number} (idx {row.get('idx')}): result '{result}' is not one "
-                            f"of {', '.join(RESULTS)}")
-        counts[result] += 1
-        if result != "skipped":
-            queries.append(int(row["queries"]))
-    total = sum(counts.values())
-    attacked = counts["successful"] + counts["failed"]
-    return {
-        "n_attacked": total,
-        "n_successful": counts["successful"],
-        "n_failed": counts["failed"],
-        "n_skipped": counts["skipped"],
-        "attacked_acc": _pct(total - counts["skipped"], total) if total else None,
-        "aua": _pct(counts["failed"], total) if total else None,
-        "suc": _pct(counts["successful"], attacked) if attacked else (0 if total else None),
-        "avg_queries": round(sum(queries) / len(queries), 2) if queries else None,
-    }
-
-
-# --------------------------------------------------------------------------------------------
-# Reading and writing result rows
-# --------------------------------------------------------------------------------------------
-
-def parse_row(raw, where):
-    """Typed copy of one CSV row (ints for ids/labels/queries, float seconds); DataError if bad."""
-    row = dict(raw)
-    if None in row or any(row.get(name) is None for name in COLUMNS):
-        raise DataError(f"{where}: expected the columns {', '.join(COLUMNS)}, got a row with "
-                        f"{len([v for v in raw.values() if v is not None])} fields")
-    try:
-        for name in _INT_FIELDS:
-            row[name] = int(row[name])
-        if row.get("seconds") not in (None, ""):
-            row["seconds"] = float(row["seconds"])
-    except ValueError as err:
-        raise DataError(f"{where}: {err}") from None
-    if row["result"] not in RESULTS:
-        raise DataError(f"{where}: result '{row['result']}' is not one of {', '.join(RESULTS)}")
-    return row
-
-
-def read_rows(path):
-    """Rows of a shard CSV or examples.csv, typed (see `parse_row`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such attack result file")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)} "
-                            f"(header: {reader.fieldnames})")
-        return [parse_row(raw, f"{path} line {reader.line_num}") for raw in reader]
-
-
-def write_rows(path, rows, columns=COLUMNS):
-    """Atomically write rows (temp file + rename) with exactly `columns`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore",
-                                    lineterminator="\n")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow(row)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-
-
-# --------------------------------------------------------------------------------------------
-# Data helpers (floodx.data when present, the JSONL files otherwise)
-# --------------------------------------------------------------------------------------------
-
-def load_split(data_dir, split):
-    try:
-        from ..data import load_split as _load_split
-    except ImportError:
-        _load_split = None
-    if _load_split is not None:
-        return _load_split(data_dir, split)
-    path = Path(data_dir) / f"{split}.jsonl"
-    if not path.is_file():
-        raise DataError(f"{path}: no such split file")
-    rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path} line {number}: {err}") from None
-    return rows
-
-
-def load_meta(data_dir):
-    try:
-        from ..data import load_meta as _load_meta
-    except ImportError:
-        _load_meta = None
-    if _load_meta is not None:
-        return _load_meta(data_dir)
-    path = Path(data_dir) / "meta.json"
-    if not path.is_file():
-        raise DataError(f"{path}: no such file (the prepare step writes it)")
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def subset_indices(data_dir, subset, split=None, limit=None):
-    """The recorded attack subset (`meta.json` `attack_subset[subset]`), first `limit` of it.
-
-    A subset recorded as null means the whole split, in file order.
-    """
-    meta = load_meta(data_dir)
-    subsets = meta.get("attack_subset")
-    if not isinstance(subsets, dict) or subset not in subsets:
-        raise DataError(f"{Path(data_dir) / 'meta.json'}: field attack_subset.{subset} is missing")
-    indices = subsets[subset]
-    if indices is None:
-        indices = [ex["idx"] for ex in load_split(data_dir, split or subset)]
-    indices = [int(i) for i in indices]
-    if len(set(indices)) != len(indices):
-        raise DataError(f"{Path(data_dir) / 'meta.json'}: attack_subset.{subset} repeats an idx")
-    if limit is not None:
-        indices = indices[: int(limit)]
-    return indices
-
-
-# --------------------------------------------------------------------------------------------
-# Clean accuracy
-# --------------------------------------------------------------------------------------------
-
-def default_max_length(model, tokenizer):
-    """Longest input the model takes: tokenizer limit capped by the position embeddings."""
-    limits = [getattr(tokenizer, "model_max_length", None),
-              getattr(getattr(model, "config", None), "max_position_embeddings", None)]
-    limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 100_000]
-    return min(limits) if limits else 512
-
-
-def predict_logits(model, tokenizer, inputs, batch_size=64, max_length=None):
-    """Logits (CPU float tensor, n x k) for a list of str or (text, text_pair) tuples.
-
-    Pads each batch to its longest member; callers sort by length for speed.
-    """
-    import torch
-
-    if max_length is None:
-        max_length = default_max_length(model, tokenizer)
-    device = next(model.parameters()).device
-    out = []
-    for start in range(0, len(inputs), batch_size):
-        batch = list(inputs[start:start + batch_size])
-        if batch and isinstance(batch[0], (tuple, list)):
-            encoded = tokenizer([a for a, _ in batch], [b for _, b in batch], padding=True,
-                                truncation=True, max_length=max_length, return_tensors="pt")
-        else:
-            encoded = tokenizer(batch, padding=True, truncation=True, max_length=max_length,
-                                return_tensors="pt")
-        encoded = {k: v.to(device) for k, v in encoded.items()}
-        with torch.no_grad():
-            out.append(model(**encoded).logits.float().cpu())
-    if not out:
-        return torch.zeros((0, getattr(model.config, "num_labels", 2)))
-    return torch.cat(out)
-
-
-def model_input(example):
-    """What the model sees for a data row: the text, or (text, text_pair)."""
-    if example.get("text_pair") is None:
-        return example["text"]
-    return (example["text"], example["text_pair"])
-
-
-def load_checkpoint(checkpoint, device=None):
-    """(model, tokenizer) of a save_pretrained folder, in eval mode (on `device` if given)."""
-    from transformers import AutoConfig
-
-    from ..models import load_classifier
-
-    checkpoint = Path(checkpoint)
-    if not (checkpoint / "config.json").is_file():
-        raise ResourceError(f"{checkpoint}: not a checkpoint folder (no config.json)")
-    num_labels = AutoConfig.from_pretrained(str(checkpoint)).num_labels
-    model, tokenizer = load_classifier(str(checkpoint), num_labels)
-    model.eval()
-    if device is not None:
-        model.to(device)
-    return model, tokenizer
+from ..errors import DataError, run_main
+from ..inference import load_checkpoint, predict_logits
+from .examples import model_input, subset_indices
+from .rows import COLUMNS, aggregate, read_rows, write_rows
+from .substitutions import SUBSTITUTIONS
 
 
 def clean_accuracy(checkpoint, data_dir, split="test", batch_size=64, max_length=None,
@@ -260,6 +37,8 @@ def clean_accuracy(checkpoint, data_dir, split="test", batch_size=64, max_length
 
     Returns `{"clean_acc", "n_clean", "predictions": {idx: label}, "seconds"}`.
     """
+    from ..data import load_split
+
     start = time.perf_counter()
     if model is None:
         model, tokenizer = load_checkpoint(checkpoint, device)
@@ -282,6 +61,8 @@ def majority_accuracy(data_dir, split):
 
     Table 2 uses it to flag a model that learned nothing: its Aua% would look robust.
     """
+    from ..data import load_split
+
     try:
         labels = [int(ex["label"]) for ex in load_split(data_dir, split)]
     except (DataError, KeyError, TypeError, ValueError):
@@ -317,17 +98,10 @@ def recorded_clean_accuracy(metrics_json, split, epoch=None):
                       f"{split} split)"}
 
 
-# --------------------------------------------------------------------------------------------
-# Gather
-# --------------------------------------------------------------------------------------------
-
 def _substitutions(recipe, mode):
+    """What offline mode put in place of the recipe's resources ({} in paper mode)."""
     if mode != "offline" or recipe is None:
         return {}
-    try:
-        from .substitutions import SUBSTITUTIONS
-    except Exception:  # recipes not importable (e.g. TextAttack resources missing): say so
-        return None
     return SUBSTITUTIONS.get(recipe)
 
 
@@ -341,6 +115,7 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *
     run's metrics.json, or a (metrics.json, epoch) pair) takes Clean% from the training job's
     own evaluation of that checkpoint instead of evaluating it again.
     """
+    from ..data import load_split
     from ..provenance import provenance, write_json
 
     spec = dict(spec or {})

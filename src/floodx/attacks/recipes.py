@@ -1,4 +1,5 @@
-"""The paper's three TextAttack recipes, in paper mode (stock resources) or offline mode.
+"""Every attack floodx runs is built here: the paper's three TextAttack recipes, in paper mode
+(stock resources) or offline mode, and the resource-free `charswap` smoke attack.
 
 `build_attack(recipe, model_wrapper, mode, resources_dir)` runs the stock TextAttack 0.3.11
 recipe code (`TextFoolerJin2019.build`, `TextBuggerLi2018.build`, `BERTAttackLi2020.build`), so
@@ -29,7 +30,9 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, ResourceError
+from ..inference import predict_logits
 from . import fetch, standins
+from ..names import CHARSWAP
 
 try:
     import lru
@@ -72,8 +75,9 @@ class DynamicPaddingWrapper(HuggingFaceModelWrapper):
     """HuggingFaceModelWrapper that pads each batch to its longest text, not to 512 tokens.
 
     Texts are truncated at `max_length` (default: the tokenizer's limit, at most 512); queries
-    run in batches of `batch_size` under torch.no_grad on the model's device. Inputs are strings
-    or (text, text_pair) tuples, as TextAttack passes them. Returns logits on the CPU."""
+    go through `floodx.inference.predict_logits` in batches of `batch_size` (no_grad, on the
+    model's device). Inputs are strings or (text, text_pair) tuples, as TextAttack passes them.
+    Returns logits on the CPU."""
 
     def __init__(self, model, tokenizer, max_length=None, batch_size=32):
         super().__init__(model, tokenizer)
@@ -83,21 +87,8 @@ class DynamicPaddingWrapper(HuggingFaceModelWrapper):
         model.eval()
 
     def __call__(self, text_input_list):
-        device = next(self.model.parameters()).device
-        outputs = []
-        with torch.no_grad():
-            for start in range(0, len(text_input_list), self.batch_size):
-                batch = text_input_list[start:start + self.batch_size]
-                if isinstance(batch[0], (tuple, list)):
-                    columns = list(zip(*batch))
-                    args = [list(columns[0])] + ([list(columns[1])] if len(columns) > 1 else [])
-                else:
-                    args = [list(batch)]
-                inputs = self.tokenizer(*args, padding=True, truncation=True,
-                                        max_length=self.max_seq_length, return_tensors="pt")
-                logits = self.model(**inputs.to(device)).logits
-                outputs.append(logits.float().cpu())
-        return torch.cat(outputs)
+        return predict_logits(self.model, self.tokenizer, text_input_list, self.batch_size,
+                              self.max_seq_length)
 
 
 # --------------------------------------------------------------------------------- components
@@ -378,14 +369,39 @@ def _check_offline(attack):
                                f"TextAttack recipe no longer matches floodx's substitutions")
 
 
+def build_charswap_attack(model_wrapper):
+    """Resource-free attack: greedy word-importance search over character deletions and QWERTY
+    neighbour swaps (inner characters), no repeated words, no stopwords.  For smoke runs, tests
+    and the sharding benchmark; never a paper number."""
+    from textattack import Attack
+    from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
+    from textattack.goal_functions import UntargetedClassification
+    from textattack.search_methods import GreedyWordSwapWIR
+    from textattack.transformations import (
+        CompositeTransformation,
+        WordSwapQWERTY,
+        WordSwapRandomCharacterDeletion,
+    )
+
+    transformation = CompositeTransformation([
+        WordSwapRandomCharacterDeletion(random_one=False, skip_first_char=True,
+                                        skip_last_char=True),
+        WordSwapQWERTY(random_one=False, skip_first_char=True, skip_last_char=True),
+    ])
+    constraints = [RepeatModification(), StopwordModification()]
+    return Attack(UntargetedClassification(model_wrapper), constraints, transformation,
+                  GreedyWordSwapWIR(wir_method="delete"))
+
+
 def build_attack(recipe, model_wrapper, mode="offline", resources_dir="resources", **overrides):
-    """A textattack.Attack for `recipe` (textfooler | textbugger | bertattack) against
-    `model_wrapper`, with paper resources (`mode="paper"`) or registry stand-ins ("offline").
+    """A textattack.Attack for `recipe` against `model_wrapper`: textfooler | textbugger |
+    bertattack with paper resources (`mode="paper"`) or registry stand-ins ("offline"), or
+    `charswap` (`build_charswap_attack`, the same in both modes).
 
     Overrides: `query_budget` (goal function), `model_batch_size` (queries per model call),
     `max_candidates` (the recipe's candidate generator: TextFooler 50, TextBugger's embedding
     swap 5, BERT-Attack 48)."""
-    if recipe not in RECIPE_CLASSES:
+    if recipe not in RECIPE_CLASSES and recipe != CHARSWAP:
         raise ConfigError(f"unknown attack recipe '{recipe}' (attacks.recipes): choose from "
                           f"{', '.join(RECIPE_CLASSES)}")
     if mode not in MODES:
@@ -393,7 +409,19 @@ def build_attack(recipe, model_wrapper, mode="offline", resources_dir="resources
     unknown = sorted(set(overrides) - set(OVERRIDES))
     if unknown:
         raise ConfigError(f"unknown attack override(s) {unknown}: allowed {list(OVERRIDES)}")
-    resources_dir = Path(resources_dir)
+    if recipe == CHARSWAP:
+        attack = build_charswap_attack(model_wrapper)
+    else:
+        attack = _build_recipe(recipe, model_wrapper, mode, Path(resources_dir), overrides)
+    if overrides.get("query_budget"):
+        attack.goal_function.query_budget = overrides["query_budget"]
+    if overrides.get("model_batch_size"):
+        attack.goal_function.batch_size = overrides["model_batch_size"]
+    return attack
+
+
+def _build_recipe(recipe, model_wrapper, mode, resources_dir, overrides):
+    """The stock recipe's `build`, its resource-bound components replaced (module docstring)."""
     standins.use_nltk_data(resources_dir)
     candidates = ({"max_candidates": overrides["max_candidates"]}
                   if overrides.get("max_candidates") else {})
@@ -409,8 +437,4 @@ def build_attack(recipe, model_wrapper, mode="offline", resources_dir="resources
         attack = RECIPE_CLASSES[recipe].build(model_wrapper)
     if mode == "offline":
         _check_offline(attack)
-    if overrides.get("query_budget"):
-        attack.goal_function.query_budget = overrides["query_budget"]
-    if overrides.get("model_batch_size"):
-        attack.goal_function.batch_size = overrides["model_batch_size"]
     return attack

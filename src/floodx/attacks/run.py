@@ -1,156 +1,26 @@
 """Attack one shard of a recorded attack subset with TextAttack, resumably.
 
-`attack_shard` loads a checkpoint, builds the attack (`floodx.attacks.recipes.build_attack`),
-takes the shard's examples (interleaved split of `meta.json` `attack_subset[subset]`, after
-`limit`) and runs `Attack.attack(example, ground_truth)` on each one.  One CSV row per example
-(`floodx.attacks.metrics.SHARD_COLUMNS`) is appended and flushed to `<out>.partial` as soon as the
-example is finished; the partial file is renamed to `<out>` at the end.  A rerun after a crash
-keeps the finished rows and attacks only the rest.  A `<out>.partial.json` fingerprint
-(checkpoint weights, data, recipe, mode, shard, limit, budget, code) guards against resuming
-somebody else's partial file; it becomes `<out>.json` when the shard finishes, and a finished
-`<out>` is reused only by a run with the same fingerprint (a retrained checkpoint attacks again).
-
-Per example, caches are cleared and RNGs are seeded from (seed, idx), so a row depends only on
-its example: sharded, resumed and unsharded runs give the same rows.
+`attack_shard` resolves the checkpoint, builds the attack (`floodx.attacks.recipes.build_attack`)
+and attacks the shard's examples (`floodx.attacks.examples`) into a resumable shard CSV
+(`floodx.attacks.resume`).  The CLI runs several recipes or epochs in one process (one TextAttack
+import, one model load) and can gather a single shard at once (`--summary`, the dev and per-epoch
+attacks).
 """
 
 import argparse
-import csv
 import functools
-import hashlib
-import io
 import json
 import os
 import sys
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 from ..config import parse_spec
-from ..names import RECIPES
-from ..errors import ConfigError, DataError, ResourceError, run_main
-from .metrics import (
-    SHARD_COLUMNS,
-    load_checkpoint,
-    load_split,
-    parse_row,
-    subset_indices,
-)
-
-# A resource-free attack composed from TextAttack parts (character swaps/deletions, greedy WIR):
-# for smoke runs, tests and the sharding benchmark; never a paper number.
-CHARSWAP = "charswap"
-DEFAULT_SEED = 765  # TextAttack's AttackArgs.random_seed
-PAIR_COLUMNS = ("text", "text_pair")
-
-
-# --------------------------------------------------------------------------------------------
-# Examples and shards
-# --------------------------------------------------------------------------------------------
-
-def shard_of(indices, shard_index, num_shards):
-    """Interleaved shard `shard_index` of `num_shards` (deterministic, balanced)."""
-    if num_shards < 1 or not 0 <= shard_index < num_shards:
-        raise ConfigError(f"shard {shard_index} of {num_shards}: need 0 <= shard < num_shards")
-    return list(indices)[shard_index::num_shards]
-
-
-def shard_examples(data_dir, split, subset, shard_index, num_shards, limit=None):
-    """Data rows of one shard, in subset order."""
-    indices = shard_of(subset_indices(data_dir, subset, split, limit), shard_index, num_shards)
-    by_idx = {int(ex["idx"]): ex for ex in load_split(data_dir, split)}
-    missing = [i for i in indices if i not in by_idx]
-    if missing:
-        raise DataError(f"{Path(data_dir) / 'meta.json'}: attack_subset.{subset} names idx "
-                        f"{missing[:5]} that {split}.jsonl lacks")
-    return [by_idx[i] for i in indices]
-
-
-def attack_input(example):
-    """TextAttack input: the text, or an OrderedDict of two columns for text pairs."""
-    if example.get("text_pair") is None:
-        return example["text"]
-    return OrderedDict(zip(PAIR_COLUMNS, (example["text"], example["text_pair"])))
-
-
-def result_row(idx, result, seconds=None):
-    """CSV row of a TextAttack AttackResult."""
-    from textattack.attack_results import (
-        FailedAttackResult,
-        MaximizedAttackResult,
-        SkippedAttackResult,
-        SuccessfulAttackResult,
-    )
-
-    if isinstance(result, SkippedAttackResult):
-        kind = "skipped"
-    elif isinstance(result, FailedAttackResult):
-        kind = "failed"
-    elif isinstance(result, (SuccessfulAttackResult, MaximizedAttackResult)):
-        kind = "successful"  # TextAttack's AttackSuccessRate counts every other result so
-    else:
-        raise TypeError(f"unexpected attack result {type(result).__name__}")
-    original, perturbed = result.original_result, result.perturbed_result
-    row = {
-        "idx": int(idx),
-        "original": original.attacked_text.printable_text(key_color_method=None),
-        "perturbed": perturbed.attacked_text.printable_text(key_color_method=None),
-        "result": kind,
-        "queries": int(result.num_queries),
-        "ground_truth": int(original.ground_truth_output),
-        "original_output": int(original.output),
-        "perturbed_output": int(perturbed.output),
-    }
-    if seconds is not None:
-        row["seconds"] = round(float(seconds), 4)
-    return row
-
-
-# --------------------------------------------------------------------------------------------
-# Model wrapper and attacks
-# --------------------------------------------------------------------------------------------
-
-def model_wrapper(model, tokenizer, batch_size=32, max_length=None):
-    """The victim as TextAttack sees it: padded per batch, truncated like training (max_length)."""
-    from .recipes import DynamicPaddingWrapper
-
-    return DynamicPaddingWrapper(model, tokenizer, max_length=max_length, batch_size=batch_size)
-
-
-def build_charswap_attack(wrapper):
-    """Resource-free attack: greedy word-importance search over character deletions and QWERTY
-    neighbour swaps (inner characters), no repeated words, no stopwords."""
-    from textattack import Attack
-    from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
-    from textattack.goal_functions import UntargetedClassification
-    from textattack.search_methods import GreedyWordSwapWIR
-    from textattack.transformations import (
-        CompositeTransformation,
-        WordSwapQWERTY,
-        WordSwapRandomCharacterDeletion,
-    )
-
-    transformation = CompositeTransformation([
-        WordSwapRandomCharacterDeletion(random_one=False, skip_first_char=True,
-                                        skip_last_char=True),
-        WordSwapQWERTY(random_one=False, skip_first_char=True, skip_last_char=True),
-    ])
-    constraints = [RepeatModification(), StopwordModification()]
-    return Attack(UntargetedClassification(wrapper), constraints, transformation,
-                  GreedyWordSwapWIR(wir_method="delete"))
-
-
-def build(recipe, wrapper, mode, resources_dir):
-    """The attack for `recipe` (recipes.build_attack, or the resource-free `charswap`)."""
-    if recipe == CHARSWAP:
-        return build_charswap_attack(wrapper)
-    if recipe not in RECIPES:
-        raise ConfigError(f"unknown attack recipe '{recipe}' (attacks.recipes: "
-                          f"{' | '.join(RECIPES)})")
-    from .recipes import build_attack
-
-    return build_attack(recipe, wrapper, mode, resources_dir)
-
+from ..errors import ConfigError, ResourceError, run_main
+from ..inference import load_checkpoint
+from ..names import CHARSWAP, RECIPES
+from .examples import shard_examples
+from .resume import DEFAULT_SEED, finished_by, fingerprint, run_examples
 
 def resolve_checkpoint(path, epoch=None):
     """A checkpoint folder: `path` itself, `path/checkpoints/epoch-{epoch}` of a training run,
@@ -175,184 +45,6 @@ def resolve_checkpoint(path, epoch=None):
                         "with metrics.json final_checkpoint")
 
 
-# --------------------------------------------------------------------------------------------
-# Resume bookkeeping
-# --------------------------------------------------------------------------------------------
-
-def _file_digest(path, chunk=1 << 22):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def checkpoint_digest(checkpoint):
-    """sha256 over the checkpoint's config and weight files (what decides its predictions)."""
-    checkpoint = Path(checkpoint)
-    digest = hashlib.sha256()
-    names = sorted(p.name for p in checkpoint.iterdir()
-                   if p.is_file() and (p.suffix in (".safetensors", ".bin")
-                                       or p.name in ("config.json", "tokenizer.json",
-                                                     "vocab.txt", "tokenizer_config.json")))
-    for name in names:
-        digest.update(name.encode())
-        digest.update(_file_digest(checkpoint / name).encode())
-    return digest.hexdigest()
-
-
-def _code_digest():
-    """What decides an attack's outcome besides its inputs: the attack code and TextAttack."""
-    from importlib import metadata
-
-    digest = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in ("run.py", "recipes.py"):
-        if (here / name).is_file():
-            digest.update(name.encode())
-            digest.update((here / name).read_bytes())
-    try:
-        digest.update(metadata.version("textattack").encode())
-    except metadata.PackageNotFoundError:
-        pass
-    return digest.hexdigest()
-
-
-def read_partial(partial, shard_indices):
-    """Finished rows of a partial shard file, keeping only complete rows of this shard.
-
-    A row cut off by a crash (file not ending in a newline, wrong field count) is dropped.
-    """
-    text = Path(partial).read_text(encoding="utf-8")
-    rows = []
-    if not text:
-        return rows
-    complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
-    wanted = set(shard_indices)
-    reader = csv.DictReader(io.StringIO(complete, newline=""))
-    try:
-        if reader.fieldnames != SHARD_COLUMNS:
-            return []
-        for raw in reader:
-            try:
-                row = parse_row(raw, str(partial))
-            except DataError:
-                break  # a torn row: everything from here on is redone
-            if row["idx"] in wanted and all(r["idx"] != row["idx"] for r in rows):
-                rows.append(row)
-    except csv.Error:
-        pass  # a torn quoted field at the end
-    # Keep the shard's order: rows were appended in shard order, so a prefix of it.
-    order = {idx: n for n, idx in enumerate(shard_indices)}
-    rows.sort(key=lambda r: order[r["idx"]])
-    return rows
-
-
-def _open_partial(partial, rows):
-    """Rewrite the partial file with `rows` (drops torn tails) and open it for appending."""
-    partial = Path(partial)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial.with_name(partial.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SHARD_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, partial)
-    handle = open(partial, "a", newline="", encoding="utf-8")
-    return handle, csv.DictWriter(handle, fieldnames=SHARD_COLUMNS, lineterminator="\n")
-
-
-def _seed_example(seed, idx):
-    import random
-
-    import numpy as np
-    import torch
-
-    value = (int(seed) * 1_000_003 + int(idx)) % (2**31 - 1)
-    random.seed(value)
-    np.random.seed(value)
-    torch.manual_seed(value)
-
-
-def _finished_stamp(out_csv):
-    return out_csv.with_name(out_csv.name + ".json")
-
-
-def _finished_by(out_csv):
-    """The fingerprint a finished shard was made with (None: unknown, e.g. an older floodx)."""
-    try:
-        return json.loads(_finished_stamp(out_csv).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def run_examples(attack, examples, out_csv, fingerprint, seed=DEFAULT_SEED, log=None,
-                 after_example=None):
-    """Attack `examples` (data rows, shard order) into `out_csv`, resuming `<out>.partial`.
-
-    Returns `{"n", "n_resumed", "n_attacked_now", "seconds"}`.  `after_example(k)` is called
-    after the k-th newly finished row is flushed (tests use it to simulate a crash).
-    """
-    out_csv = Path(out_csv)
-    partial = out_csv.with_name(out_csv.name + ".partial")
-    stamp = out_csv.with_name(out_csv.name + ".partial.json")
-    indices = [int(ex["idx"]) for ex in examples]
-
-    done = []
-    if partial.exists() and stamp.exists():
-        try:
-            previous = json.loads(stamp.read_text())
-        except json.JSONDecodeError:
-            previous = None
-        if previous == fingerprint:
-            done = read_partial(partial, indices)
-        elif log:
-            log(f"{partial}: made by a different run (fingerprint differs); starting afresh")
-    from ..provenance import write_json
-
-    write_json(stamp, fingerprint)
-    handle, writer = _open_partial(partial, done)
-    finished = {r["idx"] for r in done}
-    if log and done:
-        log(f"{partial}: resuming after {len(done)} finished example(s)")
-    new = 0
-    try:
-        for number, example in enumerate(examples, 1):
-            idx = int(example["idx"])
-            if idx in finished:
-                continue
-            attack.clear_cache()
-            _seed_example(seed, idx)
-            start = time.perf_counter()
-            result = attack.attack(attack_input(example), int(example["label"]))
-            seconds = time.perf_counter() - start
-            row = result_row(idx, result, seconds)
-            writer.writerow(row)
-            handle.flush()
-            os.fsync(handle.fileno())
-            done.append(row)
-            new += 1
-            if log:
-                log(f"{number}/{len(examples)} idx {idx}: {row['result']}, "
-                    f"{row['queries']} queries, {seconds:.1f} s")
-            if after_example is not None:
-                after_example(new)
-    finally:
-        handle.close()
-    if sorted(r["idx"] for r in done) != sorted(indices):
-        raise DataError(f"{partial}: rows do not match the shard's examples")
-    os.replace(partial, out_csv)
-    os.replace(stamp, _finished_stamp(out_csv))  # the finished shard keeps its fingerprint
-    return {"n": len(done), "n_resumed": len(done) - new, "n_attacked_now": new,
-            "seconds": sum(r.get("seconds") or 0.0 for r in done)}
-
-
-# --------------------------------------------------------------------------------------------
-# One shard
-# --------------------------------------------------------------------------------------------
-
 def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index, num_shards,
                  out_csv, resources_dir, query_budget=None, limit=None, *, epoch=None,
                  build_attack=None, batch_size=32, seed=DEFAULT_SEED, log=None,
@@ -376,23 +68,13 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
                           f"{' | '.join(RECIPES)})")
     checkpoint = resolve_checkpoint(checkpoint, epoch)
     examples = shard_examples(data_dir, split, subset, shard_index, num_shards, limit)
-    fingerprint = {
-        "checkpoint": str(Path(checkpoint).resolve()),
-        "checkpoint_sha256": checkpoint_digest(checkpoint),
-        "data_sha256": _file_digest(Path(data_dir) / f"{split}.jsonl")
-        if (Path(data_dir) / f"{split}.jsonl").is_file() else None,
-        "split": split, "subset": subset, "examples": [int(ex["idx"]) for ex in examples],
-        "recipe": recipe, "mode": mode, "resources": str(resources_dir),
-        "query_budget": query_budget, "seed": seed, "max_length": max_length,
-        "custom_attack": None if build_attack is None else getattr(
-            build_attack, "__qualname__", repr(build_attack)),
-        "code": _code_digest(),
-    }
+    stamp = fingerprint(checkpoint, data_dir, split, subset, examples, recipe, mode,
+                        resources_dir, query_budget, seed, max_length, custom_attack=build_attack)
     if out_csv.exists():
         # The rules declare the dev and per-epoch shards as no output, so Snakemake does not
         # delete them when a retrained checkpoint reruns the job: only a matching fingerprint
         # makes a finished shard reusable.
-        if _finished_by(out_csv) == fingerprint:
+        if finished_by(out_csv) == stamp:
             if log:
                 log(f"{out_csv}: already finished by this run; nothing to do")
             return {"already_done": True, "out": str(out_csv)}
@@ -401,10 +83,14 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
                 "attacking again")
         out_csv.unlink()
 
-    model, tokenizer = _victim(str(Path(checkpoint).resolve()), fingerprint["checkpoint_sha256"],
+    model, tokenizer = _victim(str(Path(checkpoint).resolve()), stamp["checkpoint_sha256"],
                                None if device is None else str(device))
     if build_attack is None:
-        attack = build(recipe, model_wrapper(model, tokenizer, batch_size, max_length), mode, resources_dir)
+        from . import recipes
+
+        wrapper = recipes.DynamicPaddingWrapper(model, tokenizer, max_length=max_length,
+                                                batch_size=batch_size)
+        attack = recipes.build_attack(recipe, wrapper, mode, resources_dir)
     else:
         attack = build_attack(model, tokenizer)
     if device is not None and str(device).startswith("cuda"):
@@ -412,7 +98,7 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
     if query_budget is not None:
         # As textattack.Attacker does for AttackArgs.query_budget (attacker.py, attack_dataset).
         attack.goal_function.query_budget = int(query_budget)
-    stats = run_examples(attack, examples, out_csv, fingerprint, seed=seed, log=log,
+    stats = run_examples(attack, examples, out_csv, stamp, seed=seed, log=log,
                          after_example=after_example)
     stats.update({"out": str(out_csv), "checkpoint": str(checkpoint), "shard": shard_index,
                   "num_shards": num_shards})

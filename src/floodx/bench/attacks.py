@@ -107,13 +107,13 @@ def bench_setup(work_dir, resources_dir="resources", n_examples=100, seed=0, fit
 
 
 def _rows(path):
-    from ..attacks.metrics import read_rows
+    from ..attacks.rows import read_rows
 
     return [(r["idx"], r["result"], r["perturbed"], r["queries"]) for r in read_rows(path)]
 
 
 def _attack_seconds(path):
-    from ..attacks.metrics import read_rows
+    from ..attacks.rows import read_rows
 
     return sum(r["seconds"] or 0.0 for r in read_rows(path))
 
