@@ -78,16 +78,17 @@ def test_cli_writes_choice_json(tmp_path, capsys):
     a = candidate(tmp_path, "0.12", dev_acc=0.8, test_acc=0.99, dev_aua=10.0)
     b = candidate(tmp_path, "0.13", dev_acc=0.7, test_acc=0.50, dev_aua=12.5)
     out = tmp_path / "search" / "choice.json"
-    main(["--candidate", "0.12", *a, "--candidate", "0.13", *b, "--criterion", "dev_attack",
-          "--method", "flooding_x", "--extra-runs", "1", "--out", str(out)])
+    identity = {"dataset": "rt", "method": "flooding_x", "seed": 42}
+    spec = json.dumps({"identity": identity, "criterion": "dev_attack", "extra_runs": 1})
+    main(["--candidate", "0.12", *a, "--candidate", "0.13", *b, "--spec", spec, "--out", str(out)])
     choice = json.loads(out.read_text())
     for key in ("levels", "scores", "criterion", "chosen", "run", "n_training_runs", "provenance"):
         assert key in choice
     assert choice["chosen"] == "0.13" and choice["run"] == "flooding-b0.13"
     assert choice["levels"] == ["0.12", "0.13"] and choice["n_training_runs"] == 3
-    assert choice["method"] == "flooding_x"
+    assert choice["method"] == "flooding_x" and choice["identity"] == identity
     with pytest.raises(SystemExit) as exit_info:
-        main(["--candidate", "0.12", "--method", "flooding", "--out", str(out)])
+        main(["--candidate", "0.12", "--spec", spec, "--out", str(out)])
     assert exit_info.value.code == 2
     assert "floodx: error: --candidate takes LEVEL METRICS [DEVATTACK]" in capsys.readouterr().err
 

@@ -295,7 +295,8 @@ def write_choice(root, dataset, method, seed, scores, chosen, runs):
     path = Path(root) / dataset / method / f"seed{seed}" / "choice.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"levels": list(scores), "scores": scores, "criterion": "dev_attack",
-                                "chosen": chosen, "run": f"flooding-b{chosen}", "n_training_runs": runs}))
+                                "chosen": chosen, "run": f"flooding-b{chosen}", "n_training_runs": runs,
+                                "identity": {"dataset": dataset, "method": method, "seed": seed}}))
     return path
 
 
@@ -305,10 +306,7 @@ def test_search_summary(tmp_path):
         write_choice(root, "rt", "flooding", 42, {"0.05": 20.0, "0.10": 35.0, "0.15": 30.0}, "0.10", 3),
         write_choice(root, "rt", "flooding_x", 42, {"0.11": 33.0, "0.12": 37.5}, "0.12", 2),
     ]
-    window = tmp_path / "probe" / "rt" / "seed42" / "window.json"
-    window.parent.mkdir(parents=True)
-    window.write_text(json.dumps({"low": 0.112, "high": 0.127, "direction": "pos_to_neg", "crossings": [],
-                                  "fallback": None, "levels": ["0.11", "0.12"], "step": 0.01}))
+    window = write_window(tmp_path / "probe", "rt", 42)
     frame = write.write_search(paths, tmp_path / "tables", [window])
     row = frame.iloc[0]
     assert (row.flooding_chosen, row.flooding_n_training_runs, row.flooding_score) == ("0.10", 3, 35.0)
@@ -322,7 +320,8 @@ def write_window(root, dataset, seed, **extra):
     path = Path(root) / dataset / f"seed{seed}" / "window.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"low": 0.112, "high": 0.127, "direction": "pos_to_neg", "crossings": [],
-                                "fallback": None, "levels": ["0.11", "0.12"], "step": 0.01, **extra}))
+                                "fallback": None, "levels": ["0.11", "0.12"], "step": 0.01,
+                                "identity": {"dataset": dataset, "seed": seed}, **extra}))
     return path
 
 

@@ -139,13 +139,13 @@ def test_cli_reads_the_probe_csv_and_writes_window_json(tmp_path, capsys):
     assert math.isnan(rows[2]["accordance"]) and rows[1]["train_loss_mean"] == 0.35
     out = tmp_path / "window.json"
     main(["--probe", str(probe), "--out", str(out), "--spec",
-          json.dumps({"step": 0.01, "max_levels": 3, "criterion": "dev_attack", "attack": "textfooler"})])
+          json.dumps({"step": 0.01, "max_levels": 3, "identity": {"dataset": "rt", "seed": 42}})])
     window = json.loads(out.read_text())
     for key in ("low", "high", "direction", "crossings", "fallback", "levels", "step", "provenance"):
         assert key in window
     assert window["levels"] == ["0.30", "0.32", "0.35"] and window["thinned"]["from"] == 6
-    assert window["direction"] == "pos_to_neg"
-    main(["--probe", str(probe), "--out", str(out), "--direction", "neg_to_pos"])
+    assert window["direction"] == "pos_to_neg" and window["identity"] == {"dataset": "rt", "seed": 42}
+    main(["--probe", str(probe), "--out", str(out), "--spec", json.dumps({"direction": "neg_to_pos"})])
     assert "no confirmed neg_to_pos crossing" in json.loads(out.read_text())["fallback"]
     assert "floodx: warning: flood-level window: no confirmed neg_to_pos" in capsys.readouterr().err
 

@@ -202,6 +202,17 @@ def window_spec(config):
             "confirm_sub_epochs": probe["confirm_sub_epochs"], "max_epochs": probe["max_epochs"]}
 
 
+def window_job_spec(config, dataset, seed):
+    """The window job: the window settings and what the window belongs to."""
+    return window_spec(config) | {"identity": {"dataset": dataset, "seed": int(seed)}}
+
+
+def search_spec(config, dataset, flood_method, seed):
+    """The flood-level choice: its dev criterion, the runs it cost besides the candidates (Flooding-X's probe)."""
+    return {"identity": {"dataset": dataset, "method": flood_method, "seed": int(seed)},
+            "criterion": config["search"]["criterion"], "extra_runs": 1 if flood_method == "flooding_x" else 0}
+
+
 def probe_spec(config, dataset, seed, resources="resources"):
     """Fine-tuning's run spec, trained for `probe.max_epochs` and stopped by the crossing rule."""
     spec = run_spec(config, dataset, "finetune", seed, resources)

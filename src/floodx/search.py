@@ -10,15 +10,17 @@ Ties: higher last-epoch dev accuracy, then the lower flood level. Test metrics a
 
     python -m floodx.search --candidate 0.12 results/train/D/flooding-b0.12/seed42/metrics.json \
         results/dev_attack/D/flooding-b0.12/seed42/summary.json --candidate 0.13 ... \
-        --criterion dev_attack --method flooding_x --extra-runs 1 --out choice.json
+        --spec '{"identity": {"dataset": "D", "method": "flooding_x", "seed": 42}, "criterion": "dev_attack",
+        "extra_runs": 1}' --out choice.json
 """
 
 import argparse
 import math
 from pathlib import Path
 
-from .names import flood_run, level_string
+from .config import parse_spec
 from .errors import ConfigError, DataError, run_main
+from .names import flood_run, level_string
 from .provenance import provenance, read_json, write_json
 
 CRITERIA = ("dev_attack", "dev_acc")
@@ -101,12 +103,15 @@ def _main(argv=None):
                                      description="Choose the flood level by a dev-split criterion.")
     parser.add_argument("--candidate", action="append", nargs="+", default=[], metavar="LEVEL METRICS [DEVATTACK]",
                         help="a flood level, its metrics.json and (for dev_attack) its dev attack summary.json")
-    parser.add_argument("--criterion", choices=CRITERIA, default="dev_attack")
-    parser.add_argument("--method", required=True, choices=("flooding", "flooding_x"))
-    parser.add_argument("--extra-runs", type=int, default=0,
-                        help="training runs the search needed besides the candidates (1 for the probe)")
+    parser.add_argument("--spec", required=True,
+                        help="JSON: identity (dataset, method, seed), criterion, extra_runs (floodx.config.search_spec)")
     parser.add_argument("--out", required=True, help="choice.json to write")
     args = parser.parse_args(argv)
+    spec = parse_spec(args.spec)
+    for key in ("identity", "criterion", "extra_runs"):
+        if key not in spec:
+            raise ConfigError(f"--spec: key '{key}' missing (floodx.config.search_spec)")
+    method = spec["identity"]["method"]
     candidates = {}
     for item in args.candidate:
         if len(item) not in (2, 3):
@@ -118,12 +123,12 @@ def _main(argv=None):
         if level_string(item[0]) in candidates:
             raise ConfigError(f"flood level {level_string(item[0])} given twice")
         candidates[level_string(item[0])] = (item[1], item[2] if len(item) == 3 else None)
-    choice = select_level(candidates, args.criterion, args.extra_runs)
-    choice["method"] = args.method
-    choice["provenance"] = provenance(spec={"criterion": args.criterion, "method": args.method,
-                                            "extra_runs": args.extra_runs})
+    choice = select_level(candidates, spec["criterion"], spec["extra_runs"])
+    choice["method"] = method
+    choice["identity"] = spec["identity"]
+    choice["provenance"] = provenance(spec=spec, seed=spec["identity"].get("seed"))
     write_json(Path(args.out), choice)
-    print(f"{args.method}: chose flood level {choice['chosen']} ({args.criterion} {choice['scores'][choice['chosen']]:.4g}) "
+    print(f"{method}: chose flood level {choice['chosen']} ({spec['criterion']} {choice['scores'][choice['chosen']]:.4g}) "
           f"out of {len(choice['levels'])}")
 
 

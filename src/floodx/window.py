@@ -355,16 +355,14 @@ def _main(argv=None):
                                      description="Flood-level window from the gradient-accordance probe.")
     parser.add_argument("--probe", required=True, help="accordance.csv of the probe run")
     parser.add_argument("--out", required=True, help="window.json to write")
-    parser.add_argument("--spec", default="{}", help="JSON window spec (floodx.config.window_spec)")
-    parser.add_argument("--direction", choices=DIRECTIONS, default=None, help="overrides the spec's direction")
+    parser.add_argument("--spec", default="{}",
+                        help="JSON window settings and identity (floodx.config.window_job_spec)")
     args = parser.parse_args(argv)
     try:
         spec = json.loads(args.spec)
     except json.JSONDecodeError as err:
         raise ConfigError(f"--spec is not valid JSON: {err}") from None
     step, max_levels, direction, confirm, max_epochs = _settings(spec)
-    if args.direction:
-        direction = args.direction
     rows = read_probe(args.probe)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", WindowWarning)
@@ -373,6 +371,8 @@ def _main(argv=None):
     for warning in caught:       # the log of the rule shows it, whatever the warning filters
         print(f"floodx: warning: {warning.message}", file=sys.stderr)
     window["probe"] = str(args.probe)
+    if spec.get("identity"):
+        window["identity"] = spec["identity"]
     window["provenance"] = provenance(spec=spec)
     write_json(args.out, window)
     print(f"window [{window['low']:.4f}, {window['high']:.4f}] direction {window['direction']}, "

@@ -34,7 +34,7 @@ checkpoint flood_window:
     output:
         "results/probe/{dataset}/seed{seed}/window.json",
     params:
-        spec=as_json(window_spec(config)),
+        spec=lambda w: as_json(window_job_spec(config, w.dataset, w.seed)),
     log:
         "logs/window/{dataset}/seed{seed}.log",
     conda:
@@ -82,12 +82,10 @@ checkpoint select_flood_level:
         "results/search/{dataset}/{flood_method}/seed{seed}/choice.json",
     params:
         candidates=candidate_args,
-        criterion=config["search"]["criterion"],
-        probe_runs=lambda w: 1 if w.flood_method == "flooding_x" else 0,
+        spec=lambda w: as_json(search_spec(config, w.dataset, w.flood_method, w.seed)),
     log:
         "logs/search/{dataset}/{flood_method}/seed{seed}.log",
     conda:
         ENV
     shell:
-        "python -m floodx.search {params.candidates} --criterion {params.criterion} "
-        "--method {wildcards.flood_method} --extra-runs {params.probe_runs} --out {output} > {log} 2>&1"
+        "python -m floodx.search {params.candidates} --spec {params.spec} --out {output} > {log} 2>&1"

@@ -1,8 +1,6 @@
 """The flood-level search: levels tried and chosen by Flooding (wide grid) and Flooding-X (window)."""
 
 import math
-import re
-from pathlib import Path
 
 import pandas as pd
 
@@ -14,8 +12,14 @@ from .common import missing, order
 
 
 # ---------------------------------------------------------------- flood-level search summary
-_CHOICE_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<method>flooding|flooding_x)/seed(?P<seed>\d+)/choice\.json$")
-_WINDOW_PATH = re.compile(r"(?P<dataset>[^/]+)/seed(?P<seed>\d+)/window\.json$")
+def _identity(path, record, keys):
+    """What a choice.json or window.json is, as the file records it (never from its path)."""
+    identity = record.get("identity")
+    missing = [key for key in keys if not isinstance(identity, dict) or identity.get(key) is None]
+    if missing:
+        raise DataError(f"{path}: identity field(s) {missing} missing (written by the search and window jobs; "
+                        "rerun them: snakemake -R select_flood_level flood_window)")
+    return identity
 
 
 def _levels_text(levels):
@@ -30,13 +34,11 @@ def search_summary(choice_paths, window_paths=()):
     for Flooding (wide grid) and Flooding-X (accordance window)."""
     rows = {}
     for path in choice_paths:
-        match = _CHOICE_PATH.search(Path(path).as_posix())
-        if not match:
-            raise DataError(f"{path}: expected .../{{dataset}}/{{flooding|flooding_x}}/seed{{seed}}/choice.json")
         choice = read_result(path)
-        key = (match["dataset"], int(match["seed"]))
+        identity = _identity(path, choice, ("dataset", "method", "seed"))
+        key = (identity["dataset"], int(identity["seed"]))
         row = rows.setdefault(key, {"dataset": key[0], "seed": key[1]})
-        prefix = match["method"]
+        prefix = identity["method"]
         levels = choice.get("levels") or list((choice.get("scores") or {}).keys())
         scores = {f"{float(k):.2f}": v for k, v in (choice.get("scores") or {}).items()}
         chosen = choice.get("chosen")
@@ -47,13 +49,11 @@ def search_summary(choice_paths, window_paths=()):
         row[f"{prefix}_n_training_runs"] = choice.get("n_training_runs")
         row.setdefault("criterion", choice.get("criterion"))
     for path in window_paths or ():
-        match = _WINDOW_PATH.search(Path(path).as_posix())
-        if not match:
-            raise DataError(f"{path}: expected .../{{dataset}}/seed{{seed}}/window.json")
-        key = (match["dataset"], int(match["seed"]))
+        window = read_result(path)
+        identity = _identity(path, window, ("dataset", "seed"))
+        key = (identity["dataset"], int(identity["seed"]))
         if key not in rows:
             continue
-        window = read_result(path)
         row = rows[key]
         if window.get("low") is not None and window.get("high") is not None:
             row["window"] = f"[{float(window['low']):.3f}, {float(window['high']):.3f}]"
