@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from floodx import figures, landscape
+from floodx import landscape
+from floodx.figures import figure1, figure2, figure3, figure4, write
 from floodx.captions import caption_for
 from floodx.names import method_label
 
@@ -41,7 +42,7 @@ def noise_frame():
 
 def test_figure1(noise_frame, tmp_path):
     out = tmp_path / "f1.png"
-    fig = figures.figure1(noise_frame, out, "rt", caption="MiniLM-L6 on Rotten Tomatoes, 1 seed")
+    fig = figure1.figure1(noise_frame, out, "rt", caption="MiniLM-L6 on Rotten Tomatoes, 1 seed")
     assert_png(out)
     ax_loss, ax_delta = fig.axes
     names = {method_label(m) for m in ["finetune", "freelb", "flooding_x"]}
@@ -63,7 +64,7 @@ def test_figure1_says_when_a_flat_curve_is_a_unsure_model(noise_frame, tmp_path)
 
     frame = noise_frame.assign(num_labels=2)
     unsure = frame[frame.method == "finetune"].assign(method="pgd", loss=math.log(2) + 0.01)
-    fig = figures.figure1(pd.concat([frame, unsure]), tmp_path / "f1.png", "rt")
+    fig = figure1.figure1(pd.concat([frame, unsure]), tmp_path / "f1.png", "rt")
     reference = labelled_lines(fig.axes[0], {"uniform prediction (ln 2)"})
     assert len(reference) == 1 and reference[0].get_ydata()[0] == pytest.approx(math.log(2))
     assert "PGD stay within 0.03 nats of the uniform-prediction loss" in caption_text(fig)
@@ -80,10 +81,10 @@ def test_figure2_dev_scores_labelled_as_dev(tmp_path):
     grid = {"0.05": 20.0, "0.10": 30.0, "0.15": 40.0, "0.20": 25.0}
     narrow = {"0.12": 33.0, "0.13": 45.0, "0.14": 38.0}
     window = {"low": 0.12, "high": 0.14, "direction": "pos_to_neg", "fallback": None}
-    points, window, chosen, ylabel = figures.figure2_inputs(choice(grid, "0.15"), choice(narrow, "0.13"), window)
+    points, window, chosen, ylabel = figure2.figure2_inputs(choice(grid, "0.15"), choice(narrow, "0.13"), window)
     assert chosen == {"flooding": 0.15, "flooding_x": 0.13}
     out = tmp_path / "f2.png"
-    fig = figures.figure2(points, out, "rt", window, chosen, ylabel, caption="cfg")
+    fig = figure2.figure2(points, out, "rt", window, chosen, ylabel, caption="cfg")
     assert_png(out)
     ax = fig.axes[0]
     assert ax.get_ylabel().startswith("dev Aua%")
@@ -99,9 +100,9 @@ def test_figure2_dev_scores_labelled_as_dev(tmp_path):
 def test_figure2_with_test_summaries_drops_the_dev_only_label(tmp_path):
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"aua": 31.0}))
-    points, window, chosen, ylabel = figures.figure2_inputs(choice({"0.10": 30.0}, "0.10"),
+    points, window, chosen, ylabel = figure2.figure2_inputs(choice({"0.10": 30.0}, "0.10"),
                                                             test_summaries={"0.10": summary})
-    fig = figures.figure2(points, tmp_path / "f2.png", "rt", window, chosen, ylabel)
+    fig = figure2.figure2(points, tmp_path / "f2.png", "rt", window, chosen, ylabel)
     ax = fig.axes[0]
     assert not ax.get_ylabel().startswith("dev")  # dev and test curves share the axis
     assert len(labelled_lines(ax, {"test Aua% under TextFooler"})) == 1
@@ -112,16 +113,16 @@ def test_figure2_with_test_summaries_drops_the_dev_only_label(tmp_path):
 def test_figure2_test_only_axis_is_test_aua(tmp_path):
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"aua": 31.0}))
-    points, window, chosen, ylabel = figures.figure2_inputs(dict(choice({}, "0.10"), scores={}),
+    points, window, chosen, ylabel = figure2.figure2_inputs(dict(choice({}, "0.10"), scores={}),
                                                             test_summaries={"0.10": summary, "0.20": summary})
-    fig = figures.figure2(points, tmp_path / "f2.png", "rt", window, chosen, ylabel)
+    fig = figure2.figure2(points, tmp_path / "f2.png", "rt", window, chosen, ylabel)
     assert fig.axes[0].get_ylabel() == "test Aua% under TextFooler (%)"
 
 
 def test_figure2_dev_accuracy_fractions_become_percent():
     scores = {"0.10": 0.8, "0.20": 0.9}
     data = dict(choice(scores, "0.20"), criterion="dev_acc")
-    points, _, _, ylabel = figures.figure2_inputs(data)
+    points, _, _, ylabel = figure2.figure2_inputs(data)
     assert sorted(points.score) == [80.0, 90.0] and ylabel == "dev accuracy (%)"
 
 
@@ -151,7 +152,7 @@ def test_figure3(accordance_frame, tmp_path):
     both = [crossing("pos_to_neg", 2, 3, accordance_frame), crossing("neg_to_pos", 5, 6, accordance_frame)]
     window = {"low": 0.38, "high": 0.46, "direction": "pos_to_neg", "fallback": None, "crossings": both,
               "chosen_crossing": both[0]}
-    fig = figures.figure3(accordance_frame, out, "mrpc", window, caption="cfg")
+    fig = figure3.figure3(accordance_frame, out, "mrpc", window, caption="cfg")
     assert_png(out)
     ax_acc, ax_loss = fig.axes  # no dev_acc column: two panels
     assert len(labelled_lines(ax_acc, {"gradient accordance"})) == 1
@@ -193,7 +194,7 @@ def blip_probe():
 
 def test_figure3_confirmed_crossing_blips_and_dev_loss_minimum(blip_probe, tmp_path):
     frame, window = blip_probe
-    fig = figures.figure3(frame, tmp_path / "f3.png", "rt", window, caption="cfg")
+    fig = figure3.figure3(frame, tmp_path / "f3.png", "rt", window, caption="cfg")
     assert_png(tmp_path / "f3.png")
     ax_acc, ax_loss, ax_dev_acc = fig.axes  # dev_acc recorded: a third panel
     chosen = [p for p in ax_acc.patches if p.get_label().startswith("window iterations")]
@@ -218,29 +219,29 @@ def test_onset_sentence_before_after_same():
     onset = {"crossing": {"sub_epoch": 9, "epoch": 4.5, "direction": "neg_to_pos", "train_loss": 0.05},
              "dev_loss_min": {"sub_epoch": 6, "epoch": 3.0, "train_loss": 0.21, "dev_loss": 0.3, "dev_acc": None},
              "lag_sub_epochs": 3, "lag_epochs": 1.5, "sub_epochs_probed": 12, "stopped_early": False}
-    assert figures.onset_sentence(onset) == (
+    assert figure3.onset_sentence(onset) == (
         "dev loss bottomed out at sub-epoch 6 (epoch 3.0, train loss 0.210), 3 sub-epochs (1.5 epochs) "
         "before accordance turned − → + at sub-epoch 9 (train loss 0.050)")
     after = dict(onset, dev_loss_min=dict(onset["dev_loss_min"], sub_epoch=10, epoch=5.0),
                  lag_sub_epochs=-1, lag_epochs=-0.5)
-    assert figures.onset_sentence(after) == (
+    assert figure3.onset_sentence(after) == (
         "dev loss bottomed out at sub-epoch 10 (epoch 5.0, train loss 0.210), 1 sub-epoch (0.5 epochs) "
         "after accordance turned − → + at sub-epoch 9 (train loss 0.050)")
     same = dict(onset, dev_loss_min=dict(onset["dev_loss_min"], sub_epoch=9), lag_sub_epochs=0, lag_epochs=0.0)
-    assert figures.onset_sentence(same) == (
+    assert figure3.onset_sentence(same) == (
         "dev loss bottomed out at sub-epoch 9 (epoch 3.0, train loss 0.210), at the same sub-epoch as "
         "accordance turned − → + (sub-epoch 9, train loss 0.050)")
-    assert figures.onset_sentence(dict(onset, crossing=None)).endswith("accordance made no confirmed sign change")
-    assert figures.onset_sentence(None) is None and figures.onset_sentence({"crossing": None}) is None
+    assert figure3.onset_sentence(dict(onset, crossing=None)).endswith("accordance made no confirmed sign change")
+    assert figure3.onset_sentence(None) is None and figure3.onset_sentence({"crossing": None}) is None
 
 
 def test_figure3_says_when_accordance_never_changes_sign(accordance_frame, tmp_path):
     frame = accordance_frame.assign(accordance=accordance_frame.accordance.abs() + 0.01)
     window = {"low": 0.5, "high": 0.52, "direction": None, "crossings": [], "chosen_crossing": None,
               "fallback": "accordance never changes sign (always positive); used sub-epoch 0"}
-    fig = figures.figure3(frame, tmp_path / "f3.png", "rt", window)
+    fig = figure3.figure3(frame, tmp_path / "f3.png", "rt", window)
     assert "never changes sign" in caption_text(fig)
-    fig = figures.figure3(frame, tmp_path / "f3b.png", "rt")
+    fig = figure3.figure3(frame, tmp_path / "f3b.png", "rt")
     assert "no window.json given" in caption_text(fig) and not fig.axes[0].patches
 
 
@@ -257,10 +258,10 @@ def test_figure4(tmp_path):
         for e in (1, 2, 3):
             aua[(method, e)] = [{"aua": 10.0 * e, "provenance": {"seed": 1}, "n_attacked": 10},
                                 {"aua": 10.0 * e + 2, "provenance": {"seed": 2}, "n_attacked": 10}]
-    losses, auas, levels = figures.figure4_inputs(metrics, aua)
+    losses, auas, levels = figure4.figure4_inputs(metrics, aua)
     assert levels == {"flooding_x": 0.13} and len(losses) == 18 and len(auas) == 18
     out = tmp_path / "f4.png"
-    fig = figures.figure4(losses, auas, out, "rt", levels, caption="cfg")
+    fig = figure4.figure4(losses, auas, out, "rt", levels, caption="cfg")
     assert_png(out)
     ax_loss, ax_aua = fig.axes
     names = {method_label(m) for m in metrics}
@@ -280,9 +281,9 @@ def test_figure4(tmp_path):
     # An epoch whose model sits at the majority-class baseline gets a hollow marker and a note.
     aua[("freelb", 1)] = [{"aua": 50.0, "provenance": {"seed": 1}, "n_attacked": 10,
                            "clean_acc": 50.0, "majority_acc": 50.0, "n_clean": 200}]
-    losses, auas, levels = figures.figure4_inputs(metrics, aua)
-    assert list(figures.at_majority_baseline(auas)).count(True) == 1
-    fig = figures.figure4(losses, auas, tmp_path / "f4b.png", "rt", levels)
+    losses, auas, levels = figure4.figure4_inputs(metrics, aua)
+    assert list(figure4.at_majority_baseline(auas)).count(True) == 1
+    fig = figure4.figure4(losses, auas, tmp_path / "f4b.png", "rt", levels)
     hollow = [line for line in fig.axes[1].get_lines() if line.get_markerfacecolor() == "white"]
     assert len(hollow) == 1 and list(hollow[0].get_ydata()) == [50.0]
     assert "hollow markers" in caption_text(fig)
@@ -291,7 +292,7 @@ def test_figure4(tmp_path):
 def test_coinciding_curves():
     frame = pd.DataFrame({"method": ["finetune"] * 2 + ["flooding_x"] * 2 + ["freelb"] * 2,
                           "epoch": [1, 2] * 3, "train_loss": [0.5, 0.2, 0.5, 0.2, 0.5, 0.3]})
-    assert figures.coinciding(frame, "train_loss") == [("finetune", "flooding_x")]
+    assert figure4.coinciding(frame, "train_loss") == [("finetune", "flooding_x")]
 
 
 # ---------------------------------------------------------------- CLI
@@ -312,20 +313,20 @@ def test_cli_writes_every_figure(tmp_path, noise_frame, accordance_frame):
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"aua": 20.0}))
     common = ["--dataset", "rt", "--caption", "MiniLM-L6 on Rotten Tomatoes, 1 seed"]
-    figures.main(["figure1", "--noise-loss", str(noise), "--out", str(tmp_path / "1.png"), *common])
-    figures.main(["figure2", "--flooding-choice", str(fl), "--flooding-x-choice", str(fx), "--window", str(win),
-                  "--out", str(tmp_path / "2.png"), *common])
-    figures.main(["figure3", "--accordance", str(acc), "--window", str(win), "--out", str(tmp_path / "3.png"), *common])
-    figures.main(["figure4", "--metrics", f"finetune={metrics}", "--aua", f"finetune:1={summary}",
-                  "--aua", f"finetune:2={summary}", "--out", str(tmp_path / "4.png"), *common])
+    write.main(["figure1", "--noise-loss", str(noise), "--out", str(tmp_path / "1.png"), *common])
+    write.main(["figure2", "--flooding-choice", str(fl), "--flooding-x-choice", str(fx), "--window", str(win),
+                "--out", str(tmp_path / "2.png"), *common])
+    write.main(["figure3", "--accordance", str(acc), "--window", str(win), "--out", str(tmp_path / "3.png"), *common])
+    write.main(["figure4", "--metrics", f"finetune={metrics}", "--aua", f"finetune:1={summary}",
+                "--aua", f"finetune:2={summary}", "--out", str(tmp_path / "4.png"), *common])
     for n in (1, 2, 3, 4):
         assert_png(tmp_path / f"{n}.png")
 
 
 def test_cli_bad_input_is_a_user_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        figures.main(["figure1", "--noise-loss", str(tmp_path / "missing.csv"), "--dataset", "rt",
-                      "--out", str(tmp_path / "1.png")])
+        write.main(["figure1", "--noise-loss", str(tmp_path / "missing.csv"), "--dataset", "rt",
+                    "--out", str(tmp_path / "1.png")])
     assert exit_info.value.code == 2 and "floodx: error:" in capsys.readouterr().err
 
 

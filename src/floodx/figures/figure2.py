@@ -1,0 +1,92 @@
+"""Figure 2: robustness vs flood level, the accordance window shaded, the chosen levels marked."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..names import dataset_label, method_label, recipe_label
+from ..provenance import read_result
+from .common import WINDOW_COLOR, finish_figure, method_color, new_figure
+
+
+def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_summaries=None,
+                   attack="textfooler"):
+    """Read choice.json / window.json / summary.json files into figure2's arguments.
+
+    Returns (points, window, chosen, ylabel): points has columns level, score, source with
+    source 'Flooding grid (dev)', 'Flooding-X window (dev)' or 'test'.
+    """
+    rows = []
+    chosen = {}
+    criterion = None
+    attack_name = recipe_label(attack)
+    for method, path in (("flooding", flooding_choice), ("flooding_x", flooding_x_choice)):
+        if path is None:
+            continue
+        choice = read_result(path) if isinstance(path, (str, Path)) else path
+        criterion = criterion or choice.get("criterion")
+        source = "Flooding grid" if method == "flooding" else "Flooding-X window"
+        scores = choice.get("scores") or {}
+        values = [float(v) for v in scores.values() if v is not None]
+        scale = 100.0 if choice.get("criterion") == "dev_acc" and values and max(values) <= 1.0 else 1.0
+        quantity = "dev accuracy (%)" if choice.get("criterion") == "dev_acc" else f"dev Aua% under {attack_name} (%)"
+        for level, score in scores.items():
+            if score is not None:
+                rows.append({"level": float(level), "score": float(score) * scale, "source": f"{source} (dev)",
+                             "quantity": quantity})
+        if choice.get("chosen") is not None:
+            chosen[method] = float(choice["chosen"])
+    for level, path in (test_summaries or {}).items():
+        summary = read_result(path) if isinstance(path, (str, Path)) else path
+        rows.append({"level": float(level), "score": float(summary["aua"]), "source": "test",
+                     "quantity": f"test Aua% under {attack_name} (%)"})
+    if window is not None and not isinstance(window, dict):
+        window = read_result(window)
+    if not rows:
+        raise DataError("figure 2: no scores (choice.json 'scores' empty and no test summaries)")
+    quantities = list(dict.fromkeys(r["quantity"] for r in rows))
+    ylabel = quantities[0] if len(quantities) == 1 else "percent (quantity per curve in the legend)"
+    return pd.DataFrame(rows), window, chosen, ylabel
+
+
+def figure2(points, out, dataset, window=None, chosen=None, ylabel="Aua% under TextFooler (%)", caption=None):
+    """Score vs flood level over the wide Flooding grid, the accordance window shaded, chosen
+    levels marked. `points`: level, score, source ('... (dev)' or 'test')."""
+    fig, axes = new_figure(width=7.5, height=4.6)
+    ax = axes[0][0]
+    if window and window.get("low") is not None and window.get("high") is not None:
+        ax.axvspan(float(window["low"]), float(window["high"]), color=WINDOW_COLOR, alpha=0.45,
+                   label=f"accordance window [{float(window['low']):.3f}, {float(window['high']):.3f}]")
+    styles = {"Flooding grid (dev)": dict(color=method_color("flooding"), marker="o", ls="-"),
+              "Flooding-X window (dev)": dict(color=method_color("flooding_x"), marker="s", ls="--"),
+              "test": dict(color="#333333", marker="^", ls="-")}
+    sources = list(dict.fromkeys(points.source))
+    mixed = "quantity" in points and points.quantity.nunique() > 1
+    for i, source in enumerate(sources):
+        sub = points[points.source == source].sort_values("level")
+        style = styles.get(source, dict(color=f"C{i}", marker="o", ls="-"))
+        label = source
+        if mixed:  # one axis, different quantities: the legend says which curve is which
+            quantity = sub.quantity.iloc[0].replace(" (%)", "")
+            label = quantity if source == "test" else f"{source.replace(' (dev)', '')}: {quantity}"
+        ax.plot(sub.level, sub.score, ms=5, lw=1.3, label=label, **style)
+    own_source = {"flooding": "Flooding grid (dev)", "flooding_x": "Flooding-X window (dev)"}
+    for method, level in (chosen or {}).items():
+        ax.axvline(level, color=method_color(method), ls=":", lw=1.4)
+        mine = points[(points.source == own_source.get(method)) & (np.isclose(points.level, level))]
+        if len(mine):
+            ax.plot([level], [mine.score.iloc[0]], marker="*", ms=16, color=method_color(method), mec="black",
+                    mew=0.8, ls="none", zorder=5, label=f"{method_label(method)} chose b = {level:.2f}")
+        else:
+            ax.plot([], [], color=method_color(method), ls=":", label=f"{method_label(method)} chose b = {level:.2f}")
+    ax.set_xlabel("flood level b (training-loss units, nats)")
+    dev_only = all(s.endswith("(dev)") for s in sources)
+    ax.set_ylabel(("dev " if dev_only and not ylabel.startswith("dev") else "") + ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    title = f"Figure 2 – robustness vs flood level: {dataset_label(dataset)}"
+    note = ("scores are the flood-level search's dev-split criterion (dev attack subset), not test Aua"
+            if dev_only else None)
+    return finish_figure(fig, title, "; ".join(filter(None, [caption, note])), out)
