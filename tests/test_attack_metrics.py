@@ -222,14 +222,14 @@ def test_gather_writes_the_contract_and_checks_coverage(tmp_path, sentences, che
                                      _row(7, "failed", 20, 0, 0, 1.0)])
     _shard_csv(tmp_path / "s2.csv", [_row(30, "successful", 5, 0, 0, 1.0),
                                      _row(9, "failed", 15, 1, 1, 1.5)])
-    spec = {"recipe": "textfooler", "mode": "paper", "seed": 42}
+    spec = {"recipe": "textfooler", "mode": "paper", "identity": {"dataset": "rt", "seed": 42, "recipe": "textfooler"}}
     shards = [tmp_path / f"s{i}.csv" for i in range(3)]
     with pytest.raises(DataError, match="is a shard missing"):  # a lost shard is no prefix
         gather([shards[0], shards[2]], checkpoint, tmp_path / "data", tmp_path / "ex.csv",
-               tmp_path / "summary.json", spec)
+               tmp_path / "summary.json", **spec)
     assert not (tmp_path / "summary.json").exists()
     summary = gather(shards, checkpoint, tmp_path / "data", tmp_path / "ex.csv",
-                     tmp_path / "summary.json", spec)
+                     tmp_path / "summary.json", **spec)
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     design_keys = {"clean_acc", "aua", "suc", "avg_queries", "n_attacked", "n_successful",
                    "n_failed", "n_skipped", "seconds", "mode", "substitutions", "checkpoint",
@@ -239,7 +239,7 @@ def test_gather_writes_the_contract_and_checks_coverage(tmp_path, sentences, che
     assert on_disk["avg_queries"] == 16.0 and on_disk["attacked_acc"] == pytest.approx(83.33)
     assert on_disk["seconds"] == 9.0 and on_disk["seconds_wall"] == 4.0
     assert on_disk["mode"] == "paper" and on_disk["substitutions"] == {}
-    assert on_disk["provenance"]["spec"] == spec and on_disk["provenance"]["seed"] == 42
+    assert on_disk["provenance"]["spec"]["identity"] == spec["identity"] and on_disk["provenance"]["seed"] == 42
     assert 0 <= on_disk["clean_acc"] <= 100 and on_disk["n_clean"] == 40
     assert summary["aua"] == on_disk["aua"]
     header = (tmp_path / "ex.csv").read_text().splitlines()[0]
@@ -248,7 +248,7 @@ def test_gather_writes_the_contract_and_checks_coverage(tmp_path, sentences, che
 
     with pytest.raises(DataError, match="also in"):
         gather(shards + [shards[2]], checkpoint, tmp_path / "data",
-               tmp_path / "ex.csv", tmp_path / "summary.json", spec)
+               tmp_path / "ex.csv", tmp_path / "summary.json", **spec)
 
     # A run with --limit 4 (first 4 of the subset, 2 interleaved shards).
     _shard_csv(tmp_path / "l0.csv", [_row(5, "failed", 3, 1, 1), _row(30, "failed", 3, 0, 0)])
@@ -256,23 +256,25 @@ def test_gather_writes_the_contract_and_checks_coverage(tmp_path, sentences, che
     limited = [tmp_path / "l0.csv", tmp_path / "l1.csv"]
     for limit in (None, 4):
         out = gather(limited, checkpoint, tmp_path / "data", tmp_path / "l.csv",
-                     tmp_path / "l.json", spec, limit=limit, clean=False)
+                     tmp_path / "l.json", **spec, limit=limit, clean=False)
         assert out["n_attacked"] == 4 and out["n_subset"] == 6 and out["clean_acc"] is None
     with pytest.raises(DataError, match="first 3"):
         gather(limited, checkpoint, tmp_path / "data", tmp_path / "l.csv", tmp_path / "l.json",
-               spec, limit=3, clean=False)
+               **spec, limit=3, clean=False)
 
 
-def test_gather_reads_the_rules_spec_shape(tmp_path, sentences, checkpoint):
-    from floodx.attacks.metrics import gather
+def test_gather_cli_reads_the_rules_spec_and_records_the_identity(tmp_path, sentences, checkpoint):
+    from floodx.attacks import metrics
 
     _data(tmp_path / "data", sentences, [5, 2])
     _shard_csv(tmp_path / "d.csv", [_row(3, "failed", 4, 1, 1), _row(1, "failed", 4, 1, 1)])
     identity = {"dataset": "rt", "method": "finetune", "run": "finetune", "flood_level": None, "seed": 42,
                 "recipe": "textbugger", "epoch": 10}
     spec = {"identity": identity, "attacks": {"mode": "paper", "query_budget": 300, "shards": 2}}
-    out = gather([tmp_path / "d.csv"], checkpoint, tmp_path / "data", tmp_path / "e.csv",
-                 tmp_path / "s.json", spec, split="dev", clean=False)
+    out = metrics.main(["gather", "--shards", str(tmp_path / "d.csv"), "--checkpoint", str(checkpoint),
+                        "--data", str(tmp_path / "data"), "--out-examples", str(tmp_path / "e.csv"),
+                        "--out-summary", str(tmp_path / "s.json"), "--spec", json.dumps(spec),
+                        "--split", "dev", "--no-clean"])
     assert (out["recipe"], out["mode"], out["query_budget"]) == ("textbugger", "paper", 300)
     assert out["identity"] == identity and out["provenance"]["seed"] == 42  # the file says what it is
     assert out["subset"] == "dev" and out["split"] == "dev"  # --split dev implies the dev subset
@@ -288,14 +290,15 @@ def test_gather_cli(tmp_path, sentences, checkpoint, capsys):
                   "--checkpoint", str(checkpoint), "--data", str(tmp_path / "data"),
                   "--subset", "dev", "--out-examples", str(tmp_path / "out" / "examples.csv"),
                   "--out-summary", str(tmp_path / "out" / "summary.json"),
-                  "--spec", json.dumps({"recipe": "textfooler", "mode": "offline"})])
+                  "--spec", json.dumps({"identity": {"recipe": "textfooler"}, "attacks": {"mode": "offline"}})])
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_attacked"] == 2 and summary["aua"] == 50.0 and summary["suc"] == 50.0
     assert summary["split"] == "dev" and summary["n_clean"] == 10
     with pytest.raises(SystemExit) as exit_info:
         metrics.main(["gather", "--shards", str(tmp_path / "missing.csv"), "--checkpoint",
                       str(checkpoint), "--data", str(tmp_path / "data"), "--out-examples",
-                      str(tmp_path / "e.csv"), "--out-summary", str(tmp_path / "s.json")])
+                      str(tmp_path / "e.csv"), "--out-summary", str(tmp_path / "s.json"),
+                      "--spec", json.dumps({"identity": {"recipe": "textfooler"}, "attacks": {"mode": "offline"}})])
     assert exit_info.value.code == 2
     assert "missing.csv: no such attack result file" in capsys.readouterr().err
 
@@ -315,7 +318,6 @@ def test_recorded_clean_accuracy_reads_the_training_jobs_evaluation(tmp_path, se
     _data(tmp_path / "data", sentences, [5, 2])
     _shard_csv(tmp_path / "a.csv", [_row(5, "failed", 4, 1, 1), _row(2, "successful", 9, 0, 0)])
     summary = gather([tmp_path / "a.csv"], checkpoint, tmp_path / "data", tmp_path / "e.csv",
-                     tmp_path / "s.json", {"recipe": "textfooler", "mode": "offline"},
-                     clean_from=metrics)
+                     tmp_path / "s.json", recipe="textfooler", mode="offline", clean_from=metrics)
     assert summary["clean_acc"] == 71.5 and summary["n_clean"] == 40
     assert "epoch 3" in summary["clean_source"] and summary["aua"] == 50.0

@@ -135,9 +135,9 @@ def test_shards_gathered_equal_unsharded_run(setup, tmp_path):
     assert [len(read_rows(p)) for p in shard_files] == [4, 4, 4]
 
     s1 = gather([tmp_path / "single.csv"], checkpoint, data, tmp_path / "e1.csv",
-                tmp_path / "s1.json", {"recipe": "charswap", "mode": "offline"})
+                tmp_path / "s1.json", recipe="charswap", mode="offline")
     s3 = gather(shard_files, checkpoint, data, tmp_path / "e3.csv", tmp_path / "s3.json",
-                {"recipe": "charswap", "mode": "offline"})
+                recipe="charswap", mode="offline")
     # Same examples, same order (the subset's), same outcomes: the files are identical.
     assert (tmp_path / "e1.csv").read_bytes() == (tmp_path / "e3.csv").read_bytes()
     rows = read_rows(tmp_path / "e1.csv")

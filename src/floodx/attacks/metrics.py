@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from ..config import parse_spec
-from ..errors import DataError, run_main
+from ..errors import ConfigError, DataError, run_main
 from ..inference import load_checkpoint, predict_logits
 from .examples import model_input, subset_indices
 from .rows import COLUMNS, aggregate, read_rows, write_rows
@@ -105,8 +105,8 @@ def _substitutions(recipe, mode):
     return SUBSTITUTIONS.get(recipe)
 
 
-def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *, subset=None,
-           split=None, recipe=None, mode=None, limit=None, clean=True, batch_size=64,
+def gather(shards, checkpoint, data_dir, out_examples, out_summary, *, recipe, mode, subset=None,
+           split=None, limit=None, query_budget=None, identity=None, clean=True, batch_size=64,
            max_length=None, device=None, clean_from=None):
     """Concatenate shard CSVs into examples.csv (subset order) and write summary.json.
 
@@ -118,17 +118,10 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *
     from ..data import load_split
     from ..provenance import provenance, write_json
 
-    spec = dict(spec or {})
-    # Flat keys (recipe, mode, ...) or the rules' shape {"identity": {...}, "attacks": {...}}.
-    attacks = spec.get("attacks") if isinstance(spec.get("attacks"), dict) else {}
-    identity = spec.get("identity")
-    split = split or spec.get("split")
-    subset = subset or spec.get("subset") or (split if split in ("test", "dev") else "test")
+    subset = subset or (split if split in ("test", "dev") else "test")
     split = split or subset
-    recipe = recipe or spec.get("recipe") or (identity or {}).get("recipe")
-    mode = mode or spec.get("mode") or attacks.get("mode")
-    limit = limit if limit is not None else spec.get("limit")
-    query_budget = spec.get("query_budget", attacks.get("query_budget"))
+    settings = {"recipe": recipe, "mode": mode, "subset": subset, "split": split, "limit": limit,
+                "query_budget": query_budget, "identity": identity}
 
     rows, shard_seconds = [], []
     seen = {}
@@ -213,7 +206,7 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, spec=None, *
             "seconds": "sum of per-example attack seconds over shards; seconds_wall: the "
                        "slowest shard's sum (wall time when shards run in parallel)",
         },
-        "provenance": provenance(spec=spec, seed=(identity or spec).get("seed")),
+        "provenance": provenance(spec=settings, seed=(identity or {}).get("seed")),
     })
     if identity:
         summary["identity"] = identity
@@ -232,12 +225,11 @@ def _parser():
     g.add_argument("--data", required=True, help="prepared data directory")
     g.add_argument("--out-examples", required=True)
     g.add_argument("--out-summary", required=True)
-    g.add_argument("--spec", default=None, help="JSON config slice (recipe, mode, subset, ...)")
+    g.add_argument("--spec", required=True,
+                   help='JSON {"identity": {dataset, method, run, flood_level, seed, recipe, epoch}, '
+                        '"attacks": {mode, query_budget, ...}} (the gather_attack rule builds it)')
     g.add_argument("--subset", default=None, choices=["test", "dev"])
     g.add_argument("--split", default=None, help="split for Clean%% (default: the subset)")
-    g.add_argument("--recipe", default=None)
-    g.add_argument("--mode", default=None, choices=["offline", "paper"])
-    g.add_argument("--limit", type=int, default=None)
     g.add_argument("--no-clean", action="store_true", help="skip Clean%% (clean_acc: null)")
     g.add_argument("--clean-from", default=None,
                    help="training metrics.json: take Clean%% from its evaluation of the checkpoint")
@@ -257,11 +249,14 @@ def _main(argv):
         from ..devices import select_device
 
         device = select_device(max(1, args.threads))
-    summary = gather(args.shards, args.checkpoint, args.data, args.out_examples,
-                     args.out_summary, spec, subset=args.subset, split=args.split,
-                     recipe=args.recipe, mode=args.mode, limit=args.limit,
-                     clean=not args.no_clean, batch_size=args.batch_size,
-                     max_length=args.max_length or spec.get("max_length"), device=device,
+    for key, inner in (("identity", "recipe"), ("attacks", "mode")):
+        if not isinstance(spec.get(key), dict) or inner not in spec[key]:
+            raise ConfigError(f"--spec: '{key}.{inner}' missing (the gather_attack rule's spec)")
+    summary = gather(args.shards, args.checkpoint, args.data, args.out_examples, args.out_summary,
+                     recipe=spec["identity"]["recipe"], mode=spec["attacks"]["mode"],
+                     query_budget=spec["attacks"].get("query_budget"), identity=spec["identity"],
+                     subset=args.subset, split=args.split, clean=not args.no_clean,
+                     batch_size=args.batch_size, max_length=args.max_length, device=device,
                      clean_from=(args.clean_from, args.clean_epoch) if args.clean_from else None)
     print(f"floodx: {args.out_summary}: clean {summary['clean_acc']} aua {summary['aua']} "
           f"suc {summary['suc']} queries {summary['avg_queries']} "

@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import parse_spec
 from ..errors import ConfigError, ResourceError, run_main
 from ..inference import load_checkpoint
 from ..names import CHARSWAP, RECIPES
@@ -122,13 +121,13 @@ def _parser():
                              "epochs run in one process (one import of TextAttack) and need "
                              "'{epoch}' in --out and --summary")
     parser.add_argument("--data", required=True, help="prepared data directory")
-    parser.add_argument("--subset", default=None, choices=["test", "dev"])
+    parser.add_argument("--subset", default="test", choices=["test", "dev"])
     parser.add_argument("--split", default=None, help="JSONL split (default: the subset)")
-    parser.add_argument("--recipe", nargs="+", default=None,
+    parser.add_argument("--recipe", nargs="+", default=["textfooler"],
                         help=f"{' | '.join(RECIPES)} (or {CHARSWAP}: resource-free smoke attack); "
                              "several run in one process (one import of TextAttack, one model "
                              "load) and need '{recipe}' in --out and --summary")
-    parser.add_argument("--mode", default=None, choices=["offline", "paper"])
+    parser.add_argument("--mode", default="offline", choices=["offline", "paper"])
     parser.add_argument("--shard", type=int, default=0)
     parser.add_argument("--num-shards", type=int, default=1)
     parser.add_argument("--out", required=True, help="shard CSV")
@@ -138,10 +137,7 @@ def _parser():
     parser.add_argument("--batch-size", type=int, default=32, help="model batch size")
     parser.add_argument("--max-length", type=int, default=None,
                         help="truncate queries as training did (the data set's max_length)")
-    parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--spec", default=None,
-                        help="JSON config slice; keys recipe, mode, subset, split, limit, "
-                             "query_budget, seed, epoch (command-line flags win)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="TextAttack's per-example seed base")
     parser.add_argument("--summary", default=None,
                         help="also gather the (single) shard into this summary.json, with "
                              "examples.csv beside it, in the same process")
@@ -159,26 +155,18 @@ def _fill(path, epoch, recipe):
 
 def _main(argv):
     args = _parser().parse_args(argv)
-    spec = parse_spec(args.spec)
-
-    def pick(name, default=None):
-        value = getattr(args, name)
-        return value if value is not None else spec.get(name, default)
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from ..devices import select_device
 
     device = select_device(max(1, args.threads))  # claims a GPU slot where there are GPUs
-    subset = pick("subset", "test")
+    subset = args.subset
     tag = f"[{Path(args.out).name}]"
 
     def log(message):
         print(f"floodx: {tag} {message}", file=sys.stderr, flush=True)
 
-    epochs = pick("epoch")
-    epochs = [epochs] if isinstance(epochs, int) else list(epochs or [None])
-    recipes = pick("recipe", "textfooler")
-    recipes = [recipes] if isinstance(recipes, str) else list(recipes)
+    epochs = list(args.epoch or [None])
+    recipes = list(args.recipe)
     for name, values in (("epoch", epochs), ("recipe", recipes)):
         if len(values) > 1 and not all("{" + name + "}" in (p or "{" + name + "}")
                                        for p in (args.out, args.summary)):
@@ -192,19 +180,19 @@ def _main(argv):
             start = time.perf_counter()
             out = _fill(args.out, epoch, recipe)
             stats = attack_shard(
-                args.checkpoint, args.data, pick("split") or subset,
-                subset, recipe, pick("mode", "offline"), args.shard,
-                args.num_shards, out, args.resources, query_budget=pick("query_budget"),
-                limit=pick("limit"), epoch=epoch, batch_size=args.batch_size,
-                seed=pick("seed", DEFAULT_SEED), log=log, device=device, max_length=args.max_length)
+                args.checkpoint, args.data, args.split or subset,
+                subset, recipe, args.mode, args.shard,
+                args.num_shards, out, args.resources, query_budget=args.query_budget,
+                limit=args.limit, epoch=epoch, batch_size=args.batch_size,
+                seed=args.seed, log=log, device=device, max_length=args.max_length)
             log(f"{recipe} done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
             if args.summary:
-                stats["summary"] = _gather_one(args, spec, pick, subset, epoch, recipe, out, device, log)
+                stats["summary"] = _gather_one(args, subset, epoch, recipe, out, device, log)
             all_stats.append(stats)
     return all_stats[0] if len(all_stats) == 1 else all_stats
 
 
-def _gather_one(args, spec, pick, subset, epoch, recipe, out, device, log):
+def _gather_one(args, subset, epoch, recipe, out, device, log):
     """`metrics.gather` of the one shard just written (the dev and per-epoch attacks)."""
     from .metrics import gather
 
@@ -212,9 +200,8 @@ def _gather_one(args, spec, pick, subset, epoch, recipe, out, device, log):
     summary_path = Path(_fill(args.summary, epoch, recipe))
     summary = gather(
         [out], checkpoint, args.data, summary_path.with_name("examples.csv"), summary_path,
-        {**spec, "recipe": recipe, "mode": pick("mode", "offline"),
-         "limit": pick("limit"), "query_budget": pick("query_budget")},
-        subset=subset, split=pick("split") or subset, max_length=args.max_length, device=device,
+        recipe=recipe, mode=args.mode, limit=args.limit, query_budget=args.query_budget,
+        subset=subset, split=args.split or subset, max_length=args.max_length, device=device,
         clean_from=(args.clean_from, epoch) if args.clean_from else None)
     log(f"{summary_path}: clean {summary['clean_acc']} aua {summary['aua']} suc {summary['suc']} "
         f"queries {summary['avg_queries']} (n={summary['n_attacked']})")
