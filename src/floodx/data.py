@@ -37,7 +37,8 @@ import numpy as np
 from .fetching import building_dir
 from .data_sources import SPLITS, load_embedded, load_huggingface, load_local, normalise_spec
 from .errors import ConfigError, DataError, run_main
-from .provenance import provenance, read_json, write_json
+from .files import read_json, write_json
+from .provenance import provenance
 
 # Independent random streams, so that e.g. a new train_size does not change dev/test.
 _STREAM = {"split": 1, "slice-train": 2, "slice-dev": 3, "slice-test": 4,

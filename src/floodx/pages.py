@@ -10,7 +10,7 @@ from pathlib import Path
 
 import markdown
 
-from .provenance import write_text
+from .files import write_text
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.2em; color: #1b1b1b; }

@@ -31,7 +31,8 @@ import torch
 from .config import job_arguments, parse_spec
 from .errors import ConfigError, DataError, run_main
 from .methods import build_method
-from .provenance import provenance, write_json
+from .files import write_json
+from .provenance import provenance
 
 # Methods that train with the Flooding code path (Flooding-X is Flooding at another level).
 FLOODING_ALIASES = {"flooding_x": "flooding"}

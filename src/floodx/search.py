@@ -21,7 +21,8 @@ from pathlib import Path
 from .config import parse_spec
 from .errors import ConfigError, DataError, run_main
 from .names import flood_run, level_string
-from .provenance import provenance, read_json, write_json
+from .files import read_json, write_json
+from .provenance import provenance
 
 CRITERIA = ("dev_attack", "dev_acc")
 

@@ -27,7 +27,8 @@ from .devices import select_device
 from .errors import run_main
 from .methods import build_method
 from .models import build_model
-from .provenance import provenance, read_json, write_json
+from .files import read_json, write_json
+from .provenance import provenance
 from .seeding import set_seed
 
 STATE_FILE = "trainer_state.pt"

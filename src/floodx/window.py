@@ -48,7 +48,8 @@ import warnings
 from pathlib import Path
 
 from .errors import ConfigError, DataError, run_main
-from .provenance import provenance, write_json
+from .files import write_json
+from .provenance import provenance
 
 DIRECTIONS = ("first", "pos_to_neg", "neg_to_pos")
 REQUIRED_COLUMNS = ("sub_epoch", "first_step", "last_step", "accordance", "train_loss_mean")

@@ -201,7 +201,8 @@ def main(argv=None):
         paths = [str(path) for path in fetch_paper_resources(args.resources, args.recipes)]
         print("\n".join(paths))
         if args.record:
-            from ..provenance import provenance, write_json
+            from ..files import write_json
+            from ..provenance import provenance
 
             write_json(args.record, {"mode": "paper", "recipes": args.recipes, "paths": paths,
                                      "provenance": provenance()})

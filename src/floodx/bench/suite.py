@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..methods import build_method
-from ..provenance import read_json
+from ..files import read_json
 from ..training import Optimisation, make_loader
 
 BENCH_DIR = Path("results/bench")

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..names import dataset_label, method_label, recipe_label
-from ..provenance import read_result
+from ..files import read_result
 from .common import WINDOW_COLOR, finish_figure, method_color, new_figure
 
 

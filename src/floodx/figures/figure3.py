@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..names import dataset_label
-from ..provenance import read_result
+from ..files import read_result
 from .common import WINDOW_COLOR, finish_figure, new_figure, read_csv
 
 ARROWS = {"pos_to_neg": "+ → −", "neg_to_pos": "− → +"}

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..names import dataset_label, method_label, recipe_label
-from ..provenance import read_result
+from ..files import read_result
 from ..tables.common import no_better_than_majority
 from .common import finish_figure, mean_band, method_color, method_style, new_figure, ordered_methods
 

@@ -9,7 +9,7 @@ import pandas as pd
 from ..config import PAPER_DATASETS
 from ..errors import DataError
 from ..names import RECIPES
-from ..provenance import write_text
+from ..files import write_text
 
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "paper_results"

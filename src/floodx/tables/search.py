@@ -7,7 +7,7 @@ import pandas as pd
 from ..config import PAPER_DATASETS
 from ..errors import DataError
 from ..names import dataset_label
-from ..provenance import read_result
+from ..files import read_result
 from .common import missing, order
 
 

@@ -10,7 +10,7 @@ from .. import comparisons
 from ..config import PAPER_DATASETS
 from ..errors import DataError
 from ..names import METHODS, dataset_label, method_label, recipe_label
-from ..provenance import read_result
+from ..files import read_result
 from .common import (
     ATTACK_METRICS, ATTACKS, DECIMALS, HIGHER_IS_BETTER, MAJORITY_TEST_LEVEL, METRIC_LABELS, SUMMARY_FIELDS, fmt,
     latex_escape, missing, no_better_than_majority, number_columns, order,

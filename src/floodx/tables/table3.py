@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..names import dataset_label, method_label
-from ..provenance import read_result
+from ..files import read_result
 from .common import DEFAULT_PAPER_MAP, latex_escape, order, paper_dataset_for, paper_table3
 
 

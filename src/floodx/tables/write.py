@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import run_main
 from ..pages import write_markdown
-from ..provenance import write_text
+from ..files import write_text
 from .common import parse_paper_map, write_csv
 from .reading import reading_markdown
 from .search import search_markdown, search_summary
