@@ -81,7 +81,8 @@ def test_bad_spec_is_a_user_error(data_dir, tmp_path, capsys):
         profiling.main(["--spec", json.dumps({"methods": ["finetune"]}), "--data", str(data_dir),
                         "--out", str(tmp_path / "t.json")])
     assert exit_info.value.code == 2
-    assert "floodx: error:" in capsys.readouterr().err and not (tmp_path / "t.json").exists()
+    assert "floodx: error: profiling spec: base.model missing" in capsys.readouterr().err
+    assert not (tmp_path / "t.json").exists()
 
 
 # ---------------------------------------------------------------- round-robin schedule, medians

@@ -17,6 +17,11 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 
 
 
+def dataset_entry_schema():
+    """The schema's properties of one `datasets:` entry: every key a data set may have, with defaults."""
+    return yaml.safe_load(SCHEMA.read_text())["properties"]["datasets"]["additionalProperties"]["properties"]
+
+
 def _fill_defaults(validator_class):
     """A jsonschema validator that also writes `default:` values into the instance."""
     from jsonschema import validators

@@ -15,26 +15,17 @@ from pathlib import Path
 
 from . import corpora, resources as _resources
 from .fetching import read_source, sha256_file
+from .config import dataset_entry_schema
 from .errors import ConfigError, DataError
 
 SPLITS = ("train", "dev", "test")
 
 
-# Defaults of workflow/schemas/config.schema.yaml (datasets.*), so that a spec given by hand works.
-SPEC_DEFAULTS = {
-    "text_column": "text",
-    "text_pair_column": None,
-    "label_column": "label",
-    "train_size": None,
-    "dev_size": None,
-    "test_size": None,
-    "dev_fraction": 0.1,
-    "test_fraction": 0.2,
-    "attack_examples": None,
-    "dev_attack_examples": 100,
-    "max_length": 128,
-}
-SPEC_KEYS = set(SPEC_DEFAULTS) | {"source", "name", "path", "format", "label_names", "batch_size", "paper_dataset"}
+# One `datasets:` entry's keys and defaults, read from the config schema (so that a spec given by
+# hand works as one from the workflow does).
+_DATASET_SCHEMA = dataset_entry_schema()
+SPEC_DEFAULTS = {key: rule["default"] for key, rule in _DATASET_SCHEMA.items() if "default" in rule}
+SPEC_KEYS = set(_DATASET_SCHEMA)
 
 EMBEDDED = {
     "rotten-tomatoes": {

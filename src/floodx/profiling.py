@@ -16,8 +16,7 @@ medians to fine-tuning's.
 Spec (`floodx.config.profile_spec`): ``{"dataset", "methods": [...], "steps", "seed",
 "flood_level", "method_params": {...}, "base": <floodx.config.run_spec of fine-tune>}``; optional
 ``"warmup_steps"`` (default 2) and ``"num_train_examples"`` (extrapolate to another training-set
-size, e.g. the full data set a slice was cut from). Instead of "base", "model" and "training" may
-be given at the top level.
+size, e.g. the full data set a slice was cut from).
 """
 
 import copy
@@ -204,14 +203,14 @@ def profile_methods(base_model, tokenizer, examples, methods, training, device, 
 
 
 def _spec_parts(spec):
-    base = spec.get("base", {})
-    model_spec = spec.get("model", base.get("model"))
-    training = spec.get("training", base.get("training"))
-    if model_spec is None or training is None:
-        raise ConfigError("profiling spec needs 'base' (a run spec) or 'model' and 'training'")
-    if "max_length" not in training:
-        raise ConfigError("profiling spec: training.max_length missing (floodx.config.dataset_training sets it)")
-    return model_spec, training, spec.get("resources", base.get("resources", "resources"))
+    """(model, training, resources) of the fine-tuning run every method is timed on (`base`)."""
+    base = spec.get("base")
+    missing = [key for key in ("model", "training", "resources") if not isinstance(base, dict) or key not in base]
+    if missing:
+        raise ConfigError(f"profiling spec: base.{missing[0]} missing (floodx.config.profile_spec builds it)")
+    if "max_length" not in base["training"]:
+        raise ConfigError("profiling spec: base.training.max_length missing (floodx.config.dataset_training sets it)")
+    return base["model"], base["training"], base["resources"]
 
 
 def profile(spec, data_dir, device=None):
