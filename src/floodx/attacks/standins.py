@@ -150,13 +150,13 @@ def wordnet_synonyms(word):
     """One-word lemmas sharing a synset with `word` (any sense, any part of speech)."""
     from nltk.corpus import wordnet as wn
 
-    out = set()
-    for synset in wn.synsets(word):
-        for name in synset.lemma_names():
-            name = _single(name)
-            if name and name != word:
-                out.add(name)
-    return out
+    return _one_word_lemmas(wn.synsets(word), word)
+
+
+def _one_word_lemmas(synsets, word):
+    """The one-word lemma names of `synsets`, `word` itself left out."""
+    names = (_single(name) for synset in synsets for name in synset.lemma_names())
+    return {name for name in names if name and name != word}
 
 
 def wordnet_antonyms(word):
@@ -164,7 +164,7 @@ def wordnet_antonyms(word):
     antonyms of the head synset of a satellite and the satellites of an antonym's synset."""
     from nltk.corpus import wordnet as wn
 
-    out = set()
+    groups = []
     for synset in wn.synsets(word):
         heads = [synset] + (synset.similar_tos() if synset.pos() in "as" else [])
         for head in heads:
@@ -173,12 +173,8 @@ def wordnet_antonyms(word):
                     group = [antonym.synset()]
                     if group[0].pos() in "as":
                         group += group[0].similar_tos()
-                    for other in group:
-                        for name in other.lemma_names():
-                            name = _single(name)
-                            if name and name != word:
-                                out.add(name)
-    return out
+                    groups += group
+    return _one_word_lemmas(groups, word)
 
 
 # ------------------------------------------------------------------------- synonym embedding
