@@ -310,15 +310,17 @@ def test_cli_writes_every_figure(tmp_path, noise_frame, accordance_frame):
     metrics.write_text(json.dumps({"seed": 1, "epochs": [{"epoch": 1, "train_loss_mean": 0.5},
                                                          {"epoch": 2, "train_loss_mean": 0.3}],
                                    "method_params": {}}))
-    summary = tmp_path / "summary.json"
-    summary.write_text(json.dumps({"aua": 20.0}))
+    summaries = []
+    for epoch in (1, 2):
+        summaries.append(tmp_path / f"epoch-{epoch}.json")
+        summaries[-1].write_text(json.dumps({"aua": 20.0, "identity": {"method": "finetune", "seed": 1, "epoch": epoch}}))
     common = ["--dataset", "rt", "--caption", "MiniLM-L6 on Rotten Tomatoes, 1 seed"]
     write.main(["figure1", "--noise-loss", str(noise), "--out", str(tmp_path / "1.png"), *common])
     write.main(["figure2", "--flooding-choice", str(fl), "--flooding-x-choice", str(fx), "--window", str(win),
                 "--out", str(tmp_path / "2.png"), *common])
     write.main(["figure3", "--accordance", str(acc), "--window", str(win), "--out", str(tmp_path / "3.png"), *common])
-    write.main(["figure4", "--metrics", f"finetune={metrics}", "--aua", f"finetune:1={summary}",
-                "--aua", f"finetune:2={summary}", "--out", str(tmp_path / "4.png"), *common])
+    write.main(["figure4", "--metrics", f"finetune={metrics}", "--aua", *map(str, summaries),
+                "--out", str(tmp_path / "4.png"), *common])
     for n in (1, 2, 3, 4):
         assert_png(tmp_path / f"{n}.png")
 
@@ -328,6 +330,12 @@ def test_cli_bad_input_is_a_user_error(tmp_path, capsys):
         write.main(["figure1", "--noise-loss", str(tmp_path / "missing.csv"), "--dataset", "rt",
                     "--out", str(tmp_path / "1.png")])
     assert exit_info.value.code == 2 and "floodx: error:" in capsys.readouterr().err
+    anonymous = tmp_path / "summary.json"
+    anonymous.write_text(json.dumps({"aua": 20.0}))
+    with pytest.raises(SystemExit):
+        write.main(["figure4", "--metrics", f"finetune={anonymous}", "--aua", str(anonymous), "--dataset", "rt",
+                    "--out", str(tmp_path / "4.png")])
+    assert "identity.method / identity.epoch missing" in capsys.readouterr().err
 
 
 def test_caption_for_names_the_deviations():

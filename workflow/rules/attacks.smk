@@ -80,6 +80,8 @@ rule epoch_attack:
         mode=config["attacks"]["mode"],
         limit=config["figures"]["per_epoch_attack_examples"],
         folder=lambda w: f"results/epoch_attack/{w.dataset}/{w.method}/seed{w.seed}/epoch-{{epoch}}",  # run.py fills it
+        identity=lambda w: as_json(result_identity(w.dataset, w.method, final_run_name(w.dataset, w.method, w.seed),
+                                                   w.seed)),
         max_length=lambda w: config["datasets"][w.dataset]["max_length"],
     threads: 1
     resources:
@@ -94,5 +96,6 @@ rule epoch_attack:
         "{params.offline} python -m floodx.attacks.run --checkpoint {params.run} --epoch {params.epochs} "
         "--data results/data/{wildcards.dataset} --subset test --recipe {params.recipe} --mode {params.mode} "
         "--shard 0 --num-shards 1 --limit {params.limit} --out {params.folder}/shard-0.csv "
-        "--summary {params.folder}/summary.json --clean-from {input.metrics} --resources {params.resources} "
+        "--summary {params.folder}/summary.json --identity {params.identity} --clean-from {input.metrics} "
+        "--resources {params.resources} "
         "--threads {threads} --max-length {params.max_length} > {log} 2>&1"

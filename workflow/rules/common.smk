@@ -212,6 +212,6 @@ def figure4_inputs(wildcards):
     seed = SEEDS[0]
     methods = config["figures"]["per_epoch_methods"]
     metrics = {m: final_metrics_of(wildcards.dataset, m, seed) for m in methods}
-    aua = {f"{m}:{e}": f"results/epoch_attack/{wildcards.dataset}/{m}/seed{seed}/epoch-{e}/summary.json"
-           for m in methods for e in EPOCHS}
+    aua = [f"results/epoch_attack/{wildcards.dataset}/{m}/seed{seed}/epoch-{e}/summary.json"
+           for m in methods for e in EPOCHS]
     return {"metrics": metrics, "aua": aua}

@@ -58,6 +58,7 @@ rule dev_attack:
         recipe=config["search"]["attack"],
         mode=config["attacks"]["mode"],
         folder="results/dev_attack/{dataset}/{run}/seed{seed}",
+        identity=lambda w: as_json(result_identity(w.dataset, parse_run(w.run)[0], w.run, w.seed)),
         max_length=lambda w: config["datasets"][w.dataset]["max_length"],
     threads: 1
     resources:
@@ -72,7 +73,8 @@ rule dev_attack:
         "{params.offline} python -m floodx.attacks.run --checkpoint {params.run} --epoch {params.epoch} "
         "--data results/data/{wildcards.dataset} --subset dev --recipe {params.recipe} --mode {params.mode} "
         "--shard 0 --num-shards 1 --out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} "
-        "--max-length {params.max_length} --summary {output} --clean-from {input.metrics} > {log} 2>&1"
+        "--max-length {params.max_length} --summary {output} --identity {params.identity} "
+        "--clean-from {input.metrics} > {log} 2>&1"
 
 
 checkpoint select_flood_level:

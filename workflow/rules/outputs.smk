@@ -181,13 +181,13 @@ rule figure3:
 
 rule figure4:
     input:
-        lambda w: [p for group in figure4_inputs(w).values() for p in group.values()],
+        lambda w: list(figure4_inputs(w)["metrics"].values()) + figure4_inputs(w)["aua"],
     output:
         report("results/figures/figure4_{dataset}.png", caption="../report/figure4.rst", category="Figures"),
     params:
         args=lambda w: " ".join(
             [f"--metrics {k}={v}" for k, v in figure4_inputs(w)["metrics"].items()]
-            + [f"--aua {k}={v}" for k, v in figure4_inputs(w)["aua"].items()]),
+            + ["--aua"] + figure4_inputs(w)["aua"]),
         attack=ATTACKS[0],
         caption=lambda w: shlex.quote(caption_for(config, w.dataset)),
     log:

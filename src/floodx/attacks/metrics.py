@@ -84,11 +84,8 @@ def recorded_clean_accuracy(metrics_json, split, epoch=None):
     metrics_json = Path(metrics_json)
     metrics = read_result(metrics_json)
     records = metrics.get("epochs") or []
-    if epoch is None:
-        final = str(metrics.get("final_checkpoint", ""))
-        epoch = int(final.rsplit("-", 1)[1]) if final.rsplit("-", 1)[-1].isdigit() else None
-        if epoch is None and records:
-            epoch = records[-1]["epoch"]
+    if epoch is None and records:      # the final checkpoint is the last epoch's
+        epoch = records[-1]["epoch"]
     record = next((r for r in records if r.get("epoch") == int(epoch or -1)), None)
     if record is None or f"{split}_acc" not in record:
         raise DataError(f"{metrics_json}: no {split}_acc recorded for epoch {epoch} "

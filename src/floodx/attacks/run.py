@@ -141,6 +141,9 @@ def _parser():
     parser.add_argument("--summary", default=None,
                         help="also gather the (single) shard into this summary.json, with "
                              "examples.csv beside it, in the same process")
+    parser.add_argument("--identity", default=None,
+                        help="with --summary: JSON {dataset, method, run, flood_level, seed} written into "
+                             "each summary.json, with its recipe and epoch (floodx.names.result_identity)")
     parser.add_argument("--clean-from", default=None,
                         help="with --summary: training metrics.json whose evaluation of the "
                              "attacked epoch gives Clean%% (default: evaluate the checkpoint)")
@@ -198,9 +201,11 @@ def _gather_one(args, subset, epoch, recipe, out, device, log):
 
     checkpoint = resolve_checkpoint(args.checkpoint, epoch)
     summary_path = Path(_fill(args.summary, epoch, recipe))
+    identity = json.loads(args.identity) if args.identity else None
     summary = gather(
         [out], checkpoint, args.data, summary_path.with_name("examples.csv"), summary_path,
         recipe=recipe, mode=args.mode, limit=args.limit, query_budget=args.query_budget,
+        identity=identity and {**identity, "recipe": recipe, "epoch": epoch},
         subset=subset, split=args.split or subset, max_length=args.max_length, device=device,
         clean_from=(args.clean_from, epoch) if args.clean_from else None)
     log(f"{summary_path}: clean {summary['clean_acc']} aua {summary['aua']} suc {summary['suc']} "

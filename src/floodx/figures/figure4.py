@@ -29,7 +29,7 @@ def figure4_inputs(metrics, aua):
     for (method, epoch), items in aua.items():
         for i, item in enumerate(items if isinstance(items, (list, tuple)) else [items]):
             data = read_result(item) if isinstance(item, (str, Path)) else item
-            aua_rows.append({"method": method, "seed": (data.get("provenance") or {}).get("seed", i),
+            aua_rows.append({"method": method, "seed": (data.get("identity") or {}).get("seed", i),
                              "epoch": int(epoch), "aua": float(data["aua"]),
                              "n": data.get("n_attacked"), "clean": data.get("clean_acc"),
                              "majority": data.get("majority_acc"), "n_clean": data.get("n_clean")})

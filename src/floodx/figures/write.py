@@ -9,7 +9,7 @@
     python -m floodx.figures figure3 --accordance results/probe/rt/seed42/accordance.csv \
         --window results/probe/rt/seed42/window.json --dataset rt --out results/figures/figure3_rt.png
     python -m floodx.figures figure4 --metrics finetune=.../metrics.json --metrics flooding_x=... \
-        --aua finetune:1=.../summary.json --aua finetune:2=... --dataset rt \
+        --aua .../epoch-1/summary.json .../epoch-2/summary.json ... --dataset rt \
         --out results/figures/figure4_rt.png --caption "..."
 """
 
@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from ..errors import DataError, run_main
+from ..files import read_result
 from .figure1 import figure1
 from .figure2 import figure2, figure2_inputs
 from .figure3 import figure3
@@ -35,11 +36,16 @@ def _pairs(items, flag, key_parser=str):
     return out
 
 
-def _method_epoch(key):
-    if ":" not in key:
-        raise DataError(f"--aua expects METHOD:EPOCH=PATH, got key '{key}'")
-    method, epoch = key.rsplit(":", 1)
-    return method, int(epoch)
+def _by_method_epoch(paths):
+    """{(method, epoch): [summary.json, ...]} from each file's own identity (never from its path)."""
+    out = {}
+    for path in paths or ():
+        identity = read_result(path).get("identity") or {}
+        if identity.get("method") is None or identity.get("epoch") is None:
+            raise DataError(f"{path}: identity.method / identity.epoch missing (written by the epoch_attack "
+                            "job; rerun it: snakemake -R epoch_attack)")
+        out.setdefault((identity["method"], int(identity["epoch"])), []).append(path)
+    return out
 
 
 def _main(argv=None):
@@ -58,7 +64,8 @@ def _main(argv=None):
     f3.add_argument("--window", default=None)
     f4 = sub.add_parser("figure4", help="training loss and Aua%% per epoch")
     f4.add_argument("--metrics", action="append", default=[], required=True, metavar="METHOD=METRICS_JSON")
-    f4.add_argument("--aua", action="append", default=[], metavar="METHOD:EPOCH=SUMMARY_JSON")
+    f4.add_argument("--aua", nargs="*", default=[], metavar="SUMMARY_JSON",
+                    help="per-epoch attack summaries (each names its method and epoch in 'identity')")
     f4.add_argument("--attack", default="textfooler")
     for p in (f1, f2, f3, f4):
         p.add_argument("--dataset", required=True)
@@ -77,7 +84,7 @@ def _main(argv=None):
         figure3(args.accordance, args.out, args.dataset, args.window, args.caption)
     else:
         losses, auas, levels = figure4_inputs(_pairs(args.metrics, "--metrics"),
-                                              _pairs(args.aua, "--aua", _method_epoch))
+                                              _by_method_epoch(args.aua))
         figure4(losses, auas, args.out, args.dataset, levels, args.attack, args.caption)
     print(f"{args.command} -> {args.out}")
 
