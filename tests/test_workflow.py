@@ -253,7 +253,8 @@ def test_kill_9_in_training_and_in_an_attack_then_the_same_command_resumes(tmp_p
     finished_rows = rows()
     assert not (work / "results/attack/tiny/finetune/seed1/textfooler/shard-0.csv").exists()
     train_log = (work / "logs/train/tiny/finetune/seed1.log").read_text()
-    assert re.search(r"resuming after epoch [2-7] ", train_log), train_log[-2000:]
+    resumed_epoch = re.search(r"resuming after epoch ([2-7]) ", train_log)
+    assert resumed_epoch, train_log[-2000:]
     trained = mtimes(run_dir, "**/*")
     assert mtimes(work / "results/data/tiny") == data_before           # prepare was not redone
 
@@ -266,6 +267,8 @@ def test_kill_9_in_training_and_in_an_attack_then_the_same_command_resumes(tmp_p
     shard_log = (work / "logs/attack/tiny/finetune/seed1/shard-0.log").read_text()
     resumed_after = int(re.search(r"resuming after (\d+) finished example", shard_log).group(1))
     assert resumed_after >= 5 and resumed_after >= finished_rows - 1     # a torn last row is redone
+    print(f"kill -9 in training: resumed after epoch {resumed_epoch.group(1)} of 8; in the attack: "
+          f"{finished_rows} rows on disk, resumed after {resumed_after} of 300 examples")
 
     # ... and what it wrote is what an unbroken run wrote.
     straight_dir = runs["straight"] / "results/train/tiny/finetune/seed1"
