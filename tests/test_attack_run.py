@@ -293,18 +293,20 @@ def test_cli_runs_a_shard_and_reports_user_errors(setup, tmp_path, monkeypatch, 
 
     checkpoint, data = setup
     out = tmp_path / "cli" / "shard-1.csv"
-    stats = run.main(["--checkpoint", str(checkpoint), "--data", str(data), "--subset", "test",
-                      "--recipe", "charswap", "--mode", "offline", "--shard", "1",
-                      "--num-shards", "2", "--out", str(out), "--resources", "resources",
-                      "--threads", "1", "--limit", "5"])
+    spec = {"recipes": ["charswap"], "mode": "offline", "subset": "test", "resources": "resources",
+            "num_shards": 2, "limit": 5}
+    stats = run.main(["--spec", json.dumps(spec), "--checkpoint", str(checkpoint), "--data", str(data),
+                      "--shard", "1", "--out", str(out), "--threads", "1"])
     assert stats["n"] == 2 and len(read_csv(out)) == 2
+    for bad, message in (({**spec, "recipes": ["nope"]}, "unknown attack recipe 'nope'"),
+                         ({**spec, "recipe": "charswap"}, "--spec: unknown key(s) ['recipe']"),
+                         ({k: v for k, v in spec.items() if k != "mode"}, "--spec: key 'mode' missing")):
+        with pytest.raises(SystemExit) as exit_info:
+            run.main(["--spec", json.dumps(bad), "--checkpoint", str(checkpoint), "--data", str(data),
+                      "--out", str(tmp_path / "n.csv")])
+        assert exit_info.value.code == 2 and f"floodx: error: {message}" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
-        run.main(["--checkpoint", str(checkpoint), "--data", str(data), "--recipe", "nope",
-                  "--out", str(tmp_path / "n.csv")])
-    assert exit_info.value.code == 2
-    assert "floodx: error: unknown attack recipe 'nope'" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        run.main(["--checkpoint", str(tmp_path), "--data", str(data), "--recipe", "charswap",
+        run.main(["--spec", json.dumps(spec), "--checkpoint", str(tmp_path), "--data", str(data),
                   "--out", str(tmp_path / "n.csv")])
     assert exit_info.value.code == 2
 
@@ -321,9 +323,10 @@ def test_cli_attacks_several_epochs_in_one_process_and_gathers_each(tmp_path, ti
     (run_dir / "metrics.json").write_text(json.dumps({"final_checkpoint": "checkpoints/epoch-2", "epochs": records}))
     data = write_data(tmp_path / "data", sentences)
     folder = tmp_path / "out" / "epoch-{epoch}"
-    common = ["--checkpoint", str(run_dir), "--data", str(data), "--subset", "test", "--recipe", "charswap",
-              "--mode", "offline", "--limit", "3", "--resources", "resources"]
-    run.main(common + ["--epoch", "1", "2", "--out", f"{folder}/shard-0.csv",
+    spec = json.dumps({"recipes": ["charswap"], "mode": "offline", "subset": "test", "resources": "resources",
+                       "limit": 3, "epochs": [1, 2]})
+    common = ["--spec", spec, "--checkpoint", str(run_dir), "--data", str(data)]
+    run.main(common + ["--out", f"{folder}/shard-0.csv",
                        "--summary", f"{folder}/summary.json", "--clean-from", str(run_dir / "metrics.json")])
     for epoch, clean in ((1, 25.0), (2, 75.0)):
         summary = json.loads((tmp_path / "out" / f"epoch-{epoch}" / "summary.json").read_text())
@@ -332,5 +335,5 @@ def test_cli_attacks_several_epochs_in_one_process_and_gathers_each(tmp_path, ti
         assert len(read_csv(tmp_path / "out" / f"epoch-{epoch}" / "examples.csv")) == 3
     # Two epochs into one file would overwrite each other: refused before any work.
     with pytest.raises(SystemExit):
-        run.main(common + ["--epoch", "1", "2", "--out", str(tmp_path / "one.csv")])
+        run.main(common + ["--out", str(tmp_path / "one.csv")])
     assert not (tmp_path / "one.csv").exists()

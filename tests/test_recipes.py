@@ -254,9 +254,10 @@ def test_one_process_for_every_recipe_attacks_as_the_stock_path(recipes, victim,
     def key(path):
         return [(r["idx"], r["result"], r["perturbed"], r["queries"]) for r in read_rows(path)]
 
-    run.main(["--checkpoint", str(checkpoint), "--data", str(data), "--subset", "test",
-              "--recipe", *recipes.RECIPE_CLASSES, "--out", str(tmp_path / "floodx" / "{recipe}.csv"),
-              "--resources", str(RESOURCES), "--max-length", "64"])
+    spec = {"recipes": list(recipes.RECIPE_CLASSES), "mode": "offline", "subset": "test",
+            "resources": str(RESOURCES), "max_length": 64}
+    run.main(["--spec", json.dumps(spec), "--checkpoint", str(checkpoint), "--data", str(data),
+              "--out", str(tmp_path / "floodx" / "{recipe}.csv")])
     monkeypatch.setattr(standins, "english_wordnet", lambda: nltk.corpus.wordnet)
     for recipe in recipes.RECIPE_CLASSES:
         stock = tmp_path / "stock" / f"{recipe}.csv"

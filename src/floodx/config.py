@@ -238,6 +238,15 @@ def profile_spec(config, dataset, seed, resources="resources"):
             "method_params": config["method_params"]}
 
 
+def attack_spec(config, dataset, recipes, subset="test", *, epochs=None, limit=None, num_shards=1, identity=None,
+                resources="resources"):
+    """An attack job (floodx.attacks.run): which recipes on which subset, and how (mode, budget, length)."""
+    return {"recipes": list(recipes), "mode": config["attacks"]["mode"], "subset": subset,
+            "epochs": list(epochs) if epochs else None, "num_shards": num_shards,
+            "query_budget": config["attacks"]["query_budget"], "limit": limit,
+            "max_length": config["datasets"][dataset]["max_length"], "resources": resources, "identity": identity}
+
+
 def job_arguments(prog, description, out_help):
     """The command line every training-like job shares: its spec, its data, where it writes, threads."""
     import argparse

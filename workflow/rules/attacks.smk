@@ -11,14 +11,10 @@ rule attack_shard:
         expand("results/attack/{{dataset}}/{{method}}/seed{{seed}}/{attack}/shard-{{shard}}.csv", attack=ATTACKS),
     params:
         offline=OFFLINE,
-        resources=lambda w: RESOURCES,
+        spec=lambda w: as_json(attack_spec(config, w.dataset, ATTACKS, "test", num_shards=len(SHARDS),
+                                           resources=RESOURCES)),
         checkpoint=final_checkpoint,
-        recipes=" ".join(ATTACKS),
         out=lambda w: f"results/attack/{w.dataset}/{w.method}/seed{w.seed}/{{recipe}}/shard-{w.shard}.csv",  # run.py fills it
-        mode=config["attacks"]["mode"],
-        shards=len(SHARDS),
-        max_length=lambda w: config["datasets"][w.dataset]["max_length"],
-        budget=lambda w: f"--query-budget {config['attacks']['query_budget']}" if config["attacks"]["query_budget"] else "",
     threads: 1
     resources:
         gpu=1,
@@ -31,9 +27,8 @@ rule attack_shard:
     conda:
         ENV
     shell:
-        "{params.offline} python -m floodx.attacks.run --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
-        "--subset test --recipe {params.recipes} --mode {params.mode} --shard {wildcards.shard} "
-        "--num-shards {params.shards} {params.budget} --out {params.out} --resources {params.resources} --threads {threads} --max-length {params.max_length} > {log} 2>&1"
+        "{params.offline} python -m floodx.attacks.run --spec {params.spec} --checkpoint {params.checkpoint} "
+        "--data results/data/{wildcards.dataset} --shard {wildcards.shard} --out {params.out} --threads {threads} > {log} 2>&1"
 
 
 rule gather_attack:
@@ -73,16 +68,12 @@ rule epoch_attack:
         expand("results/epoch_attack/{{dataset}}/{{method}}/seed{{seed}}/epoch-{epoch}/summary.json", epoch=EPOCHS),
     params:
         offline=OFFLINE,
-        resources=lambda w: RESOURCES,
+        spec=lambda w: as_json(attack_spec(
+            config, w.dataset, ATTACKS[:1], "test", epochs=EPOCHS, limit=config["figures"]["per_epoch_attack_examples"],
+            identity=result_identity(w.dataset, w.method, final_run_name(w.dataset, w.method, w.seed), w.seed),
+            resources=RESOURCES)),
         run=lambda w: final_run(w.dataset, w.method, w.seed),
-        epochs=" ".join(str(e) for e in EPOCHS),
-        recipe=ATTACKS[0],
-        mode=config["attacks"]["mode"],
-        limit=config["figures"]["per_epoch_attack_examples"],
         folder=lambda w: f"results/epoch_attack/{w.dataset}/{w.method}/seed{w.seed}/epoch-{{epoch}}",  # run.py fills it
-        identity=lambda w: as_json(result_identity(w.dataset, w.method, final_run_name(w.dataset, w.method, w.seed),
-                                                   w.seed)),
-        max_length=lambda w: config["datasets"][w.dataset]["max_length"],
     threads: 1
     resources:
         gpu=1,
@@ -93,9 +84,6 @@ rule epoch_attack:
     conda:
         ENV
     shell:
-        "{params.offline} python -m floodx.attacks.run --checkpoint {params.run} --epoch {params.epochs} "
-        "--data results/data/{wildcards.dataset} --subset test --recipe {params.recipe} --mode {params.mode} "
-        "--shard 0 --num-shards 1 --limit {params.limit} --out {params.folder}/shard-0.csv "
-        "--summary {params.folder}/summary.json --identity {params.identity} --clean-from {input.metrics} "
-        "--resources {params.resources} "
-        "--threads {threads} --max-length {params.max_length} > {log} 2>&1"
+        "{params.offline} python -m floodx.attacks.run --spec {params.spec} --checkpoint {params.run} "
+        "--data results/data/{wildcards.dataset} --out {params.folder}/shard-0.csv --summary {params.folder}/summary.json "
+        "--clean-from {input.metrics} --threads {threads} > {log} 2>&1"

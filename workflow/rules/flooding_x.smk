@@ -52,14 +52,11 @@ rule dev_attack:
         "results/dev_attack/{dataset}/{run}/seed{seed}/summary.json",
     params:
         offline=OFFLINE,
-        resources=lambda w: RESOURCES,
+        spec=lambda w: as_json(attack_spec(
+            config, w.dataset, [config["search"]["attack"]], "dev", epochs=[attacked_epoch(config)],
+            identity=result_identity(w.dataset, parse_run(w.run)[0], w.run, w.seed), resources=RESOURCES)),
         run=lambda w: run_dir(w.dataset, w.run, w.seed),
-        epoch=attack_epoch,
-        recipe=config["search"]["attack"],
-        mode=config["attacks"]["mode"],
         folder="results/dev_attack/{dataset}/{run}/seed{seed}",
-        identity=lambda w: as_json(result_identity(w.dataset, parse_run(w.run)[0], w.run, w.seed)),
-        max_length=lambda w: config["datasets"][w.dataset]["max_length"],
     threads: 1
     resources:
         gpu=1,
@@ -70,11 +67,9 @@ rule dev_attack:
     conda:
         ENV
     shell:
-        "{params.offline} python -m floodx.attacks.run --checkpoint {params.run} --epoch {params.epoch} "
-        "--data results/data/{wildcards.dataset} --subset dev --recipe {params.recipe} --mode {params.mode} "
-        "--shard 0 --num-shards 1 --out {params.folder}/shard-0.csv --resources {params.resources} --threads {threads} "
-        "--max-length {params.max_length} --summary {output} --identity {params.identity} "
-        "--clean-from {input.metrics} > {log} 2>&1"
+        "{params.offline} python -m floodx.attacks.run --spec {params.spec} --checkpoint {params.run} "
+        "--data results/data/{wildcards.dataset} --out {params.folder}/shard-0.csv --summary {output} "
+        "--clean-from {input.metrics} --threads {threads} > {log} 2>&1"
 
 
 checkpoint select_flood_level:

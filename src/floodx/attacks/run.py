@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import parse_spec
 from ..errors import ConfigError, ResourceError, run_main
 from ..inference import load_checkpoint
 from ..names import CHARSWAP, RECIPES
@@ -111,39 +112,44 @@ def _victim(checkpoint, checkpoint_sha256, device):
     return load_checkpoint(checkpoint, device)
 
 
+# The attack job's spec (floodx.config.attack_spec): required keys, and optional ones with defaults.
+SPEC_REQUIRED = ("recipes", "mode", "subset", "resources")
+SPEC_OPTIONAL = {"split": None, "epochs": None, "num_shards": 1, "query_budget": None, "limit": None,
+                 "max_length": None, "seed": DEFAULT_SEED, "batch_size": 32, "identity": None}
+
+
+def read_attack_spec(text):
+    """The attack job's --spec: every key known, the required ones present (errors name the key)."""
+    spec = parse_spec(text)
+    unknown = sorted(set(spec) - set(SPEC_REQUIRED) - set(SPEC_OPTIONAL))
+    if unknown:
+        raise ConfigError(f"--spec: unknown key(s) {unknown} (floodx.config.attack_spec)")
+    for key in SPEC_REQUIRED:
+        if key not in spec:
+            raise ConfigError(f"--spec: key '{key}' missing (floodx.config.attack_spec)")
+    spec = {**SPEC_OPTIONAL, **spec}
+    if isinstance(spec["recipes"], str):
+        raise ConfigError("--spec: 'recipes' is a list of recipe names")
+    return spec
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m floodx.attacks.run",
                                      description="Attack one shard of the recorded subset.")
+    parser.add_argument("--spec", required=True,
+                        help="JSON attack settings: recipes, mode, subset, resources, and optionally epochs, "
+                             "num_shards, query_budget, limit, max_length, seed, batch_size, split, identity "
+                             "(floodx.config.attack_spec). Several recipes or epochs run in one process (one "
+                             "import of TextAttack, one model load) and need '{recipe}' / '{epoch}' in --out "
+                             "and --summary")
     parser.add_argument("--checkpoint", required=True,
-                        help="save_pretrained folder, or a training run folder with --epoch")
-    parser.add_argument("--epoch", type=int, nargs="+", default=None,
-                        help="attack checkpoints/epoch-N of the --checkpoint run folder; several "
-                             "epochs run in one process (one import of TextAttack) and need "
-                             "'{epoch}' in --out and --summary")
+                        help="save_pretrained folder, or a training run folder when the spec names epochs")
     parser.add_argument("--data", required=True, help="prepared data directory")
-    parser.add_argument("--subset", default="test", choices=["test", "dev"])
-    parser.add_argument("--split", default=None, help="JSONL split (default: the subset)")
-    parser.add_argument("--recipe", nargs="+", default=["textfooler"],
-                        help=f"{' | '.join(RECIPES)} (or {CHARSWAP}: resource-free smoke attack); "
-                             "several run in one process (one import of TextAttack, one model "
-                             "load) and need '{recipe}' in --out and --summary")
-    parser.add_argument("--mode", default="offline", choices=["offline", "paper"])
-    parser.add_argument("--shard", type=int, default=0)
-    parser.add_argument("--num-shards", type=int, default=1)
+    parser.add_argument("--shard", type=int, default=0, help="which of the spec's num_shards")
     parser.add_argument("--out", required=True, help="shard CSV")
-    parser.add_argument("--resources", default="resources")
-    parser.add_argument("--query-budget", type=int, default=None)
-    parser.add_argument("--limit", type=int, default=None, help="first N of the subset only")
-    parser.add_argument("--batch-size", type=int, default=32, help="model batch size")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="truncate queries as training did (the data set's max_length)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="TextAttack's per-example seed base")
     parser.add_argument("--summary", default=None,
                         help="also gather the (single) shard into this summary.json, with "
                              "examples.csv beside it, in the same process")
-    parser.add_argument("--identity", default=None,
-                        help="with --summary: JSON {dataset, method, run, flood_level, seed} written into "
-                             "each summary.json, with its recipe and epoch (floodx.names.result_identity)")
     parser.add_argument("--clean-from", default=None,
                         help="with --summary: training metrics.json whose evaluation of the "
                              "attacked epoch gives Clean%% (default: evaluate the checkpoint)")
@@ -158,56 +164,55 @@ def _fill(path, epoch, recipe):
 
 def _main(argv):
     args = _parser().parse_args(argv)
+    spec = read_attack_spec(args.spec)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    recipes, epochs = list(spec["recipes"]), list(spec["epochs"] or [None])
+    for name, values in (("epoch", epochs), ("recipe", recipes)):
+        if len(values) > 1 and not all("{" + name + "}" in (p or "{" + name + "}")
+                                       for p in (args.out, args.summary)):
+            raise ConfigError(f"several {name}s in the spec need '{{{name}}}' in --out and --summary")
+    if args.summary and spec["num_shards"] != 1:
+        raise ConfigError("--summary gathers a single shard: use num_shards 1, or the "
+                          "'python -m floodx.attacks.metrics gather' command for shards")
     from ..devices import select_device
 
     device = select_device(max(1, args.threads))  # claims a GPU slot where there are GPUs
-    subset = args.subset
     tag = f"[{Path(args.out).name}]"
 
     def log(message):
         print(f"floodx: {tag} {message}", file=sys.stderr, flush=True)
 
-    epochs = list(args.epoch or [None])
-    recipes = list(args.recipe)
-    for name, values in (("epoch", epochs), ("recipe", recipes)):
-        if len(values) > 1 and not all("{" + name + "}" in (p or "{" + name + "}")
-                                       for p in (args.out, args.summary)):
-            raise ConfigError(f"--{name} with several values needs '{{{name}}}' in --out and --summary")
-    if args.summary and args.num_shards != 1:
-        raise ConfigError("--summary gathers a single shard: use --num-shards 1, or the "
-                          "'python -m floodx.attacks.metrics gather' command for shards")
+    subset = spec["subset"]
     all_stats = []
     for recipe in recipes:
         for epoch in epochs:
             start = time.perf_counter()
             out = _fill(args.out, epoch, recipe)
             stats = attack_shard(
-                args.checkpoint, args.data, args.split or subset,
-                subset, recipe, args.mode, args.shard,
-                args.num_shards, out, args.resources, query_budget=args.query_budget,
-                limit=args.limit, epoch=epoch, batch_size=args.batch_size,
-                seed=args.seed, log=log, device=device, max_length=args.max_length)
+                args.checkpoint, args.data, spec["split"] or subset, subset, recipe, spec["mode"], args.shard,
+                spec["num_shards"], out, spec["resources"], query_budget=spec["query_budget"],
+                limit=spec["limit"], epoch=epoch, batch_size=spec["batch_size"], seed=spec["seed"], log=log,
+                device=device, max_length=spec["max_length"])
             log(f"{recipe} done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
             if args.summary:
-                stats["summary"] = _gather_one(args, subset, epoch, recipe, out, device, log)
+                stats["summary"] = _gather_one(args, spec, epoch, recipe, out, device, log)
             all_stats.append(stats)
     return all_stats[0] if len(all_stats) == 1 else all_stats
 
 
-def _gather_one(args, subset, epoch, recipe, out, device, log):
+def _gather_one(args, spec, epoch, recipe, out, device, log):
     """`metrics.gather` of the one shard just written (the dev and per-epoch attacks)."""
     from .metrics import gather
 
     checkpoint = resolve_checkpoint(args.checkpoint, epoch)
     summary_path = Path(_fill(args.summary, epoch, recipe))
-    identity = json.loads(args.identity) if args.identity else None
+    identity = spec["identity"]
     summary = gather(
         [out], checkpoint, args.data, summary_path.with_name("examples.csv"), summary_path,
-        recipe=recipe, mode=args.mode, limit=args.limit, query_budget=args.query_budget,
+        recipe=recipe, mode=spec["mode"], limit=spec["limit"], query_budget=spec["query_budget"],
         identity=identity and {**identity, "recipe": recipe, "epoch": epoch},
-        subset=subset, split=args.split or subset, max_length=args.max_length, device=device,
-        clean_from=(args.clean_from, epoch) if args.clean_from else None)
+        subset=spec["subset"], split=spec["split"] or spec["subset"], max_length=spec["max_length"],
+        device=device, clean_from=(args.clean_from, epoch) if args.clean_from else None)
     log(f"{summary_path}: clean {summary['clean_acc']} aua {summary['aua']} suc {summary['suc']} "
         f"queries {summary['avg_queries']} (n={summary['n_attacked']})")
     return str(summary_path)

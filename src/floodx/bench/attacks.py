@@ -6,8 +6,8 @@ job is:
 - **stock**: one process per recipe, TextAttack's stock recipe (with floodx's offline stand-ins)
   attacking example by example, NLTK's own WordNet loader: the attack jobs as they were up to
   e6172b8;
-- **floodx**: one process attacking with every recipe (`python -m floodx.attacks.run --recipe
-  textfooler textbugger bertattack`, the `attack_shard` rule): one interpreter start, one
+- **floodx**: one process attacking with every recipe (`python -m floodx.attacks.run` with
+  `"recipes": [textfooler, textbugger, bertattack]` in its spec, the `attack_shard` rule): one interpreter start, one
   `import textattack`, one model load, one load of each shared resource
   (`standins.english_wordnet`).
 
@@ -140,10 +140,10 @@ def compare(checkpoint, data_dir, work_dir, resources_dir="resources", limit=100
     env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
 
     def args(recipes_, out, shard=0, shards=1):
-        return ["--checkpoint", str(checkpoint), "--data", str(data_dir), "--subset", "test",
-                "--recipe", *recipes_, "--mode", "offline", "--shard", str(shard),
-                "--num-shards", str(shards), "--out", str(out), "--resources", str(resources_dir),
-                "--threads", "1", "--limit", str(limit), "--max-length", str(max_length)]
+        spec = {"recipes": list(recipes_), "mode": "offline", "subset": "test", "num_shards": shards,
+                "resources": str(resources_dir), "limit": limit, "max_length": max_length}
+        return ["--spec", json.dumps(spec), "--checkpoint", str(checkpoint), "--data", str(data_dir),
+                "--shard", str(shard), "--out", str(out), "--threads", "1"]
 
     def out_of(variant):
         return work_dir / "attack-bench" / variant / "{recipe}.csv"
