@@ -247,6 +247,11 @@ def attack_spec(config, dataset, recipes, subset="test", *, epochs=None, limit=N
             "max_length": config["datasets"][dataset]["max_length"], "resources": resources, "identity": identity}
 
 
+def gather_spec(config, identity):
+    """Gathering an attack's shards: what the result is (written into summary.json) and how it was attacked."""
+    return {"identity": identity, "attacks": config["attacks"]}
+
+
 def job_arguments(prog, description, out_help):
     """The command line every training-like job shares: its spec, its data, where it writes, threads."""
     import argparse

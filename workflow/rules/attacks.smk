@@ -43,7 +43,7 @@ rule gather_attack:
         checkpoint=final_checkpoint,
         epoch=attack_epoch,
         max_length=lambda w: config["datasets"][w.dataset]["max_length"],
-        spec=lambda w: as_json({"identity": attack_identity(w), "attacks": config["attacks"]}),
+        spec=lambda w: as_json(gather_spec(config, attack_identity(w))),
     threads: 1
     log:
         "logs/attack/{dataset}/{method}/seed{seed}/{attack}/gather.log",

@@ -6,8 +6,8 @@ import sys
 
 from floodx.captions import caption_for
 from floodx.config import (
-    attack_spec, attacked_epoch, flooding_grid, paper_map, per_epoch_window, probe_spec, profile_spec, run_spec,
-    search_spec,
+    attack_spec, attacked_epoch, flooding_grid, gather_spec, paper_map, per_epoch_window, probe_spec, profile_spec,
+    run_spec, search_spec,
     validate_config, window_job_spec,
 )
 from floodx.data import check_before_run
