@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.floodx-installed
 CORES ?= all
 
-.PHONY: setup run test bench report dryrun lint clean-results
+.PHONY: setup run test bench report plan dryrun lint clean-results
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ bench: $(STAMP)
 # After `make run`: one HTML file with every table and figure (opens on what the run was).
 report: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --report results/report.html
+
+# What a config will cost before it runs: make plan [CONFIG=config/paper.yaml]
+plan: $(STAMP)
+	$(BIN)/python -m floodx.plan $(if $(CONFIG),--configfile $(CONFIG))
 
 dryrun: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n

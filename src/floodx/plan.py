@@ -1,0 +1,253 @@
+"""What a config will cost before it runs: jobs, training epochs, attacked examples, GPU-hours, disk.
+
+    python -m floodx.plan --configfile config/paper.yaml        (or: make plan CONFIG=config/paper.yaml)
+
+Prints `name: value` lines (jobs, gpu_hours, attack_hours, disk_peak_gb, disk_end_gb, ...), then a
+table per data set and stage. Every time says where it comes from:
+
+- **measured**: `results/profile/<dataset>/times.json` (Table 3's stage, on the device that ran it)
+  and, for attacks, the seconds recorded in `results/attack/**/summary.json`;
+- **assumed**: the paper's Table 3 (RTX 2080Ti seconds per epoch, scaled by training-set size
+  where the paper has no row) and a fixed seconds-per-attacked-example, when nothing was measured.
+
+Job counts follow the workflow's rules; the jobs Snakemake can list before its checkpoints are
+tested against `snakemake -n`, the ones after them (Flooding-X's window runs, Figure 4's per-epoch
+attacks) depend on the probe and are counted with `search.max_levels` levels (assumed
+`ASSUMED_WINDOW_LEVELS` when it is null).
+"""
+
+import argparse
+import math
+from pathlib import Path
+
+import yaml
+
+from .config import attacked_epoch, flooding_grid, kept_epochs, validate_config
+from .errors import ConfigError, run_main
+from .files import read_json
+from .names import BASE_METHODS, flood_run
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSUMED_WINDOW_LEVELS = 5            # a window's levels when search.max_levels is null (paper config)
+ASSUMED_ATTACK_SECONDS = 1.0         # per attacked example and recipe, when nothing was measured
+PROBE_EPOCH_RATIO = 1.1              # the probe's epoch against fine-tuning's (make bench: 1.0-1.2)
+PAPER_TABLE3 = Path(__file__).resolve().parent / "paper_results" / "paper_table3.csv"
+
+# Published split sizes of the built-in Hugging Face data sets: (train, the split floodx tests on).
+HF_SIZES = {"sst2": (67349, 872), "mrpc": (3668, 408), "qnli": (104743, 5463), "imdb": (25000, 25000),
+            "ag_news": (120000, 7600)}
+EMBEDDED_SIZE = 4000                 # Rotten Tomatoes sentences
+# Checkpoint size (save_pretrained folder) by model; others are assumed BERT-base sized.
+CHECKPOINT_GB = {"pypi-minilm": 0.091, "tiny": 0.002, "bert-base-uncased": 0.438}
+OPTIMIZER_FACTOR = 2                 # Adam's two moments beside the newest checkpoint while training
+
+
+def load(configfiles):
+    """config/config.yaml overlaid by `configfiles` as Snakemake merges them, validated."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for path in configfiles:
+        overlay = yaml.safe_load(Path(path).read_text()) or {}
+        if "datasets" in overlay:
+            config["datasets"] = overlay["datasets"]
+        _merge(config, {k: v for k, v in overlay.items() if k != "datasets"})
+    return validate_config(config, source=" + ".join(map(str, configfiles)) or "config/config.yaml")
+
+
+def _merge(base, overlay):
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+# ---------------------------------------------------------------- sizes and times
+def split_sizes(ds):
+    """(train, test, attacked) examples of one data set (configured slices, else the source's sizes)."""
+    if ds["source"] == "huggingface":
+        train, test = HF_SIZES[ds["name"]]
+        train = int(train * (1 - ds["dev_fraction"]))
+    elif ds["source"] == "embedded":
+        pool = EMBEDDED_SIZE
+        test = int(pool * ds["test_fraction"])
+        train = int((pool - test) * (1 - ds["dev_fraction"]))
+    else:
+        train, test = 1000, 200          # a local file: counted when prepared; a round guess here
+    train = ds["train_size"] or train
+    test = ds["test_size"] or test
+    return train, test, min(ds["attack_examples"] or test, test)
+
+
+def epoch_seconds(dataset, ds, train, results):
+    """{method: seconds per epoch} and where they come from."""
+    times = Path(results) / "profile" / dataset / "times.json"
+    if times.is_file():
+        measured = read_json(times)
+        scale = train / max(1, measured.get("num_train_examples") or train)
+        out = {m: rec["seconds_per_epoch"] * scale for m, rec in measured["methods"].items()}
+        return out, f"measured ({times}, {measured.get('device')})"
+    paper_name = ds.get("paper_dataset") or (ds["name"] if ds["source"] == "huggingface" else "sst2")
+    rows = [line.split(",") for line in PAPER_TABLE3.read_text().splitlines()[1:]]
+    table = {(d, m): float(s) for d, m, s, *_ in rows}
+    if (paper_name, "finetune") in table:
+        base = paper_name
+        scale = train / (HF_SIZES[base][0] * (1 - ds["dev_fraction"])) if ds["source"] != "huggingface" else 1.0
+    else:
+        base, scale = "sst2", train / (HF_SIZES["sst2"][0] * (1 - ds["dev_fraction"]))
+    out = {m: table[(base, m)] * scale for (d, m) in table if d == base}
+    return out, f"assumed (paper Table 3, RTX 2080Ti, {base} scaled x{scale:.3g})"
+
+
+def attack_seconds(dataset, results):
+    """Seconds per attacked example and recipe: measured in this results folder, or assumed."""
+    total = count = 0
+    for summary in (Path(results) / "attack" / dataset).glob("*/seed*/*/summary.json"):
+        data = read_json(summary)
+        if data.get("seconds") and data.get("n_attacked"):
+            total += data["seconds"]
+            count += data["n_attacked"]
+    if count:
+        return total / count, f"measured ({count} attacked examples under {Path(results) / 'attack' / dataset})"
+    return ASSUMED_ATTACK_SECONDS, f"assumed ({ASSUMED_ATTACK_SECONDS} s per example and recipe)"
+
+
+def checkpoint_gb(config):
+    model = config["model"]
+    key = model["source"] if model["source"] != "huggingface" else Path(str(model["name_or_path"])).name
+    return CHECKPOINT_GB.get(key, CHECKPOINT_GB["bert-base-uncased"])
+
+
+# ---------------------------------------------------------------- the plan
+def window_levels(config):
+    return config["search"]["max_levels"] or ASSUMED_WINDOW_LEVELS
+
+
+def plan(config, results="results"):
+    """Per data set and stage: jobs (before/after the checkpoints), epochs, examples, hours, disk."""
+    seeds, methods = config["seeds"], config["methods"]
+    grid = flooding_grid(config)
+    epochs = config["training"]["epochs"]
+    recipes = config["attacks"]["recipes"]
+    shards = config["attacks"]["shards"]
+    by_dev_attack = config["search"]["criterion"] == "dev_attack"
+    size = checkpoint_gb(config)
+    window = window_levels(config)
+    rows, sources = [], {}
+    end_checkpoints = 0.0
+    for dataset, ds in config["datasets"].items():
+        train, test, attacked = split_sizes(ds)
+        per_epoch, time_source = epoch_seconds(dataset, ds, train, results)
+        per_example, attack_source = attack_seconds(dataset, results)
+        sources[dataset] = {"training": time_source, "attacks": attack_source}
+        base = [m for m in methods if m in BASE_METHODS]
+        S = len(seeds)
+        ft = per_epoch.get("finetune", 0.0)
+
+        def add(stage, jobs, after=0, epochs_=0, hours=0.0, examples=0, attack_hours=0.0):
+            rows.append({"dataset": dataset, "stage": stage, "jobs": jobs, "jobs_after_checkpoints": after,
+                         "epochs": epochs_, "gpu_hours": hours, "examples": examples,
+                         "attack_hours": attack_hours})
+
+        add("prepare", 1)
+        add("probe + window", 2 * S, epochs_=S * config["probe"]["max_epochs"],
+            hours=S * config["probe"]["max_epochs"] * ft * PROBE_EPOCH_RATIO / 3600)
+        for method in base:
+            add(f"train {method}", S, epochs_=S * epochs, hours=S * epochs * per_epoch.get(method, ft) / 3600)
+        flood = per_epoch.get("flooding", ft)
+        add("train Flooding grid", S * len(grid), epochs_=S * len(grid) * epochs,
+            hours=S * len(grid) * epochs * flood / 3600)
+        # The window's levels: on the wide grid when both use the same step (the paper's 0.01), so the
+        # grid's runs serve Flooding-X too; otherwise runs of their own.
+        on_grid = math.isclose(config["search"]["step"], config["flooding"]["grid"]["step"])
+        narrow = [] if on_grid else list(range(window))
+        add("train Flooding-X window", 0, after=S * len(narrow), epochs_=S * len(narrow) * epochs,
+            hours=S * len(narrow) * epochs * flood / 3600)
+        dev_examples = ds["dev_attack_examples"]
+        if by_dev_attack:
+            add("dev attacks (grid)", S * len(grid), examples=S * len(grid) * dev_examples,
+                attack_hours=S * len(grid) * dev_examples * per_example / 3600)
+            add("dev attacks (window)", 0, after=S * len(narrow), examples=S * len(narrow) * dev_examples,
+                attack_hours=S * len(narrow) * dev_examples * per_example / 3600)
+        add("flood-level choice", 2 * S)
+        add("test attacks", S * len(methods) * (shards + len(recipes)),
+            examples=S * len(methods) * len(recipes) * attacked,
+            attack_hours=S * len(methods) * len(recipes) * attacked * per_example / 3600)
+        per_epoch_methods = config["figures"]["per_epoch_methods"]
+        fig4 = config["figures"]["per_epoch_attack_examples"]
+        add("Figure 4 per-epoch attacks", 0, after=len(per_epoch_methods), examples=len(per_epoch_methods) * epochs * fig4,
+            attack_hours=len(per_epoch_methods) * epochs * fig4 * per_example / 3600)
+        add("profiling, landscape, figures", 2 + 4)
+        # Disk at the end: what the retention rule keeps (floodx.config.kept_epochs), per seed.
+        def checkpoints(run, window=()):
+            kept = kept_epochs(config, run, window_levels=window)
+            return epochs if kept is None else len(set(kept) | {epochs})   # the final one is always kept
+
+        in_window = checkpoints(flood_run(9.99), window=["9.99"])           # a level inside the window
+        outside = [flood_run(lv) for lv in grid][:len(grid) - (window if on_grid else 0)]
+        per_seed = sum(checkpoints(m) for m in base) + sum(checkpoints(run) for run in outside)
+        per_seed += window * in_window
+        end_checkpoints += S * (per_seed + 1)                                     # + the probe's final one
+    fixed = 3 + (1 if config["model"]["source"] == "huggingface" else 0) + 3   # fetches; tables 2, 3, search
+    disk_end = end_checkpoints * size
+    disk_peak = disk_end + size * (1 + OPTIMIZER_FACTOR)       # one running job's newest checkpoint + state
+    return {"rows": rows, "fixed_jobs": fixed, "sources": sources, "disk_end_gb": disk_end,
+            "disk_peak_gb": disk_peak, "checkpoint_gb": size, "window_levels": window,
+            "attacked_epoch": attacked_epoch(config), "grid_levels": len(grid)}
+
+
+def summary(result):
+    rows = result["rows"]
+    gpu = sum(r["gpu_hours"] for r in rows)
+    grid = sum(r["gpu_hours"] for r in rows if r["stage"] == "train Flooding grid")
+    grid += sum(r["attack_hours"] for r in rows if r["stage"] == "dev attacks (grid)")
+    flooding_x = sum(r["gpu_hours"] + r["attack_hours"] for r in rows
+                     if r["stage"] in ("probe + window", "train Flooding-X window", "dev attacks (window)"))
+    return {
+        "jobs": result["fixed_jobs"] + sum(r["jobs"] + r["jobs_after_checkpoints"] for r in rows),
+        "jobs_before_checkpoints": result["fixed_jobs"] + sum(r["jobs"] for r in rows),
+        "training_epochs": sum(r["epochs"] for r in rows),
+        "attacked_examples": sum(r["examples"] for r in rows),
+        "gpu_hours": gpu,
+        "attack_hours": sum(r["attack_hours"] for r in rows),
+        "disk_peak_gb": result["disk_peak_gb"],
+        "disk_end_gb": result["disk_end_gb"],
+        "flooding_grid_hours": grid,
+        "flooding_x_search_hours": flooding_x,
+    }
+
+
+def report(result):
+    lines = [f"{name}: {value:.4g}" if isinstance(value, float) else f"{name}: {value}"
+             for name, value in summary(result).items()]
+    lines.append("")
+    lines.append(f"{'data set':<10} {'stage':<32} {'jobs':>6} {'+after':>6} {'epochs':>7} {'GPU h':>9} "
+                 f"{'examples':>9} {'attack h':>9}")
+    for r in result["rows"]:
+        lines.append(f"{r['dataset']:<10} {r['stage']:<32} {r['jobs']:>6} {r['jobs_after_checkpoints']:>6} "
+                     f"{r['epochs']:>7} {r['gpu_hours']:>9.3g} {r['examples']:>9} {r['attack_hours']:>9.3g}")
+    lines.append("")
+    for dataset, src in result["sources"].items():
+        lines.append(f"{dataset}: training times {src['training']}; attack times {src['attacks']}")
+    lines.append(f"window: {result['window_levels']} levels per probe ("
+                 + ("search.max_levels" if result['window_levels'] != ASSUMED_WINDOW_LEVELS else "assumed") + "); "
+                 f"checkpoint {result['checkpoint_gb']} GB; '+after': jobs Snakemake lists only after its checkpoints")
+    return "\n".join(lines)
+
+
+def _main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m floodx.plan", description=__doc__.splitlines()[0])
+    parser.add_argument("--configfile", nargs="*", default=[], help="config overlays, as given to Snakemake")
+    parser.add_argument("--results", default="results", help="where measured times are looked for")
+    args = parser.parse_args(argv)
+    for path in args.configfile:
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: no such config file")
+    print(report(plan(load(args.configfile), args.results)))
+
+
+def main(argv=None):
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The cost planner: its job counts are the workflow's (against `snakemake -n`), its sources labelled."""
+
+import re
+
+import pytest
+
+from floodx import plan
+from workflow_copy import copy_workflow, snakemake
+
+
+def dry_run_counts(tmp_path, *configfiles):
+    copy_workflow(tmp_path, share_resources=False)
+    args = ["-n"] + (["--configfile", *configfiles] if configfiles else [])
+    result = snakemake(tmp_path, *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.M))
+    return {rule: int(n) for rule, n in counts.items()}
+
+
+@pytest.mark.parametrize("configfiles", [(), ("config/tiny.yaml",), ("config/paper.yaml",)])
+def test_the_planned_jobs_are_the_dry_runs(tmp_path, configfiles):
+    counts = dry_run_counts(tmp_path, *configfiles)
+    result = plan.plan(plan.load([plan.ROOT / c for c in configfiles]), results=tmp_path / "no-results")
+    figures = plan.summary(result)
+    assert figures["jobs_before_checkpoints"] + 1 == counts["total"]       # + Snakemake's `all`
+    trained = sum(r["jobs"] for r in result["rows"] if r["stage"].startswith("train"))
+    assert trained == counts["train"]
+    assert figures["jobs"] > figures["jobs_before_checkpoints"]          # the window runs, Figure 4's attacks
+
+
+def test_every_time_says_whether_it_was_measured_or_assumed(tmp_path, capsys):
+    plan.main(["--configfile", str(plan.ROOT / "config/paper.yaml"), "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    for name in ("jobs", "gpu_hours", "attack_hours", "disk_peak_gb", "disk_end_gb"):
+        assert re.search(rf"^{name}: [\d.e+]+$", out, flags=re.M), name
+    assert out.count("training times assumed (paper Table 3") == 5 and "measured" not in out
+    profile = tmp_path / "profile" / "rt" / "times.json"
+    profile.parent.mkdir(parents=True)
+    profile.write_text('{"methods": {"finetune": {"seconds_per_epoch": 4.0}}, "num_train_examples": 256, '
+                       '"device": "cpu:test"}')
+    result = plan.plan(plan.load([]), results=tmp_path)
+    assert result["sources"]["rt"]["training"].startswith("measured")
+    assert next(r for r in result["rows"] if r["stage"] == "train finetune")["gpu_hours"] == pytest.approx(
+        10 * 4.0 / 3600)
