@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.floodx-installed
 CORES ?= all
 
-.PHONY: setup run test bench report plan dryrun lint clean-results
+.PHONY: setup run test bench report plan gpu-check dryrun lint clean-results
 
 setup: $(STAMP)
 
@@ -38,6 +38,11 @@ report: $(STAMP)
 # What a config will cost before it runs: make plan [CONFIG=config/paper.yaml]
 plan: $(STAMP)
 	$(BIN)/python -m floodx.plan $(if $(CONFIG),--configfile $(CONFIG))
+
+# On a GPU machine: BERT-base step times, Table 3 ratios, probe, memory, bf16/fp32 agreement (minutes).
+# GPU_CHECK_ARGS=--reduced runs the same path anywhere in seconds (the tests do).
+gpu-check:
+	PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m floodx.bench.gpu_check $(GPU_CHECK_ARGS)
 
 dryrun: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n
