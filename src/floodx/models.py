@@ -34,7 +34,9 @@ def tiny_bert(num_labels, folder, **overrides):
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     vocab_file = write_tiny_vocab(folder)
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+    # Loaded from the folder: BertTokenizerFast(vocab_file=...) keeps only the special tokens in
+    # transformers 5, where from_pretrained reads vocab.txt as 4.x does (the same ids in both).
+    tokenizer = BertTokenizerFast.from_pretrained(str(vocab_file.parent), do_lower_case=True)
     settings = dict(
         vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
