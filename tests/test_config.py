@@ -91,6 +91,10 @@ def test_runs_keep_only_the_checkpoints_that_are_read(default_config):
     assert per_epoch_window(config)
     assert kept_epochs(config, "flooding-b0.13", ["0.12", "0.13"]) is None   # inside the window
     assert kept_epochs(config, "flooding-b0.30", ["0.12", "0.13"]) == [10]  # the wide grid only
+    config["seeds"] = [42, 43]
+    assert kept_epochs(config, "finetune", seed=42) is None                 # Figure 4's seed
+    assert kept_epochs(config, "finetune", seed=43) == [10]                 # the other seeds: attacked only
+    assert run_spec(config, "rt", "finetune", 43)["keep_epochs"] == [10]
     config["attacks"]["epoch"] = 4
     assert kept_epochs(config, "pgd") == [4]
     config["figures"]["per_epoch_methods"] = ["flooding"]

@@ -170,15 +170,23 @@ def per_epoch_window(config):
     return config["training"]["keep_checkpoints"] != "all" and "flooding_x" in wanted and "flooding" not in wanted
 
 
-def kept_epochs(config, run, window_levels=()):
+def figure4_seed(config):
+    """The seed whose runs Figure 4 attacks epoch by epoch (the first)."""
+    return int(config["seeds"][0])
+
+
+def kept_epochs(config, run, window_levels=(), seed=None):
     """Checkpoints a training run keeps besides its final one (None = every epoch).
 
-    Figure 4 attacks every epoch of `figures.per_epoch_methods`. A flood run keeps them all when
-    Flooding is among them, or when Flooding-X is and its level lies in the accordance window
-    (`window_levels`); the wide grid's other runs keep only what the attacks read.
+    Figure 4 attacks every epoch of `figures.per_epoch_methods`, for its seed only. A flood run
+    keeps them all when Flooding is among them, or when Flooding-X is and its level lies in the
+    accordance window (`window_levels`); the wide grid's other runs, and every run of the other
+    seeds, keep only what the attacks read.
     """
     if config["training"]["keep_checkpoints"] == "all":
         return None
+    if seed is not None and int(seed) != figure4_seed(config):
+        return [attacked_epoch(config)]
     wanted = set(config["figures"]["per_epoch_methods"])
     method, params = parse_run(run)
     if method == "flooding":
@@ -196,7 +204,7 @@ def run_spec(config, dataset, run, seed, resources="resources", window_levels=()
     return {
         "dataset": dataset, "run": run, "method": method, "method_params": params,
         "seed": int(seed), "model": config["model"], "training": dataset_training(config, dataset),
-        "resources": resources, "keep_epochs": kept_epochs(config, run, window_levels),
+        "resources": resources, "keep_epochs": kept_epochs(config, run, window_levels, seed),
     }
 
 

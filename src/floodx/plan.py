@@ -178,15 +178,16 @@ def plan(config, results="results"):
             attack_hours=len(per_epoch_methods) * epochs * fig4 * per_example / 3600)
         add("profiling, landscape, figures", 2 + 4)
         # Disk at the end: what the retention rule keeps (floodx.config.kept_epochs), per seed.
-        def checkpoints(run, window=()):
-            kept = kept_epochs(config, run, window_levels=window)
-            return epochs if kept is None else len(set(kept) | {epochs})   # the final one is always kept
+        for seed in seeds:
+            def checkpoints(run, window=()):
+                kept = kept_epochs(config, run, window_levels=window, seed=seed)
+                return epochs if kept is None else len(set(kept) | {epochs})   # the final one is always kept
 
-        in_window = checkpoints(flood_run(9.99), window=["9.99"])           # a level inside the window
-        outside = [flood_run(lv) for lv in grid][:len(grid) - (window if on_grid else 0)]
-        per_seed = sum(checkpoints(m) for m in base) + sum(checkpoints(run) for run in outside)
-        per_seed += window * in_window
-        end_checkpoints += S * (per_seed + 1)                                     # + the probe's final one
+            in_window = checkpoints(flood_run(9.99), window=["9.99"])           # a level inside the window
+            outside = [flood_run(lv) for lv in grid][:len(grid) - (window if on_grid else 0)]
+            per_seed = sum(checkpoints(m) for m in base) + sum(checkpoints(run) for run in outside)
+            per_seed += window * in_window
+            end_checkpoints += per_seed + 1                                     # + the probe's final one
     fixed = 3 + (1 if config["model"]["source"] == "huggingface" else 0) + 3   # fetches; tables 2, 3, search
     disk_end = end_checkpoints * size
     disk_peak = disk_end + size * (1 + OPTIMIZER_FACTOR)       # one running job's newest checkpoint + state

@@ -68,9 +68,9 @@ def dev_subset_text(dataset):
 
 
 def train_window(wildcards):
-    """A flood run waits for the accordance window when Figure 4 attacks Flooding-X per epoch:
+    """A flood run of Figure 4's seed waits for the accordance window when Figure 4 attacks Flooding-X per epoch:
     only runs inside the window keep every epoch's checkpoint (floodx.config.kept_epochs)."""
-    if parse_run(wildcards.run)[0] == "flooding" and per_epoch_window(config):
+    if parse_run(wildcards.run)[0] == "flooding" and per_epoch_window(config) and wildcards.seed == SEEDS[0]:
         return [f"results/probe/{wildcards.dataset}/seed{wildcards.seed}/window.json"]
     return []
 
