@@ -115,6 +115,14 @@ def test_fake_sbatch_runs_job_and_reports_completed(tmp_path):
     assert calls[1]["stdin"] == script
     bad = subprocess.run(["sbatch", "--no-such-option", "--wrap=true"], env=env, capture_output=True, text=True)
     assert bad.returncode != 0
+    # An array: each task runs with its own SLURM_ARRAY_TASK_ID; sacct lists <job>_<task>.
+    array = subprocess.run(["sbatch", "--parsable", "--job-name", "arr", "--array=1-2", "-D", str(tmp_path),
+                            '--wrap=echo "$SLURM_ARRAY_TASK_ID of $SLURM_ARRAY_TASK_MIN-$SLURM_ARRAY_TASK_MAX" >> tasks.txt'],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert (tmp_path / "tasks.txt").read_text().split("\n")[:2] == ["1 of 1-2", "2 of 1-2"]
+    status = subprocess.run(["sacct", "-X", "--parsable2", "--noheader", "--format=JobIdRaw,State", "--name", "arr"],
+                            env=env, capture_output=True, text=True, check=True).stdout
+    assert status.split() == [f"{array}_1|COMPLETED", f"{array}_2|COMPLETED"]
 
 
 # ---------------------------------------------------------------- the profile
@@ -213,3 +221,29 @@ def test_slurm_profile_end_to_end(tmp_path, sentences):
     metrics = json.loads((tmp_path / TRAIN_TARGET).read_text())
     assert len(metrics["epochs"]) == 1
     assert (tmp_path / "results/train/toy/finetune/seed1" / metrics["final_checkpoint"]).is_dir()
+
+
+@pytest.mark.slow
+def test_grid_jobs_go_in_as_one_slurm_array(tmp_path, sentences):
+    """Two training jobs of one rule: the profile's slurm-array-jobs submits them as one array whose
+    tasks both run and finish (the stand-in sbatch runs each task with its SLURM_ARRAY_TASK_ID)."""
+    assert "train" in profile()["slurm-array-jobs"].split(",")
+    copy_workflow(tmp_path)
+    (tmp_path / "data").mkdir()
+    rows = ["text,label"] + [f'"{text}",{label}' for text, label in sentences]
+    (tmp_path / "data" / "toy.csv").write_text("\n".join(rows) + "\n")
+    config = {**TEST_CONFIG, "methods": ["finetune", "pgd"], "method_params": {"pgd": {"adv_steps": 1}}}
+    (tmp_path / "config" / "test_slurm.yaml").write_text(yaml.safe_dump(config))
+    log = tmp_path / "fake_slurm.jsonl"
+    targets = [TRAIN_TARGET, TRAIN_TARGET.replace("finetune", "pgd")]
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *targets, "--profile", "profiles/slurm", "--executor", "slurm",
+         "--configfile", "config/test_slurm.yaml", "--retries", "0", "--latency-wait", "5",
+         "--slurm-init-seconds-before-status-checks", "1", "--slurm-keep-successful-logs", "--set-threads", "train=1"],
+        cwd=tmp_path, env=slurm_env(log), capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    calls = [c for c in sbatch_calls(log) if submitted_rule(c) == "train"]
+    assert len(calls) == 1 and calls[0]["options"]["array"] == "1-2", [c["argv"] for c in calls]
+    for target in targets:
+        assert json.loads((tmp_path / target).read_text())["epochs"], target

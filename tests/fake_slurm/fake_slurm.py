@@ -10,7 +10,9 @@ appended as one JSON object per line to the file named by `FAKE_SLURM_LOG`:
 
 `sbatch` runs the job *synchronously* (`--wrap` command, or the script on stdin / in a file)
 with the environment a SLURM job would see (SLURM_JOB_ID, SLURM_GPUS, ...), writes its output
-to `--output` (`%j` replaced), records COMPLETED or FAILED, then prints the job id. `sacct` and
+to `--output` (`%j` replaced), records COMPLETED or FAILED, then prints the job id. With
+`--array`, every task runs in turn with its SLURM_ARRAY_TASK_ID (and _MIN, _MAX) and is recorded
+as `<job>_<task>`, as SLURM reports array tasks. `sacct` and
 `squeue` report the recorded states; `srun` drops its options and runs the command.
 
 Environment:
@@ -210,19 +212,54 @@ def sbatch(argv):
     workdir = options.get("chdir", os.getcwd())
     script_file = state_dir() / f"job-{jobid}.sh"
     script_file.write_text(script)
-    if os.environ.get("FAKE_SLURM_RUN", "1") == "0":
-        set_state(jobid, "COMPLETED", 0)
-    else:
+    tasks = array_tasks(options["array"]) if "array" in options else [None]
+    for task in tasks:
+        task_id = jobid if task is None else f"{jobid}_{task}"
+        if task is not None:
+            add_task(jobid, task_id)
+        if os.environ.get("FAKE_SLURM_RUN", "1") == "0":
+            set_state(task_id, "COMPLETED", 0)
+            continue
         output = options.get("output", str(Path(workdir) / "slurm-%j.out"))
-        output = Path(workdir, output.replace("%j", jobid).replace("%x", options.get("job_name", "sbatch")))
+        output = output.replace("%j", jobid).replace("%x", options.get("job_name", "sbatch"))
+        output = Path(workdir, output.replace("%A", jobid).replace("%a", str(task or 0)))
         output.parent.mkdir(parents=True, exist_ok=True)
+        env = job_environment(jobid, options, workdir)
+        if task is not None:    # each array task runs the script with its own task id
+            env.update({"SLURM_ARRAY_JOB_ID": jobid, "SLURM_ARRAY_TASK_ID": str(task),
+                        "SLURM_ARRAY_TASK_MIN": str(min(tasks)), "SLURM_ARRAY_TASK_MAX": str(max(tasks)),
+                        "SLURM_ARRAY_TASK_COUNT": str(len(tasks)), "SLURM_ARRAY_TASK_STEP": "1"})
         with open(output, "w") as out:
             proc = subprocess.run(["/bin/sh", str(script_file)], cwd=workdir, stdin=subprocess.DEVNULL,
-                                  stdout=out, stderr=subprocess.STDOUT,
-                                  env=job_environment(jobid, options, workdir))
-        set_state(jobid, "COMPLETED" if proc.returncode == 0 else "FAILED", proc.returncode)
+                                  stdout=out, stderr=subprocess.STDOUT, env=env)
+        set_state(task_id, "COMPLETED" if proc.returncode == 0 else "FAILED", proc.returncode)
+    if tasks != [None]:
+        drop_job(jobid)         # sacct lists an array's tasks (<job>_<task>), not the array itself
     print(jobid if options.get("parsable") else f"Submitted batch job {jobid}")
     return 0
+
+
+def array_tasks(spec):
+    """--array=1-3,5 -> [1, 2, 3, 5] (a %limit suffix is ignored)."""
+    tasks = []
+    for part in spec.split("%")[0].split(","):
+        low, _, high = part.partition("-")
+        tasks += list(range(int(low), int(high or low) + 1))
+    return tasks
+
+
+def add_task(jobid, task_id):
+    with locked():
+        jobs = load_jobs()
+        jobs[task_id] = {**jobs[jobid], "state": "RUNNING", "exit_code": None}
+        save_jobs(jobs)
+
+
+def drop_job(jobid):
+    with locked():
+        jobs = load_jobs()
+        jobs.pop(jobid, None)
+        save_jobs(jobs)
 
 
 # ---------------------------------------------------------------- srun
