@@ -62,17 +62,24 @@ def _merge(base, overlay):
 
 
 # ---------------------------------------------------------------- sizes and times
-def split_sizes(ds):
-    """(train, test, attacked) examples of one data set (configured slices, else the source's sizes)."""
+def split_sizes(dataset, ds, seed):
+    """(train, test, attacked) examples of one data set: a local file is read and split as `prepare`
+    splits it; the others from their published sizes and the configured slices."""
+    if ds["source"] == "local":
+        from .data import build_splits
+        from .data_sources import load_local, normalise_spec
+
+        spec = normalise_spec(dataset, ds)
+        splits, _ = build_splits(load_local(spec, dataset), spec, dataset, seed)
+        train, test = len(splits["train"]), len(splits["test"])
+        return train, test, min(ds["attack_examples"] or test, test)
     if ds["source"] == "huggingface":
         train, test = HF_SIZES[ds["name"]]
         train = int(train * (1 - ds["dev_fraction"]))
-    elif ds["source"] == "embedded":
+    else:                                   # embedded
         pool = EMBEDDED_SIZE
         test = int(pool * ds["test_fraction"])
         train = int((pool - test) * (1 - ds["dev_fraction"]))
-    else:
-        train, test = 1000, 200          # a local file: counted when prepared; a round guess here
     train = ds["train_size"] or train
     test = ds["test_size"] or test
     return train, test, min(ds["attack_examples"] or test, test)
@@ -135,7 +142,7 @@ def plan(config, results="results"):
     rows, sources = [], {}
     end_checkpoints = 0.0
     for dataset, ds in config["datasets"].items():
-        train, test, attacked = split_sizes(ds)
+        train, test, attacked = split_sizes(dataset, ds, seeds[0])
         per_epoch, time_source = epoch_seconds(dataset, ds, train, results)
         per_example, attack_source = attack_seconds(dataset, results)
         sources[dataset] = {"training": time_source, "attacks": attack_source}
