@@ -200,6 +200,7 @@ def plan(config, results="results"):
     disk_peak = disk_end + size * (1 + OPTIMIZER_FACTOR)       # one running job's newest checkpoint + state
     return {"rows": rows, "fixed_jobs": fixed, "sources": sources, "disk_end_gb": disk_end,
             "disk_peak_gb": disk_peak, "checkpoint_gb": size, "window_levels": window,
+            "window_assumed": not config["search"]["max_levels"],
             "attacked_epoch": attacked_epoch(config), "grid_levels": len(grid)}
 
 
@@ -237,7 +238,7 @@ def report(result):
     for dataset, src in result["sources"].items():
         lines.append(f"{dataset}: training times {src['training']}; attack times {src['attacks']}")
     lines.append(f"window: {result['window_levels']} levels per probe ("
-                 + ("search.max_levels" if result['window_levels'] != ASSUMED_WINDOW_LEVELS else "assumed") + "); "
+                 + ("assumed" if result["window_assumed"] else "search.max_levels") + "); "
                  f"checkpoint {result['checkpoint_gb']} GB; '+after': jobs Snakemake lists only after its checkpoints")
     return "\n".join(lines)
 
