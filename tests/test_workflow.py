@@ -145,6 +145,46 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+@pytest.mark.slow
+def test_keep_checkpoints_chosen_removes_unchosen_weights_and_retrains_a_run_whose_dev_attack_must_rerun(tmp_path):
+    """training.keep_checkpoints: chosen (the paper config): after both flood-level choices only the chosen
+    flood runs keep their weights; nothing is redone afterwards; a dev attack that must run again gets its
+    run's weights back by training it again, with the same attack rows."""
+    copy_workflow(tmp_path)
+    (tmp_path / "chosen.yaml").write_text(yaml.safe_dump({"training": {"keep_checkpoints": "chosen"}}))
+    command = ("--cores", "2", "--configfile", "config/tiny.yaml", "chosen.yaml")
+    result = snakemake(tmp_path, *command, timeout=2400)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    results = tmp_path / "results"
+    chosen = {json.loads((results / f"search/tiny/{m}/seed1/choice.json").read_text())["run"]
+              for m in ("flooding", "flooding_x")}
+    flood_runs = {p.name for p in (results / "train/tiny").glob("flooding-b*")}
+    record = json.loads((results / "search/tiny/seed1/pruned.json").read_text())
+    assert set(record["chosen"]) == chosen and record["identity"] == {"dataset": "tiny", "seed": 1}
+    assert {r["run"] for r in record["removed"]} == flood_runs - chosen and flood_runs - chosen
+    assert record["bytes_freed"] > 0
+    for run in flood_runs:
+        folder = results / "train/tiny" / run / "seed1"
+        assert (folder / "metrics.json").exists() and not (folder / "weights.ready").exists()
+        assert (folder / "checkpoints/epoch-2/config.json").exists() == (run in chosen), run
+    for method in ("finetune", "pgd"):
+        assert (results / f"train/tiny/{method}/seed1/checkpoints/epoch-2/config.json").exists()
+    assert (results / "tables/table2.csv").exists()
+    again = snakemake(tmp_path, *command, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    removed = sorted(flood_runs - chosen)[0]
+    dev = results / f"dev_attack/tiny/{removed}/seed1"
+    rows = (dev / "shard-0.csv").read_text()
+    rerun = snakemake(tmp_path, *command, "--forcerun", f"results/dev_attack/tiny/{removed}/seed1/summary.json")
+    assert rerun.returncode == 0, rerun.stdout[-6000:] + rerun.stderr[-6000:]
+    assert job_counts(rerun.stdout + rerun.stderr)["train"] == 1
+    assert (dev / "shard-0.csv").read_text() == rows
+    assert not (results / f"train/tiny/{removed}/seed1/checkpoints").exists()   # removed again after the choice
+    again = snakemake(tmp_path, *command, "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
 def report_results(html):
     """The `results` object a Snakemake report embeds: {path: {mime_type, data_uri, ...}}."""
     return json.loads(re.search(r"var results = (\{.*?\});\n", html).group(1))

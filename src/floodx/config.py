@@ -181,7 +181,8 @@ def kept_epochs(config, run, window_levels=(), seed=None):
     Figure 4 attacks every epoch of `figures.per_epoch_methods`, for its seed only. A flood run
     keeps them all when Flooding is among them, or when Flooding-X is and its level lies in the
     accordance window (`window_levels`); the wide grid's other runs, and every run of the other
-    seeds, keep only what the attacks read.
+    seeds, keep only what the attacks read. (`chosen` keeps the same; floodx.retention removes the unchosen
+    flood runs' weights after the choice.)
     """
     if config["training"]["keep_checkpoints"] == "all":
         return None

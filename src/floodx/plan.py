@@ -140,7 +140,8 @@ def plan(config, results="results"):
     size = checkpoint_gb(config)
     window = window_levels(config)
     rows, sources = [], {}
-    end_checkpoints = 0.0
+    end_checkpoints = before_choice = 0.0
+    prune = config["training"]["keep_checkpoints"] == "chosen"
     for dataset, ds in config["datasets"].items():
         train, test, attacked = split_sizes(dataset, ds, seeds[0])
         per_epoch, time_source = epoch_seconds(dataset, ds, train, results)
@@ -176,6 +177,8 @@ def plan(config, results="results"):
             add("dev attacks (window)", 0, after=S * len(narrow), examples=S * len(narrow) * dev_examples,
                 attack_hours=S * len(narrow) * dev_examples * per_example / 3600)
         add("flood-level choice", 2 * S)
+        if prune:
+            add("prune unchosen flood runs", S)
         add("test attacks", S * len(methods) * (shards + len(recipes)),
             examples=S * len(methods) * len(recipes) * attacked,
             attack_hours=S * len(methods) * len(recipes) * attacked * per_example / 3600)
@@ -184,7 +187,8 @@ def plan(config, results="results"):
         add("Figure 4 per-epoch attacks", 0, after=len(per_epoch_methods), examples=len(per_epoch_methods) * epochs * fig4,
             attack_hours=len(per_epoch_methods) * epochs * fig4 * per_example / 3600)
         add("profiling, landscape, figures", 2 + 4)
-        # Disk at the end: what the retention rule keeps (floodx.config.kept_epochs), per seed.
+        # Disk: what the retention rule keeps (floodx.config.kept_epochs), per seed; with
+        # keep_checkpoints: chosen only the two chosen flood runs outlive the choice (floodx.retention).
         for seed in seeds:
             def checkpoints(run, window=()):
                 kept = kept_epochs(config, run, window_levels=window, seed=seed)
@@ -192,12 +196,16 @@ def plan(config, results="results"):
 
             in_window = checkpoints(flood_run(9.99), window=["9.99"])           # a level inside the window
             outside = [flood_run(lv) for lv in grid][:len(grid) - (window if on_grid else 0)]
-            per_seed = sum(checkpoints(m) for m in base) + sum(checkpoints(run) for run in outside)
-            per_seed += window * in_window
-            end_checkpoints += per_seed + 1                                     # + the probe's final one
+            kept_always = sum(checkpoints(m) for m in base) + 1                 # + the probe's final one
+            flood = sum(checkpoints(run) for run in outside) + window * in_window
+            before_choice += kept_always + flood
+            # After the choice: at most two flood runs, each kept as a window run would be (an upper bound).
+            end_checkpoints += kept_always + (2 * in_window if prune else flood)
     fixed = 3 + (1 if config["model"]["source"] == "huggingface" else 0) + 3   # fetches; tables 2, 3, search
     disk_end = end_checkpoints * size
-    disk_peak = disk_end + size * (1 + OPTIMIZER_FACTOR)       # one running job's newest checkpoint + state
+    # The peak: every training finished before the first choice (a cluster that runs them all at once),
+    # and one running job's newest checkpoint with its optimiser state.
+    disk_peak = before_choice * size + size * (1 + OPTIMIZER_FACTOR)
     return {"rows": rows, "fixed_jobs": fixed, "sources": sources, "disk_end_gb": disk_end,
             "disk_peak_gb": disk_peak, "checkpoint_gb": size, "window_levels": window,
             "window_assumed": not config["search"]["max_levels"],

@@ -8,7 +8,8 @@ uninterrupted one (data order is a function of seed and epoch; RNG and optimiser
 checkpointed). A callback may end training early (`StepState.stop`, the accordance probe).
 
 Retention (`keep_epochs` in the run spec, from `training.keep_checkpoints`): only the checkpoints
-that are read later survive: the listed epochs and the final one, or all with `keep_epochs: null`.
+that are read later survive: the listed epochs and the final one, or all with `keep_epochs: null`
+(with `keep_checkpoints: chosen`, floodx.retention later removes the unchosen flood runs' weights).
 The optimiser state lives only in the newest checkpoint while training, and is dropped when the
 run finishes (what remains of `trainer_state.pt` is the method's own small state).
 """

@@ -11,6 +11,7 @@ from floodx.config import (
     validate_config, window_job_spec,
 )
 from floodx.data import check_before_run
+from floodx.retention import READY_FILE
 from floodx.names import (
     BASE_METHODS, FLOOD_METHODS, METHODS as ALL_METHODS, RECIPES, RUN_PATTERN, flood_run, parse_run, result_identity,
 )
@@ -36,6 +37,9 @@ METHODS = config["methods"]
 ATTACKS = config["attacks"]["recipes"]
 SHARDS = list(range(config["attacks"]["shards"]))
 EPOCHS = list(range(1, config["training"]["epochs"] + 1))  # Figure 4's per-epoch attacks
+# keep_checkpoints: chosen removes, after the flood-level choices, the weights of unchosen flood runs.
+PRUNE = config["training"]["keep_checkpoints"] == "chosen"
+PRUNED_FLOOD_METHODS = [m for m in FLOOD_METHODS if m in METHODS] if PRUNE else []
 # Every job but the fetch/prepare ones runs from resources/ without touching the internet.
 OFFLINE = (
     "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "
@@ -149,6 +153,8 @@ def final_outputs():
     tables = ["table2", "reading", "table2_vs_paper", "table3", "search"]
     targets = expand("results/tables/{table}.{ext}", table=tables, ext=["md", "html"])
     targets += expand("results/figures/figure{n}_{dataset}.png", n=[1, 2, 3, 4], dataset=DATASETS)
+    if PRUNED_FLOOD_METHODS:
+        targets += expand("results/search/{dataset}/seed{seed}/pruned.json", dataset=DATASETS, seed=SEEDS)
     return targets
 
 
@@ -165,10 +171,10 @@ def prepare_inputs(wildcards):
 
 
 # ---------------------------------------------------------------- input functions: flood-level search
-def search_levels(wildcards):
-    if wildcards.flood_method == "flooding":
+def search_levels(dataset, flood_method, seed):
+    if flood_method == "flooding":
         return flooding_grid(config)
-    window = checkpoints.flood_window.get(dataset=wildcards.dataset, seed=wildcards.seed).output[0]
+    window = checkpoints.flood_window.get(dataset=dataset, seed=seed).output[0]
     with open(window) as handle:
         return json.load(handle)["levels"]
 
@@ -177,7 +183,7 @@ def search_candidates(wildcards):
     """level -> (metrics.json, dev attack summary or None) for every level searched."""
     by_dev_attack = config["search"]["criterion"] == "dev_attack"
     candidates = {}
-    for level in search_levels(wildcards):
+    for level in search_levels(wildcards.dataset, wildcards.flood_method, wildcards.seed):
         folder = run_dir(wildcards.dataset, flood_run(level), wildcards.seed)
         dev = f"results/dev_attack/{wildcards.dataset}/{flood_run(level)}/seed{wildcards.seed}/summary.json"
         candidates[level] = (f"{folder}/metrics.json", dev if by_dev_attack else None)
@@ -196,6 +202,21 @@ def candidate_args(wildcards):
         "--candidate " + " ".join(p for p in (level, *pair) if p)
         for level, pair in search_candidates(wildcards).items()
     )
+
+
+# ---------------------------------------------------------------- retention: keep_checkpoints: chosen
+def weights_ready(wildcards):
+    """A dev attack's run must hold its weights: with `keep_checkpoints: chosen` it needs the run's temporary
+    weights.ready, which Snakemake remakes, by training the run again, only when the dev attack must run."""
+    return [f"{run_dir(wildcards.dataset, wildcards.run, wildcards.seed)}/{READY_FILE}"] if PRUNE else []
+
+
+def prune_inputs(wildcards):
+    """The choices of both flood methods, and every run either searched (floodx.retention)."""
+    choices = [f"results/search/{wildcards.dataset}/{m}/seed{wildcards.seed}/choice.json" for m in PRUNED_FLOOD_METHODS]
+    runs = {flood_run(level) for m in PRUNED_FLOOD_METHODS for level in search_levels(wildcards.dataset, m, wildcards.seed)}
+    metrics = [f"{run_dir(wildcards.dataset, run, wildcards.seed)}/metrics.json" for run in sorted(runs)]
+    return {"choices": choices, "metrics": metrics}
 
 
 # ---------------------------------------------------------------- input functions: attacks

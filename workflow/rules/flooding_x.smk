@@ -47,6 +47,7 @@ rule dev_attack:
     """Robust accuracy of a grid run on the dev attack subset: the flood-level criterion."""
     input:
         metrics="results/train/{dataset}/{run}/seed{seed}/metrics.json",
+        weights=weights_ready,
         resources=rules.fetch_attack_resources.output,
     output:
         "results/dev_attack/{dataset}/{run}/seed{seed}/summary.json",
@@ -86,3 +87,21 @@ checkpoint select_flood_level:
         ENV
     shell:
         "python -m floodx.search {params.candidates} --spec {params.spec} --out {output} > {log} 2>&1"
+
+
+rule prune_flood_runs:
+    """training.keep_checkpoints: chosen: once both flood levels are chosen, remove the other runs' weights."""
+    input:
+        unpack(prune_inputs),
+    output:
+        "results/search/{dataset}/seed{seed}/pruned.json",
+    params:
+        # (.get: until the flood window exists, Snakemake asks with the checkpoint's file only)
+        candidates=lambda w, input: " ".join(f"--candidate {os.path.dirname(m)}" for m in input.get("metrics", [])),
+        choices=lambda w, input: " ".join(f"--choice {c}" for c in input.get("choices", [])),
+    log:
+        "logs/prune/{dataset}/seed{seed}.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.retention {params.candidates} {params.choices} --out {output} > {log} 2>&1"

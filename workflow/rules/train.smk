@@ -7,9 +7,12 @@ rule train:
         model=starting_weights(),
         window=train_window,
     output:
-        "results/train/{dataset}/{run}/seed{seed}/metrics.json",
+        metrics="results/train/{dataset}/{run}/seed{seed}/metrics.json",
+        # keep_checkpoints: chosen: what a dev attack waits for (common.smk weights_ready)
+        **({"ready": temp(f"results/train/{{dataset}}/{{run}}/seed{{seed}}/{READY_FILE}")} if PRUNE else {}),
     params:
         offline=OFFLINE,
+        mark_ready=lambda w, output: f" && touch {output.ready}" if PRUNE else "",
         spec=lambda w, input: as_json(
             run_spec(config, w.dataset, w.run, w.seed, RESOURCES, window_levels_of(input.window))),
     priority: train_priority
@@ -26,4 +29,4 @@ rule train:
         ENV
     shell:
         "{params.offline} python -m floodx.training --spec {params.spec} --data results/data/{wildcards.dataset} "
-        "--out results/train/{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed} --threads {threads} > {log} 2>&1"
+        "--out results/train/{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed} --threads {threads} > {log} 2>&1{params.mark_ready}"

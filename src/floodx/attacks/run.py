@@ -33,7 +33,7 @@ def resolve_checkpoint(path, epoch=None):
         if path.name == f"epoch-{epoch}" and (path / "config.json").is_file():
             return path
         raise ResourceError(f"{path}: no checkpoint for epoch {epoch} "
-                            f"(looked for checkpoints/epoch-{epoch}/config.json)")
+                            f"(looked for checkpoints/epoch-{epoch}/config.json){_removed_hint(path)}")
     if (path / "config.json").is_file():
         return path
     if (path / "metrics.json").is_file():
@@ -42,7 +42,16 @@ def resolve_checkpoint(path, epoch=None):
         if final and (path / final / "config.json").is_file():
             return path / final
     raise ResourceError(f"{path}: not a checkpoint folder (no config.json) nor a training run "
-                        "with metrics.json final_checkpoint")
+                        f"with metrics.json final_checkpoint{_removed_hint(path)}")
+
+
+def _removed_hint(path):
+    """Why a finished run may lack its weights: keep_checkpoints: chosen removed them (floodx.retention)."""
+    if not (path / "metrics.json").is_file() or (path / "checkpoints").exists():
+        return ""
+    return ("; the run finished (metrics.json) but its checkpoints/ folder is gone: with training.keep_checkpoints: "
+            "chosen the weights of flood runs that no choice picked are removed (results/search/<data set>/"
+            "seed<seed>/pruned.json); Snakemake trains such a run again when a dev attack of it must rerun")
 
 
 def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index, num_shards,
