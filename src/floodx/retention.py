@@ -81,8 +81,9 @@ def _main(argv=None):
     parser.add_argument("--out", required=True, help="pruned.json: what was removed")
     args = parser.parse_args(argv)
     record = prune(args.candidate, args.choice, args.out)
-    print(f"{record['identity']['dataset']} seed {record['identity']['seed']}: kept {', '.join(record['chosen'])}; "
-          f"removed the weights of {len(record['removed'])} run(s), {record['bytes_freed'] / 1e9:.3g} GB")
+    owner, removed = record["identity"], record["removed"]
+    print(f"{owner['dataset']} seed {owner['seed']}: kept {', '.join(record['chosen'])}; removed the weights "
+          f"of {len(removed)} run(s), {record['bytes_freed'] / 1e9:.3g} GB")
 
 
 def main(argv=None):
