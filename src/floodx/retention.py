@@ -84,6 +84,7 @@ def _main(argv=None):
     owner, removed = record["identity"], record["removed"]
     print(f"{owner['dataset']} seed {owner['seed']}: kept {', '.join(record['chosen'])}; removed the weights "
           f"of {len(removed)} run(s), {record['bytes_freed'] / 1e9:.3g} GB")
+    return record
 
 
 def main(argv=None):
