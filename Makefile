@@ -6,6 +6,8 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.floodx-installed
 CORES ?= all
+# What make gpu-check writes: a device profile that `make plan DEVICE_PROFILE=...` reads.
+GPU_PROFILE ?= results/device_profile.json
 
 .PHONY: setup run test bench report plan gpu-check dryrun lint clean-results
 
@@ -37,12 +39,12 @@ report: $(STAMP)
 
 # What a config will cost before it runs: make plan [CONFIG=config/paper.yaml]
 plan: $(STAMP)
-	$(BIN)/python -m floodx.plan $(if $(CONFIG),--configfile $(CONFIG))
+	$(BIN)/python -m floodx.plan $(if $(CONFIG),--configfile $(CONFIG)) $(if $(DEVICE_PROFILE),--device-profile $(DEVICE_PROFILE))
 
 # On a GPU machine: BERT-base step times, Table 3 ratios, probe, memory, bf16/fp32 agreement (minutes).
 # GPU_CHECK_ARGS=--reduced runs the same path anywhere in seconds (the tests do).
 gpu-check:
-	PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m floodx.bench.gpu_check $(GPU_CHECK_ARGS)
+	PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m floodx.bench.gpu_check --out $(GPU_PROFILE) $(GPU_CHECK_ARGS)
 
 dryrun: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n

@@ -10,7 +10,7 @@ def test_the_gpu_check_runs_in_reduced_mode_and_prints_every_figure(capsys):
     out = capsys.readouterr().out
     figures = dict(re.findall(r"^(\w+): (.+)$", out, flags=re.M))
     for name in ("train_examples_per_s", "sst2_epoch_seconds", "probe_over_finetune_epoch_time",
-                 "bf16_fp32_label_agreement", *(f"ratio_{m}" for m in gpu_check.METHODS)):
+                 "bf16_fp32_label_agreement", "attack_model_queries_per_s", *(f"ratio_{m}" for m in gpu_check.METHODS)):
         assert float(figures[name]) > 0, name
     assert figures["mode"] == "reduced" and float(figures["ratio_finetune"]) == 1.0
     assert 0.0 <= float(figures["bf16_fp32_label_agreement"]) <= 1.0

@@ -1,5 +1,6 @@
 """The cost planner: its job counts are the workflow's (against `snakemake -n`), its sources labelled."""
 
+import json
 import re
 
 import pytest
@@ -42,3 +43,34 @@ def test_every_time_says_whether_it_was_measured_or_assumed(tmp_path, capsys):
     assert result["sources"]["rt"]["training"].startswith("measured")
     assert next(r for r in result["rows"] if r["stage"] == "train finetune")["gpu_hours"] == pytest.approx(
         10 * 4.0 / 3600)
+
+
+def test_a_device_profile_from_the_gpu_check_rescales_the_paper_times(tmp_path):
+    config = plan.load([str(plan.ROOT / "config/paper.yaml")])
+    profile = {"mode": "full", "device": "NVIDIA Test", "date": "2026-11-28", "sst2_epoch_seconds": 26.0,
+               "ratio_finetune": 1.0, "ratio_pgd": 2.0}
+    path = tmp_path / "device_profile.json"
+    path.write_text(json.dumps(profile))
+    paper = plan.plan(config, results=tmp_path)
+    device = plan.plan(config, results=tmp_path, device_profile=plan.read_device_profile(path))
+    assert device["sources"]["sst2"]["training"].startswith("device profile (NVIDIA Test")
+
+    def hours(result, stage, dataset="sst2"):
+        return next(r["gpu_hours"] for r in result["rows"] if r["stage"] == stage and r["dataset"] == dataset)
+
+    # 10x the 2080Ti's fine-tuning speed on every data set; PGD at the device's own ratio, FreeLB at the paper's.
+    for dataset in ("sst2", "qnli"):
+        assert hours(device, "train finetune", dataset) == pytest.approx(hours(paper, "train finetune", dataset) / 10)
+    assert hours(device, "train pgd") == pytest.approx(2 * hours(device, "train finetune"))
+    assert hours(device, "train freelb") == pytest.approx(hours(paper, "train freelb") / 10)
+
+
+def test_a_reduced_gpu_check_is_no_device_profile(tmp_path):
+    from floodx.bench import gpu_check
+    from floodx.errors import ConfigError
+
+    path = tmp_path / "reduced.json"
+    assert gpu_check.main(["--reduced", "--out", str(path)]) == 0
+    assert json.loads(path.read_text())["mode"] == "reduced"
+    with pytest.raises(ConfigError, match="not a full GPU check"):
+        plan.read_device_profile(path)

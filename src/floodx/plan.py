@@ -7,6 +7,8 @@ table per data set and stage. Every time says where it comes from:
 
 - **measured**: `results/profile/<dataset>/times.json` (Table 3's stage, on the device that ran it)
   and, for attacks, the seconds recorded in `results/attack/**/summary.json`;
+- **device profile** (`--device-profile`, written by `make gpu-check`): the paper's Table 3 per data
+  set, rescaled by the device's measured SST-2 epoch and its method ratios;
 - **assumed**: the paper's Table 3 (RTX 2080Ti seconds per epoch, scaled by training-set size
   where the paper has no row) and a fixed seconds-per-attacked-example, when nothing was measured.
 
@@ -85,8 +87,9 @@ def split_sizes(dataset, ds, seed):
     return train, test, min(ds["attack_examples"] or test, test)
 
 
-def epoch_seconds(dataset, ds, train, results):
-    """{method: seconds per epoch} and where they come from."""
+def epoch_seconds(dataset, ds, train, results, device_profile=None):
+    """{method: seconds per epoch} and where they come from: this data set's profiling stage, else the
+    paper's Table 3, rescaled to a device the GPU check measured when a device profile is given."""
     times = Path(results) / "profile" / dataset / "times.json"
     if times.is_file():
         measured = read_json(times)
@@ -102,7 +105,29 @@ def epoch_seconds(dataset, ds, train, results):
     else:
         base, scale = "sst2", train / (HF_SIZES["sst2"][0] * (1 - ds["dev_fraction"]))
     out = {m: table[(base, m)] * scale for (d, m) in table if d == base}
+    if device_profile:
+        # The device's fine-tuning speed on SST-2 against the 2080Ti's, and its own method ratios.
+        speed = device_profile["sst2_epoch_seconds"] / table[("sst2", "finetune")]
+        finetune = out["finetune"] * speed
+        out = {m: finetune * device_profile.get(f"ratio_{m}", out[m] / out["finetune"]) for m in out}
+        return out, (f"device profile ({device_profile['device']}, GPU check of {device_profile.get('date', '?')}: "
+                     f"SST-2 epoch {device_profile['sst2_epoch_seconds']:.4g} s, its method ratios) on the shape of "
+                     f"paper Table 3, {base} scaled x{scale:.3g}")
     return out, f"assumed (paper Table 3, RTX 2080Ti, {base} scaled x{scale:.3g})"
+
+
+def read_device_profile(path):
+    """The figures `python -m floodx.bench.gpu_check --out PATH` wrote, checked for what the planner uses."""
+    if path is None:
+        return None
+    try:
+        profile = read_json(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot read the device profile ({err})") from None
+    if profile.get("mode") != "full" or not isinstance(profile.get("sst2_epoch_seconds"), (int, float)):
+        raise ConfigError(f"{path}: not a full GPU check's profile (mode 'full' with sst2_epoch_seconds); "
+                          "write one with `make gpu-check` on the device")
+    return profile
 
 
 def attack_seconds(dataset, results):
@@ -129,7 +154,7 @@ def window_levels(config):
     return config["search"]["max_levels"] or ASSUMED_WINDOW_LEVELS
 
 
-def plan(config, results="results"):
+def plan(config, results="results", device_profile=None):
     """Per data set and stage: jobs (before/after the checkpoints), epochs, examples, hours, disk."""
     seeds, methods = config["seeds"], config["methods"]
     grid = flooding_grid(config)
@@ -144,7 +169,7 @@ def plan(config, results="results"):
     prune = config["training"]["keep_checkpoints"] == "chosen"
     for dataset, ds in config["datasets"].items():
         train, test, attacked = split_sizes(dataset, ds, seeds[0])
-        per_epoch, time_source = epoch_seconds(dataset, ds, train, results)
+        per_epoch, time_source = epoch_seconds(dataset, ds, train, results, device_profile)
         per_example, attack_source = attack_seconds(dataset, results)
         sources[dataset] = {"training": time_source, "attacks": attack_source}
         base = [m for m in methods if m in BASE_METHODS]
@@ -255,11 +280,13 @@ def _main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m floodx.plan", description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", nargs="*", default=[], help="config overlays, as given to Snakemake")
     parser.add_argument("--results", default="results", help="where measured times are looked for")
+    parser.add_argument("--device-profile", help="a GPU check's JSON (make gpu-check): training times for that "
+                        "device where this results folder has none")
     args = parser.parse_args(argv)
     for path in args.configfile:
         if not Path(path).is_file():
             raise ConfigError(f"{path}: no such config file")
-    print(report(plan(load(args.configfile), args.results)))
+    print(report(plan(load(args.configfile), args.results, read_device_profile(args.device_profile))))
 
 
 def main(argv=None):

@@ -14,7 +14,10 @@ is downloaded. Prints `name: value` lines:
 - `peak_memory_gb_<method>` on CUDA (peak allocated over a few steps),
 - `bf16_fp32_label_agreement`: the share of predicted labels on which training's evaluation (bf16
   autocast where the GPU supports it) and an attack's fp32 queries (`floodx.inference`) agree.
-Attack queries per second are not measured here (TextAttack's resources are not in the tree).
+- `attack_model_queries_per_s`: the model side of an attack, perturbed sentences scored per second
+  in fp32 through the attack's model wrapper path (`floodx.inference`, TextAttack's 32 per call).
+  A whole TextAttack run is not timed here: its word embeddings and WordNet are not in the tree,
+  and its search and constraints run on the CPU.
 """
 
 import argparse
@@ -32,8 +35,9 @@ MEAN_WORDS, MAX_WORDS = 9, 52
 BERT_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
                  max_position_embeddings=512, vocab_size=30522)
 METHODS = ("finetune", "flooding", "pgd", "freelb", "tavat", "infobert")
-SETTINGS = {"full": {"examples": 4096, "steps": 20, "warmup": 3, "probe_rounds": 3, "memory_steps": 3},
-            "reduced": {"examples": 96, "steps": 2, "warmup": 1, "probe_rounds": 1, "memory_steps": 1}}
+SETTINGS = {"full": {"examples": 4096, "steps": 20, "warmup": 3, "probe_rounds": 3, "memory_steps": 3, "queries": 4096},
+            "reduced": {"examples": 96, "steps": 2, "warmup": 1, "probe_rounds": 1, "memory_steps": 1, "queries": 64}}
+ATTACK_BATCH = 32                    # TextAttack's goal-function batch size (floodx keeps its default)
 
 
 def sentences(n, seed=0):
@@ -92,6 +96,18 @@ def label_agreement(model, tokenizer, examples, training, device):
     return float((fp32 == mixed).float().mean())
 
 
+def attack_queries_per_s(model, tokenizer, examples, training, device):
+    """Sentences scored per second as an attack scores them: fp32, batches of ATTACK_BATCH, logits to the CPU."""
+    from ..inference import predict_logits
+
+    model = model.to(device).eval()
+    texts = [ex["text"] for ex in examples]
+    predict_logits(model, tokenizer, texts[:ATTACK_BATCH], ATTACK_BATCH, training["max_length"])   # warm-up
+    started = time.perf_counter()
+    predict_logits(model, tokenizer, texts, ATTACK_BATCH, training["max_length"])    # returns CPU logits: synchronised
+    return len(texts) / (time.perf_counter() - started)
+
+
 def check(reduced=False, device=None):
     """Every figure of the GPU check as {name: value}."""
     from ..bench.probe import bench_probe
@@ -129,6 +145,8 @@ def check(reduced=False, device=None):
                                         settings["memory_steps"]).items():
                 out[f"peak_memory_gb_{name}"] = gb
         out["bf16_fp32_label_agreement"] = label_agreement(model, tokenizer, examples[:512], training, device)
+        out["attack_model_queries_per_s"] = attack_queries_per_s(
+            model, tokenizer, sentences(settings["queries"], seed=1), training, device)
         out["seconds"] = time.perf_counter() - started
     return out
 
@@ -136,9 +154,16 @@ def check(reduced=False, device=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m floodx.bench.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--reduced", action="store_true", help="a tiny BERT and a few steps (runs anywhere)")
+    parser.add_argument("--out", help="also write the figures as JSON: a device profile for `python -m floodx.plan "
+                        "--device-profile`")
     args = parser.parse_args(argv)
-    for name, value in check(args.reduced).items():
+    figures = check(args.reduced)
+    for name, value in figures.items():
         print(f"{name}: {value:.4g}" if isinstance(value, float) else f"{name}: {value}", flush=True)
+    if args.out:
+        from ..files import write_json
+
+        write_json(args.out, {**figures, "date": time.strftime("%Y-%m-%d")})
     return 0
 
 
