@@ -111,6 +111,35 @@ def test_training_writes_checkpoints_and_metrics(tmp_path, sentences):
     assert not (tmp_path / "run" / "checkpoints" / "epoch-1").exists()   # only the newest is kept
 
 
+def test_under_bf16_the_attacked_checkpoint_is_evaluated_in_fp32_too(tmp_path, sentences, monkeypatch):
+    """A GPU run evaluates in bf16, the attacks query in fp32: the epochs the attacks read carry both
+    (CPU bf16 autocast stands in for the GPU's here), and the attack stages take the fp32 Clean%."""
+    from contextlib import nullcontext
+
+    from floodx import training
+    from floodx.attacks.metrics import recorded_clean_accuracy
+
+    monkeypatch.setattr(training, "autocast_for",
+                        lambda device, setting="auto": lambda: torch.autocast("cpu", dtype=torch.bfloat16))
+    data = write_prepared(tmp_path / "data", sentences)
+    trainer = training.Trainer(tiny_spec(epochs=2), data, tmp_path / "run", device=torch.device("cpu"))
+    result = trainer.run()
+    first, last = result["epochs"]
+    assert result["evaluation_precision"] == "bf16"
+    assert "test_acc_fp32" not in first                          # epoch 1 is not kept: nothing reads it
+    for split in ("dev", "test"):
+        fp32 = trainer.evaluate_split(split, autocast=nullcontext, predictions=True)
+        bf16 = trainer.evaluate_split(split, predictions=True)
+        assert last[f"{split}_acc_fp32"] == fp32["acc"] and last[f"{split}_acc"] == bf16["acc"]
+        assert last[f"{split}_bf16_fp32_disagreements"] == int((fp32["predictions"] != bf16["predictions"]).sum())
+    clean = recorded_clean_accuracy(tmp_path / "run" / "metrics.json", "test")
+    assert clean["clean_acc"] == pytest.approx(100 * last["test_acc_fp32"])
+    assert clean["bf16_fp32_disagreements"] == last["test_bf16_fp32_disagreements"] and "fp32" in clean["source"]
+    monkeypatch.undo()
+    on_cpu = train(tiny_spec(epochs=2), data, tmp_path / "cpu", device=torch.device("cpu"))
+    assert on_cpu["evaluation_precision"] == "fp32" and "test_acc_fp32" not in on_cpu["epochs"][-1]
+
+
 def test_same_seed_same_metrics(tmp_path, sentences):
     data = write_prepared(tmp_path / "data", sentences)
     first = train(tiny_spec(epochs=2), data, tmp_path / "a", device=torch.device("cpu"))

@@ -124,13 +124,14 @@ def autocast_for(device, setting="auto"):
 
 
 @torch.no_grad()
-def evaluate(model, batches, device, autocast=nullcontext):
-    """Mean loss and accuracy; sums stay on the device (one host sync at the end)."""
+def evaluate(model, batches, device, autocast=nullcontext, predictions=False):
+    """Mean loss and accuracy; sums stay on the device (one host sync at the end). With
+    `predictions`, also the predicted labels in batch order (a device tensor)."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    count = 0
+    count, predicted = 0, []
     for batch in batches:
         batch = to_device(batch, device)
         labels = batch.pop("labels")
@@ -139,8 +140,13 @@ def evaluate(model, batches, device, autocast=nullcontext):
         loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
         correct += (logits.argmax(-1) == labels).sum()
         count += len(labels)
+        if predictions:
+            predicted.append(logits.argmax(-1))
     model.train(was_training)
-    return {"loss": (loss_sum / max(count, 1)).item(), "acc": (correct.float() / max(count, 1)).item()}
+    out = {"loss": (loss_sum / max(count, 1)).item(), "acc": (correct.float() / max(count, 1)).item()}
+    if predictions:
+        out["predictions"] = torch.cat(predicted) if predicted else torch.zeros(0, dtype=torch.long)
+    return out
 
 
 # ---------------------------------------------------------------- the loop
@@ -234,13 +240,30 @@ class Trainer:
         self.splits = {s: data_module.load_split(self.data_dir, s) for s in ("train", "dev", "test")}
         self._eval_cache = {}
 
-    def evaluate_split(self, split):
+    def evaluate_split(self, split, autocast=None, predictions=False):
         if split not in self._eval_cache:
             # Sorted by length, so evaluation batches carry little padding.
             self._eval_cache[split] = make_loader(
                 self.splits[split], self.tokenizer, self.training.get("eval_batch_size", 128),
                 self.training["max_length"], group_by_length=True)
-        return evaluate(self.model, self._eval_cache[split], self.device, self.autocast)
+        return evaluate(self.model, self._eval_cache[split], self.device, autocast or self.autocast, predictions)
+
+    def evaluate_epoch(self, attacked):
+        """Dev and test loss and accuracy of this epoch's model, as an epoch record's fields.
+
+        Under bf16 autocast, a checkpoint the attacks read (`attacked`) is evaluated in fp32 as well:
+        the attacks query in fp32 and take Clean% from here, so the record gives `{split}_acc_fp32`
+        and how many predicted labels bf16 and fp32 disagree on (`{split}_bf16_fp32_disagreements`)."""
+        check = attacked and self.autocast is not nullcontext
+        record = {}
+        for split in ("dev", "test"):
+            mixed = self.evaluate_split(split, predictions=check)
+            record.update({f"{split}_loss": mixed["loss"], f"{split}_acc": mixed["acc"]})
+            if check:
+                full = self.evaluate_split(split, autocast=nullcontext, predictions=True)
+                record[f"{split}_acc_fp32"] = full["acc"]
+                record[f"{split}_bf16_fp32_disagreements"] = int((mixed["predictions"] != full["predictions"]).sum())
+        return record
 
     def checkpoint_dir(self, epoch):
         return self.out_dir / "checkpoints" / f"epoch-{epoch}"
@@ -321,18 +344,18 @@ class Trainer:
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - started
             per_batch = torch.stack(losses).float().cpu().tolist()
-            dev, test = self.evaluate_split("dev"), self.evaluate_split("test")
+            evaluated = self.evaluate_epoch(attacked=self.keeps(epoch) or epoch == epochs or state.stop)
             records.append({
                 "epoch": epoch, "train_loss_mean": sum(per_batch) / len(per_batch),
-                "train_loss_per_batch": per_batch, "dev_loss": dev["loss"], "dev_acc": dev["acc"],
-                "test_loss": test["loss"], "test_acc": test["acc"], "seconds": seconds,
+                "train_loss_per_batch": per_batch, **evaluated, "seconds": seconds,
                 "steps": len(losses), **self.method.epoch_log(),
             })
             if state.stop:
                 records[-1]["stopped_early"] = True
             self._save(epoch, optimizer, scheduler, records)
             print(f"{spec.get('run')}: epoch {epoch}/{epochs}: train loss {records[-1]['train_loss_mean']:.4f}, "
-                  f"dev loss {dev['loss']:.4f}, dev acc {dev['acc']:.4f} ({seconds:.0f} s; {progress.summary()})",
+                  f"dev loss {evaluated['dev_loss']:.4f}, dev acc {evaluated['dev_acc']:.4f} "
+                  f"({seconds:.0f} s; {progress.summary()})",
                   flush=True)
             if state.stop:
                 break
@@ -403,6 +426,8 @@ class Trainer:
             "checkpoints_kept": sorted(int(p.name.split("-")[1]) for p in (self.out_dir / "checkpoints").glob("epoch-*")
                                        if p.name.split("-")[1].isdigit()),
             "num_train_examples": len(self.splits["train"]),
+            # What the recorded accuracies were computed in: the attacks reuse them only when it is fp32.
+            "evaluation_precision": "fp32" if self.autocast is nullcontext else "bf16",
             "deviations": self.meta.get("deviations", []),
             "provenance": provenance(spec=self.spec, seed=self.seed),
         }

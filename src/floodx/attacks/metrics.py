@@ -90,8 +90,17 @@ def recorded_clean_accuracy(metrics_json, split, epoch=None):
     if record is None or f"{split}_acc" not in record:
         raise DataError(f"{metrics_json}: no {split}_acc recorded for epoch {epoch} "
                         "(field epochs[].{split}_acc)")
+    if f"{split}_acc_fp32" in record:
+        # Training evaluated under bf16 autocast, and this checkpoint in fp32 too: the attack queries in fp32.
+        disagreements = int(record[f"{split}_bf16_fp32_disagreements"])
+        return {"clean_acc": float(record[f"{split}_acc_fp32"]) * 100.0, "epoch": int(epoch),
+                "bf16_fp32_disagreements": disagreements,
+                "source": f"{metrics_json} epoch {epoch} (the training job's fp32 evaluation on the whole {split} "
+                          f"split; its bf16 evaluation predicted another label for {disagreements} example(s))"}
+    precision = metrics.get("evaluation_precision", "fp32")
     return {"clean_acc": float(record[f"{split}_acc"]) * 100.0, "epoch": int(epoch),
-            "source": f"{metrics_json} epoch {epoch} (the training job's evaluation on the whole "
+            "bf16_fp32_disagreements": None,
+            "source": f"{metrics_json} epoch {epoch} (the training job's {precision} evaluation on the whole "
                       f"{split} split)"}
 
 
@@ -168,6 +177,7 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, *, recipe, m
         summary["clean_acc"] = round(recorded["clean_acc"], 2)
         summary["n_clean"] = len(load_split(data_dir, split))
         summary["clean_source"] = recorded["source"]
+        summary["bf16_fp32_disagreements"] = recorded["bf16_fp32_disagreements"]
     elif clean:
         clean_info = clean_accuracy(checkpoint, data_dir, split, batch_size=batch_size,
                                     max_length=max_length, device=device)
