@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.floodx-installed
 CORES ?= all
-# What make gpu-check writes: a device profile that `make plan DEVICE_PROFILE=...` reads.
+# What make gpu-check writes (not in --reduced mode): a device profile that `make plan DEVICE_PROFILE=...` reads.
 GPU_PROFILE ?= results/device_profile.json
 
 .PHONY: setup run test bench report plan gpu-check dryrun lint clean-results
@@ -44,7 +44,7 @@ plan: $(STAMP)
 # On a GPU machine: BERT-base step times, Table 3 ratios, probe, memory, bf16/fp32 agreement (minutes).
 # GPU_CHECK_ARGS=--reduced runs the same path anywhere in seconds (the tests do).
 gpu-check:
-	PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m floodx.bench.gpu_check --out $(GPU_PROFILE) $(GPU_CHECK_ARGS)
+	PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m floodx.bench.gpu_check $(if $(findstring --reduced,$(GPU_CHECK_ARGS)),,--out $(GPU_PROFILE)) $(GPU_CHECK_ARGS)
 
 dryrun: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n

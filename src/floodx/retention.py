@@ -60,8 +60,10 @@ def prune(candidates, choice_paths, out):
     removed = []
     for folder in (f for f in folders if f.parent.name not in chosen):
         weights = folder / "checkpoints"
-        size = folder_bytes(weights) if weights.exists() else 0
-        shutil.rmtree(weights, ignore_errors=True)
+        size = 0
+        if weights.exists():
+            size = folder_bytes(weights)
+            shutil.rmtree(weights)                  # a failed delete stops the job: pruned.json never lies
         removed.append({"run": folder.parent.name, "folder": str(folder), "bytes": size})
     record = {
         "identity": {"dataset": dataset, "seed": seed},

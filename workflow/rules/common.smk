@@ -39,7 +39,7 @@ SHARDS = list(range(config["attacks"]["shards"]))
 EPOCHS = list(range(1, config["training"]["epochs"] + 1))  # Figure 4's per-epoch attacks
 # keep_checkpoints: chosen removes, after the flood-level choices, the weights of unchosen flood runs.
 PRUNE = config["training"]["keep_checkpoints"] == "chosen"
-PRUNED_FLOOD_METHODS = [m for m in FLOOD_METHODS if m in METHODS] if PRUNE else []
+PRUNED_FLOOD_METHODS = list(FLOOD_METHODS) if PRUNE else []   # both searches always run (Figure 2, search table)
 # Every job but the fetch/prepare ones runs from resources/ without touching the internet.
 OFFLINE = (
     "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "

@@ -12,7 +12,6 @@ rule train:
         **({"ready": temp(f"results/train/{{dataset}}/{{run}}/seed{{seed}}/{READY_FILE}")} if PRUNE else {}),
     params:
         offline=OFFLINE,
-        mark_ready=lambda w, output: f" && touch {output.ready}" if PRUNE else "",
         spec=lambda w, input: as_json(
             run_spec(config, w.dataset, w.run, w.seed, RESOURCES, window_levels_of(input.window))),
     priority: train_priority
@@ -29,4 +28,6 @@ rule train:
         ENV
     shell:
         "{params.offline} python -m floodx.training --spec {params.spec} --data results/data/{wildcards.dataset} "
-        "--out results/train/{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed} --threads {threads} > {log} 2>&1{params.mark_ready}"
+        "--out results/train/{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed} --threads {threads} > {log} 2>&1"
+        # (only with keep_checkpoints: chosen, so that other modes keep the command Snakemake recorded)
+        + (" && touch {output.ready}" if PRUNE else "")

@@ -51,7 +51,9 @@ def _removed_hint(path):
         return ""
     return ("; the run finished (metrics.json) but its checkpoints/ folder is gone: with training.keep_checkpoints: "
             "chosen the weights of flood runs that no choice picked are removed (results/search/<data set>/"
-            "seed<seed>/pruned.json); Snakemake trains such a run again when a dev attack of it must rerun")
+            "seed<seed>/pruned.json). Snakemake retrains such a run by itself only when a dev attack of it must "
+            "rerun; if a changed choice picked it, retrain it with your snakemake command plus "
+            f"--forcerun {path / 'metrics.json'}")
 
 
 def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index, num_shards,
