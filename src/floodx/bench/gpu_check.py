@@ -13,7 +13,9 @@ is downloaded. Prints `name: value` lines:
 - `probe_over_finetune_epoch_time` (`floodx.bench.probe.bench_probe`),
 - `peak_memory_gb_<method>` on CUDA (peak allocated over a few steps),
 - `bf16_fp32_label_agreement`: the share of predicted labels on which training's evaluation (bf16
-  autocast where the GPU supports it) and an attack's fp32 queries (`floodx.inference`) agree.
+  autocast where the GPU supports it) and an attack's fp32 queries (`floodx.inference`) agree; the
+  model is untrained, its logits near ties, so this is a worst case (every bf16 training run records
+  the same on its real checkpoints: `{split}_bf16_fp32_disagreements` in metrics.json).
 - `attack_model_queries_per_s`: the model side of an attack, perturbed sentences scored per second
   in fp32 through the attack's model wrapper path (`floodx.inference`, TextAttack's 32 per call).
   A whole TextAttack run is not timed here: its word embeddings and WordNet are not in the tree,
