@@ -12,7 +12,7 @@ def make_run(root, run, seed=42, dataset="sst2"):
     folder = root / "train" / dataset / run / f"seed{seed}"
     (folder / "checkpoints/epoch-3").mkdir(parents=True)
     (folder / "checkpoints/epoch-3/model.safetensors").write_bytes(b"w" * 1000)
-    (folder / "metrics.json").write_text("{}")
+    (folder / "metrics.json").write_text(json.dumps({"dataset": dataset, "run": run, "seed": seed}))  # the run's identity
     return folder
 
 

@@ -49,22 +49,29 @@ def chosen_runs(choice_paths):
 def prune(candidates, choice_paths, out):
     """Remove `checkpoints/` of every candidate run folder whose run no choice picked; record what went."""
     chosen, (dataset, seed) = chosen_runs(choice_paths)
-    folders = list(map(Path, candidates))
-    for folder in folders:                   # every candidate is checked before anything is removed
-        if folder.name != f"seed{seed}" or folder.parent.parent.name != dataset:
-            raise DataError(f"{folder}: not a run of data set {dataset}, seed {seed}, which the choices belong to")
-        if not (folder / "metrics.json").is_file():
-            raise DataError(f"{folder}: no metrics.json; a candidate run must have finished before its "
-                            "weights may be removed")
-    kept = [str(f) for f in folders if f.parent.name in chosen]
+    runs = {}                                # every candidate is checked before anything is removed
+    for folder in map(Path, candidates):
+        try:
+            metrics = read_json(folder / "metrics.json")
+            identity = (metrics["dataset"], int(metrics["seed"]), metrics["run"])
+        except (OSError, ValueError, KeyError) as err:
+            raise DataError(f"{folder}: no finished run's metrics.json with its dataset, seed and run ({err!r}); "
+                            "a candidate run must have finished before its weights may be removed") from None
+        if identity[:2] != (dataset, seed):
+            raise DataError(f"{folder / 'metrics.json'}: a run of data set {identity[0]}, seed {identity[1]}, "
+                            f"not of {dataset}, seed {seed}, which the choices belong to")
+        runs[folder] = identity[2]
+    kept = [str(f) for f, run in runs.items() if run in chosen]
     removed = []
-    for folder in (f for f in folders if f.parent.name not in chosen):
+    for folder, run in runs.items():
+        if run in chosen:
+            continue
         weights = folder / "checkpoints"
         size = 0
         if weights.exists():
             size = folder_bytes(weights)
             shutil.rmtree(weights)                  # a failed delete stops the job: pruned.json never lies
-        removed.append({"run": folder.parent.name, "folder": str(folder), "bytes": size})
+        removed.append({"run": run, "folder": str(folder), "bytes": size})
     record = {
         "identity": {"dataset": dataset, "seed": seed},
         "chosen": sorted(chosen), "kept": kept, "removed": removed,
