@@ -9,7 +9,7 @@ CORES ?= all
 # What make gpu-check writes (not in --reduced mode): a device profile that `make plan DEVICE_PROFILE=...` reads.
 GPU_PROFILE ?= results/device_profile.json
 
-.PHONY: setup run test bench report plan gpu-check dryrun lint clean-results
+.PHONY: setup run evidence test bench report plan gpu-check dryrun lint clean-results
 
 setup: $(STAMP)
 
@@ -26,6 +26,15 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(BIN)/python -m floodx.locks
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+
+# The evidence run (config/evidence.yaml) in its own folder, runs/evidence/ (about 3 hours on 2 cores);
+# the same command resumes it after any stop. In the background: nohup make evidence > evidence.log 2>&1 &
+EVIDENCE_DIR ?= runs/evidence
+evidence: $(STAMP)
+	mkdir -p $(EVIDENCE_DIR)
+	$(BIN)/python -m floodx.locks --dir $(EVIDENCE_DIR)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -s $(abspath Snakefile) -d $(EVIDENCE_DIR) \
+		--configfile $(abspath config/evidence.yaml) --cores $(CORES)
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

@@ -4,7 +4,8 @@
 #   snakemake --configfile config/paper.yaml --profile profiles/slurm   the paper on a cluster
 # Each rule calls one module: `python -m floodx.<module>` (see docs/design.md).
 
-configfile: "config/config.yaml"
+# (found beside this Snakefile, so that `snakemake -s .../Snakefile -d <folder>` works from anywhere)
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"

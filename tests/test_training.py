@@ -136,7 +136,9 @@ def test_under_bf16_the_attacked_checkpoint_is_evaluated_in_fp32_too(tmp_path, s
     assert clean["clean_acc"] == pytest.approx(100 * last["test_acc_fp32"])
     assert clean["bf16_fp32_disagreements"] == last["test_bf16_fp32_disagreements"] and "fp32" in clean["source"]
     monkeypatch.undo()
-    on_cpu = train(tiny_spec(epochs=2), data, tmp_path / "cpu", device=torch.device("cpu"))
+    fp32_spec = tiny_spec(epochs=2)
+    fp32_spec["training"]["bf16"] = False
+    on_cpu = train(fp32_spec, data, tmp_path / "cpu", device=torch.device("cpu"))
     assert on_cpu["evaluation_precision"] == "fp32" and "test_acc_fp32" not in on_cpu["epochs"][-1]
 
 

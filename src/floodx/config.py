@@ -253,7 +253,8 @@ def attack_spec(config, dataset, recipes, subset="test", *, epochs=None, limit=N
     return {"recipes": list(recipes), "mode": config["attacks"]["mode"], "subset": subset,
             "epochs": list(epochs) if epochs else None, "num_shards": num_shards,
             "query_budget": config["attacks"]["query_budget"], "limit": limit,
-            "max_length": config["datasets"][dataset]["max_length"], "resources": resources, "identity": identity}
+            "max_length": config["datasets"][dataset]["max_length"], "resources": resources, "identity": identity,
+            "precision": config["attacks"]["precision"]}
 
 
 def gather_spec(config, identity):

@@ -36,19 +36,23 @@ def default_max_length(model, tokenizer):
     return min(limits) if limits else 512
 
 
-def predict_logits(model, tokenizer, inputs, batch_size=64, max_length=None):
+def predict_logits(model, tokenizer, inputs, batch_size=64, max_length=None, precision="fp32"):
     """Logits (CPU float tensor, n x k) for a list of str or (text, text_pair) tuples.
 
     Consecutive batches of `batch_size`, each padded to its longest member and truncated at
-    `max_length` (default: `default_max_length`); callers sort by length for speed.
+    `max_length` (default: `default_max_length`); callers sort by length for speed. `precision`
+    bf16 runs the forward passes under bf16 autocast (`attacks.precision`, floodx.precision).
     """
     import torch
+
+    from .precision import attack_autocast
 
     if max_length is None:
         max_length = default_max_length(model, tokenizer)
     device = next(model.parameters()).device
+    autocast = attack_autocast(device, precision)
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         for start in range(0, len(inputs), batch_size):
             batch = list(inputs[start:start + batch_size])
             if isinstance(batch[0], (tuple, list)):

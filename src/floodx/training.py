@@ -30,6 +30,7 @@ from .methods import build_method
 from .models import build_model
 from .files import read_json, write_json
 from .provenance import provenance
+from .precision import autocast_for, precision_name
 from .seeding import set_seed
 
 STATE_FILE = "trainer_state.pt"
@@ -115,12 +116,6 @@ def make_optimizer(model, training, total_steps, extra_parameters=()):
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
     return optimizer, scheduler
-
-
-def autocast_for(device, setting="auto"):
-    """bf16 autocast on GPUs that support it; full precision elsewhere."""
-    use = (setting is True or setting == "auto") and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use else nullcontext
 
 
 @torch.no_grad()
@@ -427,7 +422,8 @@ class Trainer:
                                        if p.name.split("-")[1].isdigit()),
             "num_train_examples": len(self.splits["train"]),
             # What the recorded accuracies were computed in: the attacks reuse them only when it is fp32.
-            "evaluation_precision": "fp32" if self.autocast is nullcontext else "bf16",
+            "evaluation_precision": precision_name(self.autocast),
+            "training_precision": precision_name(self.autocast),
             "deviations": self.meta.get("deviations", []),
             "provenance": provenance(spec=self.spec, seed=self.seed),
         }

@@ -40,6 +40,8 @@ EPOCHS = list(range(1, config["training"]["epochs"] + 1))  # Figure 4's per-epoc
 # keep_checkpoints: chosen removes, after the flood-level choices, the weights of unchosen flood runs.
 PRUNE = config["training"]["keep_checkpoints"] == "chosen"
 PRUNED_FLOOD_METHODS = list(FLOOD_METHODS) if PRUNE else []   # both searches always run (Figure 2, search table)
+# figures.grid_test_attack: every searched flood run is also attacked on the test subset (analysis only).
+GRID_TEST_ATTACK = config["figures"]["grid_test_attack"]
 # Every job but the fetch/prepare ones runs from resources/ without touching the internet.
 OFFLINE = (
     "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "
@@ -155,6 +157,8 @@ def final_outputs():
     targets += expand("results/figures/figure{n}_{dataset}.png", n=[1, 2, 3, 4], dataset=DATASETS)
     if PRUNED_FLOOD_METHODS:
         targets += expand("results/search/{dataset}/seed{seed}/pruned.json", dataset=DATASETS, seed=SEEDS)
+    if GRID_TEST_ATTACK:
+        targets += expand("results/grid_attack/{dataset}/seed{seed}/levels.json", dataset=DATASETS, seed=SEEDS)
     return targets
 
 
@@ -204,6 +208,23 @@ def candidate_args(wildcards):
     )
 
 
+def searched_runs(wildcards):
+    """Every flood run either search trained for a (data set, seed): Flooding's grid and Flooding-X's window."""
+    levels = {level for m in FLOOD_METHODS if m in METHODS
+              for level in search_levels(wildcards.dataset, m, wildcards.seed)}
+    return [flood_run(level) for level in sorted(levels, key=float)]
+
+
+def grid_attack_inputs(wildcards):
+    """The test attack of every searched flood run, and both choices (the flood-level analysis reads them)."""
+    runs = searched_runs(wildcards)
+    return {
+        "attacks": [f"results/grid_attack/{wildcards.dataset}/{run}/seed{wildcards.seed}/summary.json" for run in runs],
+        "choices": [f"results/search/{wildcards.dataset}/{m}/seed{wildcards.seed}/choice.json"
+                    for m in FLOOD_METHODS if m in METHODS],
+    }
+
+
 # ---------------------------------------------------------------- retention: keep_checkpoints: chosen
 def weights_ready(wildcards):
     """A dev attack's run must hold its weights: with `keep_checkpoints: chosen` it needs the run's temporary
@@ -216,7 +237,9 @@ def prune_inputs(wildcards):
     choices = [f"results/search/{wildcards.dataset}/{m}/seed{wildcards.seed}/choice.json" for m in PRUNED_FLOOD_METHODS]
     runs = {flood_run(level) for m in PRUNED_FLOOD_METHODS for level in search_levels(wildcards.dataset, m, wildcards.seed)}
     metrics = [f"{run_dir(wildcards.dataset, run, wildcards.seed)}/metrics.json" for run in sorted(runs)]
-    return {"choices": choices, "metrics": metrics}
+    # figures.grid_test_attack reads every searched run's weights: they go only after its attacks.
+    attacks = grid_attack_inputs(wildcards)["attacks"] if GRID_TEST_ATTACK else []
+    return {"choices": choices, "metrics": metrics, "grid_attacks": attacks}
 
 
 # ---------------------------------------------------------------- input functions: attacks

@@ -73,6 +73,54 @@ rule dev_attack:
         "--clean-from {input.metrics} --threads {threads} > {log} 2>&1"
 
 
+rule grid_attack:
+    """figures.grid_test_attack: a searched flood run's final model attacked on the test subset (analysis after
+    the fact, for the flood-level figure and the verdict; the choice reads dev data only)."""
+    input:
+        metrics="results/train/{dataset}/{run}/seed{seed}/metrics.json",
+        weights=weights_ready,
+        resources=rules.fetch_attack_resources.output,
+    output:
+        "results/grid_attack/{dataset}/{run}/seed{seed}/summary.json",
+    params:
+        offline=OFFLINE,
+        spec=lambda w: as_json(attack_spec(
+            config, w.dataset, [config["search"]["attack"]], "test", epochs=[attacked_epoch(config)],
+            identity=result_identity(w.dataset, parse_run(w.run)[0], w.run, w.seed), resources=RESOURCES)),
+        run=lambda w: run_dir(w.dataset, w.run, w.seed),
+        folder="results/grid_attack/{dataset}/{run}/seed{seed}",
+    threads: 1
+    resources:
+        gpu=1,
+        runtime=360,
+        mem_mb=8000,
+    log:
+        "logs/grid_attack/{dataset}/{run}/seed{seed}.log",
+    conda:
+        ENV
+    shell:
+        "{params.offline} python -m floodx.attacks.run --spec {params.spec} --checkpoint {params.run} "
+        "--data results/data/{wildcards.dataset} --out {params.folder}/shard-0.csv --summary {output} "
+        "--clean-from {input.metrics} --threads {threads} > {log} 2>&1"
+
+
+rule flood_levels:
+    """The flood-level analysis: test Aua of every searched level beside the window and both choices, and the
+    verdict on the accordance criterion (floodx.flood_levels)."""
+    input:
+        unpack(grid_attack_inputs),
+        window="results/probe/{dataset}/seed{seed}/window.json",
+    output:
+        "results/grid_attack/{dataset}/seed{seed}/levels.json",
+    log:
+        "logs/grid_attack/{dataset}/seed{seed}/levels.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.flood_levels --attacks {input.attacks} --choices {input.choices} --window {input.window} "
+        "--out {output} > {log} 2>&1"
+
+
 checkpoint select_flood_level:
     input:
         search_inputs,

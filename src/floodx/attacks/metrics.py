@@ -113,13 +113,14 @@ def _substitutions(recipe, mode):
 
 def gather(shards, checkpoint, data_dir, out_examples, out_summary, *, recipe, mode, subset=None,
            split=None, limit=None, query_budget=None, identity=None, clean=True, batch_size=64,
-           max_length=None, device=None, clean_from=None):
+           max_length=None, device=None, clean_from=None, precision="fp32"):
     """Concatenate shard CSVs into examples.csv (subset order) and write summary.json.
 
     Checks that no idx appears twice and, when the data's meta.json records the subset, that the
     shards together cover exactly the (first `limit` of the) subset.  `clean_from` (a training
     run's metrics.json, or a (metrics.json, epoch) pair) takes Clean% from the training job's
-    own evaluation of that checkpoint instead of evaluating it again.
+    own evaluation of that checkpoint instead of evaluating it again. `precision`: the attack's
+    model queries (recorded as `attack_precision`); Clean% is always the fp32 accuracy.
     """
     from ..data import load_split
     from ..files import write_json
@@ -199,6 +200,7 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, *, recipe, m
         "n_subset": n_subset,
         "query_budget": query_budget,
         "mode": mode,
+        "attack_precision": precision,
         "substitutions": _substitutions(recipe, mode),
         "checkpoint": str(checkpoint),
         "definitions": {
@@ -265,7 +267,8 @@ def _main(argv):
                      query_budget=spec["attacks"].get("query_budget"), identity=spec["identity"],
                      subset=args.subset, split=args.split, clean=not args.no_clean,
                      batch_size=args.batch_size, max_length=args.max_length, device=device,
-                     clean_from=(args.clean_from, args.clean_epoch) if args.clean_from else None)
+                     clean_from=(args.clean_from, args.clean_epoch) if args.clean_from else None,
+                     precision=spec["attacks"].get("precision", "fp32"))
     print(f"floodx: {args.out_summary}: clean {summary['clean_acc']} aua {summary['aua']} "
           f"suc {summary['suc']} queries {summary['avg_queries']} "
           f"(n={summary['n_attacked']})", file=sys.stderr)

@@ -76,11 +76,12 @@ class DynamicPaddingWrapper(HuggingFaceModelWrapper):
 
     Texts are truncated at `max_length` (default: the tokenizer's limit, at most 512); queries
     go through `floodx.inference.predict_logits` in batches of `batch_size` (no_grad, on the
-    model's device). Inputs are strings or (text, text_pair) tuples, as TextAttack passes them.
-    Returns logits on the CPU."""
+    model's device; under bf16 autocast with `precision` bf16). Inputs are strings or
+    (text, text_pair) tuples, as TextAttack passes them. Returns logits on the CPU."""
 
-    def __init__(self, model, tokenizer, max_length=None, batch_size=32):
+    def __init__(self, model, tokenizer, max_length=None, batch_size=32, precision="fp32"):
         super().__init__(model, tokenizer)
+        self.precision = precision
         limit = tokenizer.model_max_length if tokenizer.model_max_length < 10**6 else 512
         self.max_seq_length = min(max_length or limit, limit)
         self.batch_size = batch_size
@@ -88,7 +89,7 @@ class DynamicPaddingWrapper(HuggingFaceModelWrapper):
 
     def __call__(self, text_input_list):
         return predict_logits(self.model, self.tokenizer, text_input_list, self.batch_size,
-                              self.max_seq_length)
+                              self.max_seq_length, self.precision)
 
 
 # --------------------------------------------------------------------------------- components

@@ -66,10 +66,11 @@ def code_digest():
 
 
 def fingerprint(checkpoint, data_dir, split, subset, examples, recipe, mode, resources_dir,
-                query_budget, seed, max_length, custom_attack=None):
-    """What a shard's rows depend on; `custom_attack` names a test's attack builder."""
+                query_budget, seed, max_length, custom_attack=None, precision="fp32"):
+    """What a shard's rows depend on; `custom_attack` names a test's attack builder. The query
+    precision appears only when it is not fp32, so that fp32 shards keep their fingerprint."""
     data = Path(data_dir) / f"{split}.jsonl"
-    return {
+    return ({"precision": precision} if precision != "fp32" else {}) | {
         "checkpoint": str(Path(checkpoint).resolve()),
         "checkpoint_sha256": checkpoint_digest(checkpoint),
         "data_sha256": _file_digest(data) if data.is_file() else None,

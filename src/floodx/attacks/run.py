@@ -59,13 +59,14 @@ def _removed_hint(path):
 def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index, num_shards,
                  out_csv, resources_dir, query_budget=None, limit=None, *, epoch=None,
                  build_attack=None, batch_size=32, seed=DEFAULT_SEED, log=None,
-                 after_example=None, device=None, max_length=None):
+                 after_example=None, device=None, max_length=None, precision="fp32"):
     """Attack shard `shard_index` of `num_shards` of `attack_subset[subset]` (first `limit`).
 
     `split` names the JSONL file the subset indexes (normally equal to `subset`).  `epoch`
     picks `checkpoint/checkpoints/epoch-{epoch}` of a training run.  `build_attack(model,
     tokenizer) -> textattack.Attack` replaces the recipe (tests).  Returns the run's counts; a
     finished `out_csv` of the same fingerprint is left alone (`{"already_done": True}`).
+    `precision` (attacks.precision): fp32 or bf16 model queries.
     """
     out_csv = Path(out_csv)
     if subset not in ("test", "dev"):
@@ -80,7 +81,8 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
     checkpoint = resolve_checkpoint(checkpoint, epoch)
     examples = shard_examples(data_dir, split, subset, shard_index, num_shards, limit)
     stamp = fingerprint(checkpoint, data_dir, split, subset, examples, recipe, mode,
-                        resources_dir, query_budget, seed, max_length, custom_attack=build_attack)
+                        resources_dir, query_budget, seed, max_length, custom_attack=build_attack,
+                        precision=precision)
     if out_csv.exists():
         # The rules declare the dev and per-epoch shards as no output, so Snakemake does not
         # delete them when a retrained checkpoint reruns the job: only a matching fingerprint
@@ -100,7 +102,7 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
         from . import recipes
 
         wrapper = recipes.DynamicPaddingWrapper(model, tokenizer, max_length=max_length,
-                                                batch_size=batch_size)
+                                                batch_size=batch_size, precision=precision)
         attack = recipes.build_attack(recipe, wrapper, mode, resources_dir)
     else:
         attack = build_attack(model, tokenizer)
@@ -126,7 +128,8 @@ def _victim(checkpoint, checkpoint_sha256, device):
 # The attack job's spec (floodx.config.attack_spec): required keys, and optional ones with defaults.
 SPEC_REQUIRED = ("recipes", "mode", "subset", "resources")
 SPEC_OPTIONAL = {"split": None, "epochs": None, "num_shards": 1, "query_budget": None, "limit": None,
-                 "max_length": None, "seed": DEFAULT_SEED, "batch_size": 32, "identity": None}
+                 "max_length": None, "seed": DEFAULT_SEED, "batch_size": 32, "identity": None,
+                 "precision": "fp32"}
 
 
 def read_attack_spec(text):
@@ -203,7 +206,7 @@ def _main(argv):
                 args.checkpoint, args.data, spec["split"] or subset, subset, recipe, spec["mode"], args.shard,
                 spec["num_shards"], out, spec["resources"], query_budget=spec["query_budget"],
                 limit=spec["limit"], epoch=epoch, batch_size=spec["batch_size"], seed=spec["seed"], log=log,
-                device=device, max_length=spec["max_length"])
+                device=device, max_length=spec["max_length"], precision=spec["precision"])
             log(f"{recipe} done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
             if args.summary:
                 stats["summary"] = _gather_one(args, spec, epoch, recipe, out, device, log)
@@ -223,7 +226,7 @@ def _gather_one(args, spec, epoch, recipe, out, device, log):
         recipe=recipe, mode=spec["mode"], limit=spec["limit"], query_budget=spec["query_budget"],
         identity=identity and {**identity, "recipe": recipe, "epoch": epoch},
         subset=spec["subset"], split=spec["split"] or spec["subset"], max_length=spec["max_length"],
-        device=device, clean_from=(args.clean_from, epoch) if args.clean_from else None)
+        device=device, precision=spec["precision"], clean_from=(args.clean_from, epoch) if args.clean_from else None)
     log(f"{summary_path}: clean {summary['clean_acc']} aua {summary['aua']} suc {summary['suc']} "
         f"queries {summary['avg_queries']} (n={summary['n_attacked']})")
     return str(summary_path)
