@@ -159,6 +159,7 @@ def final_outputs():
         targets += expand("results/search/{dataset}/seed{seed}/pruned.json", dataset=DATASETS, seed=SEEDS)
     if GRID_TEST_ATTACK:
         targets += expand("results/grid_attack/{dataset}/seed{seed}/levels.json", dataset=DATASETS, seed=SEEDS)
+        targets += expand("results/figures/figure2_test_{dataset}.png", dataset=DATASETS)
     return targets
 
 
@@ -216,13 +217,18 @@ def searched_runs(wildcards):
 
 
 def grid_attack_inputs(wildcards):
-    """The test attack of every searched flood run, and both choices (the flood-level analysis reads them)."""
+    """The test attack of every searched flood run, both choices, and fine-tune's test attack with the same
+    recipe where Table 2 has it (the flood-level analysis reads them)."""
     runs = searched_runs(wildcards)
-    return {
+    attack = config["search"]["attack"]
+    inputs = {
         "attacks": [f"results/grid_attack/{wildcards.dataset}/{run}/seed{wildcards.seed}/summary.json" for run in runs],
         "choices": [f"results/search/{wildcards.dataset}/{m}/seed{wildcards.seed}/choice.json"
                     for m in FLOOD_METHODS if m in METHODS],
     }
+    if "finetune" in METHODS and attack in ATTACKS:
+        inputs["reference"] = f"results/attack/{wildcards.dataset}/finetune/seed{wildcards.seed}/{attack}/summary.json"
+    return inputs
 
 
 # ---------------------------------------------------------------- retention: keep_checkpoints: chosen

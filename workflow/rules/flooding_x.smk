@@ -112,13 +112,15 @@ rule flood_levels:
         window="results/probe/{dataset}/seed{seed}/window.json",
     output:
         "results/grid_attack/{dataset}/seed{seed}/levels.json",
+    params:
+        reference=lambda w, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
     log:
         "logs/grid_attack/{dataset}/seed{seed}/levels.log",
     conda:
         ENV
     shell:
         "python -m floodx.flood_levels --attacks {input.attacks} --choices {input.choices} --window {input.window} "
-        "--out {output} > {log} 2>&1"
+        "{params.reference} --out {output} > {log} 2>&1"
 
 
 checkpoint select_flood_level:

@@ -62,8 +62,10 @@ rule landscape:
 # ---------------------------------------------------------------- tables
 rule table2:
     input:
-        expand("results/attack/{dataset}/{method}/seed{seed}/{attack}/summary.json",
-               dataset=DATASETS, method=METHODS, seed=SEEDS, attack=ATTACKS),
+        summaries=expand("results/attack/{dataset}/{method}/seed{seed}/{attack}/summary.json",
+                         dataset=DATASETS, method=METHODS, seed=SEEDS, attack=ATTACKS),
+        flood_levels=expand("results/grid_attack/{dataset}/seed{seed}/levels.json", dataset=DATASETS, seed=SEEDS)
+        if GRID_TEST_ATTACK else [],
     output:
         "results/tables/table2.md",
         report("results/tables/table2.html", caption="../report/table2.rst", category="Tables", labels={"table": "Table 2"}),
@@ -84,8 +86,8 @@ rule table2:
     conda:
         ENV
     shell:
-        "python -m floodx.tables table2 --summaries {input} --out-dir results/tables "
-        "--paper-map {params.paper_map} --caption {params.caption} > {log} 2>&1"
+        "python -m floodx.tables table2 --summaries {input.summaries} --flood-levels {input.flood_levels} "
+        "--out-dir results/tables --paper-map {params.paper_map} --caption {params.caption} > {log} 2>&1"
 
 
 rule table3:
@@ -159,6 +161,23 @@ rule figure2:
     shell:
         "python -m floodx.figures figure2 --flooding-choice {input.flooding} --flooding-x-choice {input.flooding_x} "
         "--window {input.window} --attack {params.attack} --dataset {wildcards.dataset} "
+        "--caption {params.caption} --out {output} > {log} 2>&1"
+
+
+rule figure2_test:
+    """figures.grid_test_attack: Figure 2 as the paper draws it, test Aua% of every searched level (first seed)."""
+    input:
+        f"results/grid_attack/{{dataset}}/seed{SEEDS[0]}/levels.json",
+    output:
+        report("results/figures/figure2_test_{dataset}.png", caption="../report/figure2_test.rst", category="Figures"),
+    params:
+        caption=lambda w: shlex.quote(caption_for(config, w.dataset)),
+    log:
+        "logs/figures/figure2_test_{dataset}.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.figures figure2-test --levels {input} --dataset {wildcards.dataset} "
         "--caption {params.caption} --out {output} > {log} 2>&1"
 
 

@@ -90,3 +90,74 @@ def figure2(points, out, dataset, window=None, chosen=None, ylabel="Aua% under T
     note = ("scores are the flood-level search's dev-split criterion (dev attack subset), not test Aua"
             if dev_only else None)
     return finish_figure(fig, title, "; ".join(filter(None, [caption, note])), out)
+
+
+def figure2_test(levels, out, dataset, caption=None):
+    """Figure 2 as the paper draws it: test Aua% of every searched flood level (95% intervals) with the
+    accordance window shaded, both dev-chosen levels and fine-tune's Aua% marked, and Clean% below.
+
+    `levels`: the flood-level analysis (floodx.flood_levels, levels.json). Hollow markers: levels
+    significantly less robust than the best (paired test, Holm)."""
+    levels = read_result(levels) if isinstance(levels, (str, Path)) else levels
+    records = sorted(levels["levels"], key=lambda r: float(r["level"]))
+    if not records:
+        raise DataError("figure 2 (test): levels.json has no levels")
+    x = np.array([float(r["level"]) for r in records])
+    fig, axes = new_figure(nrows=2, width=7.5, height=6.4, sharex=True, height_ratios=[2, 1])
+    top, bottom = axes[0][0], axes[1][0]
+    window = levels.get("window") or {}
+    for ax in (top, bottom):
+        if window.get("low") is not None and window.get("high") is not None:
+            ax.axvspan(float(window["low"]), float(window["high"]), color=WINDOW_COLOR, alpha=0.45,
+                       label=f"accordance window [{float(window['low']):.3f}, {float(window['high']):.3f}]"
+                       if ax is top else None)
+        ax.grid(True, alpha=0.3)
+    reference = levels.get("finetune")
+    if reference:
+        low, high = reference["aua_interval"]
+        top.axhspan(low, high, color=method_color("finetune"), alpha=0.15, lw=0)
+        top.axhline(reference["aua"], color=method_color("finetune"), ls="--", lw=1.2,
+                    label=f"fine-tune {reference['aua']:.1f} (95% interval {low:.1f}–{high:.1f})")
+    aua = np.array([r["aua"] for r in records])
+    errors = np.array([[r["aua"] - r["aua_interval"][0], r["aua_interval"][1] - r["aua"]] for r in records]).T
+    top.errorbar(x, aua, yerr=errors, color="#333333", lw=1.3, capsize=3, zorder=3, label="test Aua% (95% interval)")
+    worse = np.array([bool(r.get("versus_best") and r["versus_best"]["significant"]) for r in records])
+    top.plot(x[~worse], aua[~worse], "o", color="#333333", ms=6, zorder=4, label="not significantly below the best")
+    if worse.any():
+        top.plot(x[worse], aua[worse], "o", mfc="white", mec="#333333", ms=6, zorder=4,
+                 label="significantly below the best (Holm)")
+    for method, place in (levels.get("chosen") or {}).items():
+        level = float(place["level"])
+        for ax in (top, bottom):
+            ax.axvline(level, color=method_color(method), ls=":", lw=1.4)
+        if place.get("aua") is not None:
+            top.plot([level], [place["aua"]], marker="*", ms=16, color=method_color(method), mec="black", mew=0.8,
+                     ls="none", zorder=5, label=f"{method_label(method)}'s dev choice b = {level:.2f}")
+    clean = [(float(r["level"]), r["clean_acc"], r.get("clean_interval")) for r in records
+             if r.get("clean_acc") is not None]
+    if clean:
+        cx = np.array([c[0] for c in clean])
+        cy = np.array([c[1] for c in clean])
+        cerr = np.array([[c[1] - c[2][0], c[2][1] - c[1]] if c[2] else [0, 0] for c in clean]).T
+        bottom.errorbar(cx, cy, yerr=cerr, color="#1f77b4", marker="s", ms=4, lw=1.2, capsize=3,
+                        label="flood levels")
+    if reference and reference.get("clean_acc") is not None:
+        bottom.axhline(reference["clean_acc"], color=method_color("finetune"), ls="--", lw=1.2,
+                       label=f"fine-tune {reference['clean_acc']:.1f}")
+    if clean:
+        bottom.legend(fontsize="x-small", loc="best")
+    attack = recipe_label((levels.get("identity") or {}).get("recipe") or "textfooler")
+    n = records[0]["n_attacked"]
+    top.set_ylabel(f"test Aua% under {attack} (%)")
+    bottom.set_ylabel("Clean% (test)")
+    bottom.set_xlabel("flood level b (training-loss units, nats)")
+    top.legend(fontsize="x-small", loc="best")
+    verdict = {"holds_best": "the window holds the most robust level",
+               "holds_not_worse": "the window holds a level not significantly below the most robust",
+               "misses": "every window level is significantly below the most robust",
+               "untested": "no tested level lies in the window"}[levels["verdict"]]
+    note = (f"{n} test examples per level, the same for every level; {verdict}"
+            + ("; no level is significantly below the best (flat at this resolution)" if levels.get("flat") else "")
+            + "; levels were chosen on dev data, this is analysis after the fact")
+    title = f"Figure 2 (test) – robustness vs flood level: {dataset_label(dataset)}"
+    return finish_figure(fig, title, "; ".join(filter(None, [caption, note])), out)

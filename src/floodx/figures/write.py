@@ -6,6 +6,8 @@
         --flooding-x-choice results/search/rt/flooding_x/seed42/choice.json \
         --window results/probe/rt/seed42/window.json [--test-summary 0.10=.../summary.json ...] \
         --dataset rt --out results/figures/figure2_rt.png --caption "..."
+    python -m floodx.figures figure2-test --levels results/grid_attack/rt/seed42/levels.json \
+        --dataset rt --out results/figures/figure2_test_rt.png
     python -m floodx.figures figure3 --accordance results/probe/rt/seed42/accordance.csv \
         --window results/probe/rt/seed42/window.json --dataset rt --out results/figures/figure3_rt.png
     python -m floodx.figures figure4 --metrics finetune=.../metrics.json --metrics flooding_x=... \
@@ -19,7 +21,7 @@ import sys
 from ..errors import DataError, run_main
 from ..files import read_result
 from .figure1 import figure1
-from .figure2 import figure2, figure2_inputs
+from .figure2 import figure2, figure2_inputs, figure2_test
 from .figure3 import figure3
 from .figure4 import figure4, figure4_inputs
 
@@ -59,6 +61,8 @@ def _main(argv=None):
     f2.add_argument("--window", default=None)
     f2.add_argument("--test-summary", action="append", default=[], metavar="LEVEL=SUMMARY_JSON")
     f2.add_argument("--attack", default="textfooler")
+    f2t = sub.add_parser("figure2-test", help="test Aua%% of every searched flood level (figures.grid_test_attack)")
+    f2t.add_argument("--levels", required=True, help="the flood-level analysis (levels.json)")
     f3 = sub.add_parser("figure3", help="gradient accordance and losses per sub-epoch")
     f3.add_argument("--accordance", required=True)
     f3.add_argument("--window", default=None)
@@ -67,7 +71,7 @@ def _main(argv=None):
     f4.add_argument("--aua", nargs="*", default=[], metavar="SUMMARY_JSON",
                     help="per-epoch attack summaries (each names its method and epoch in 'identity')")
     f4.add_argument("--attack", default="textfooler")
-    for p in (f1, f2, f3, f4):
+    for p in (f1, f2, f2t, f3, f4):
         p.add_argument("--dataset", required=True)
         p.add_argument("--out", required=True)
         p.add_argument("--caption", default=None)
@@ -80,6 +84,8 @@ def _main(argv=None):
         points, window, chosen, ylabel = figure2_inputs(args.flooding_choice, args.flooding_x_choice,
                                                         args.window, tests, args.attack)
         figure2(points, args.out, args.dataset, window, chosen, ylabel, args.caption)
+    elif args.command == "figure2-test":
+        figure2_test(args.levels, args.out, args.dataset, args.caption)
     elif args.command == "figure3":
         figure3(args.accordance, args.out, args.dataset, args.window, args.caption)
     else:

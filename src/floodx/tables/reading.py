@@ -18,8 +18,27 @@ def _comparison_text(test):
             f"Holm p = {test['p_holm']:.3g})")
 
 
-def reading_markdown(table, caption=None):
-    """What Table 2 lets a reader conclude, per data set and attack, written from its tests."""
+def flood_levels_markdown(analyses):
+    """The verdict on the accordance criterion, one paragraph per (data set, seed) (floodx.flood_levels)."""
+    from ..flood_levels import verdict_text
+
+    if not analyses:
+        return []
+    lines = ["", "## The accordance criterion on the test set (analysis after the fact)", "",
+             "Every flood level either search trained, attacked on the same test examples; the levels were "
+             "chosen on dev data only (Figure 2 (test)).", ""]
+    for analysis in analyses:
+        identity = analysis.get("identity") or {}
+        label = f"{dataset_label(identity.get('dataset'))}, seed {identity.get('seed')}"
+        verdict = analysis["verdict"].replace("_", " ")
+        lines.append(f"- {verdict_text(analysis, label, recipe_label(identity.get('recipe') or 'textfooler'))} "
+                     f"Verdict: **{verdict}**{' (flat)' if analysis.get('flat') else ''}.")
+    return lines
+
+
+def reading_markdown(table, caption=None, flood_levels=()):
+    """What Table 2 lets a reader conclude, per data set and attack, written from its tests; with
+    `flood_levels` (levels.json contents), the verdict on the accordance criterion after it."""
     lines = ["# What Table 2 shows (generated)", ""] + ([caption, ""] if caption else [])
     tests = table.attrs.get("tests") or []
     if not tests:
@@ -67,4 +86,5 @@ def reading_markdown(table, caption=None):
     lines += ["", "Tests: exact paired sign-flip test of Aua% against fine-tune on the same examples "
               "(McNemar for one seed), Holm-corrected per data set and attack; intervals of differences: "
               "bootstrap over examples (docs/statistics.md)."]
+    lines += flood_levels_markdown(list(flood_levels))
     return "\n".join(lines) + "\n"

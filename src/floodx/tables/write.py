@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import run_main
 from ..pages import write_markdown
-from ..files import write_text
+from ..files import read_result, write_text
 from .common import parse_paper_map, write_csv
 from .reading import reading_markdown
 from .search import search_markdown, search_summary
@@ -16,14 +16,17 @@ from .versus_paper import table2_vs_paper, table2_vs_paper_markdown
 
 
 # ---------------------------------------------------------------- writing everything
-def write_table2(summary_paths, out_dir, paper_map=None, caption=None):
+def write_table2(summary_paths, out_dir, paper_map=None, caption=None, flood_level_paths=()):
+    """Table 2 and its reading; `flood_level_paths` (levels.json, figures.grid_test_attack) add the verdict on
+    the accordance criterion to the reading."""
     out_dir = Path(out_dir)
     table = table2(load_attack_summaries(summary_paths))
     export = table.copy()
     write_csv(out_dir / "table2.csv", export)
     write_markdown(out_dir / "table2.md", table2_markdown(table, caption), "Table 2")
     write_text(out_dir / "table2.tex", table2_latex(table, caption))
-    write_markdown(out_dir / "reading.md", reading_markdown(table, caption), "What Table 2 shows")
+    flood_levels = [read_result(path) for path in flood_level_paths]
+    write_markdown(out_dir / "reading.md", reading_markdown(table, caption, flood_levels), "What Table 2 shows")
     comparison = table2_vs_paper(table, paper_map)
     write_csv(out_dir / "table2_vs_paper.csv", comparison)
     write_markdown(out_dir / "table2_vs_paper.md", table2_vs_paper_markdown(comparison, caption),
@@ -58,6 +61,8 @@ def _main(argv=None):
                     help='the paper data set each of ours is compared with, e.g. '
                          '\'{"rt": {"paper": "sst2", "stand_in": true}}\' (default: that one)')
     t2.add_argument("--caption", default=None)
+    t2.add_argument("--flood-levels", nargs="*", default=[], metavar="LEVELS_JSON",
+                    help="flood-level analyses (figures.grid_test_attack): the reading adds their verdicts")
     t3 = sub.add_parser("table3", help="Table 3 from profiling times.json files")
     t3.add_argument("--times", nargs="+", required=True)
     t3.add_argument("--out-dir", required=True)
@@ -72,7 +77,8 @@ def _main(argv=None):
         p.add_argument("--threads", type=int, default=None, help="accepted for uniformity; unused")
     args = parser.parse_args(argv)
     if args.command == "table2":
-        table, _ = write_table2(args.summaries, args.out_dir, parse_paper_map(args.paper_map), args.caption)
+        table, _ = write_table2(args.summaries, args.out_dir, parse_paper_map(args.paper_map), args.caption,
+                                args.flood_levels)
         print(f"table2: {len(table)} rows -> {args.out_dir}")
     elif args.command == "table3":
         frame = write_table3(args.times, args.out_dir, parse_paper_map(args.paper_map), args.caption)

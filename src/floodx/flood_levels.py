@@ -1,0 +1,273 @@
+"""The flood-level analysis: how robust each searched flood level is on the test set, and the verdict on
+the accordance criterion (the paper's claim 2: gradient accordance finds the right flood level without a
+wide search).
+
+Levels are chosen on dev data only (floodx.search); this stage looks afterwards. With
+`figures.grid_test_attack`, every run either search trained (Flooding's grid, Flooding-X's window) is
+attacked with `search.attack` on the same test examples as Table 2. Per (data set, seed) it finds the
+level with the highest test Aua%, tests every other level against it example by example (exact
+McNemar / sign-flip test, Holm-corrected over the other levels, floodx.stats) and asks where the window
+and both dev-chosen levels land:
+
+- `holds_best`: the window contains a level with the highest test Aua%;
+- `holds_not_worse`: it contains a level not significantly worse than the best;
+- `misses`: every level it contains is significantly worse than the best;
+- `untested`: no tested level lies in the window.
+
+`flat` says that no level at all is significantly worse than the best: then the test cannot tell levels
+apart and "holds" says little. Each level is also tested against fine-tune (post hoc, Holm over the
+levels), which bears on claim 1.
+
+    python -m floodx.flood_levels --attacks <grid summary.json ...> --choices <choice.json ...>
+        --window window.json [--reference finetune summary.json] --out levels.json
+"""
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import stats
+from .comparisons import ALPHA, example_outcomes, robust
+from .errors import DataError, run_main
+from .files import read_json, read_result, write_json
+from .names import level_string
+from .provenance import provenance
+
+VERDICTS = ("holds_best", "holds_not_worse", "misses", "untested")
+
+
+def in_window(level, window):
+    """Whether a two-decimal `level` lies in the window: one of its levels, or between its bounds."""
+    if level in set(window.get("levels") or []):
+        return True
+    low, high = window.get("low"), window.get("high")
+    if low is None or high is None:
+        return False
+    return float(low) - 1e-9 <= float(level) <= float(high) + 1e-9
+
+
+def _rate(outcomes):
+    values = list(outcomes.values())
+    return float(np.mean(values)) if values else math.nan
+
+
+def compare_levels(outcomes, reference_outcomes=None, alpha=ALPHA):
+    """Per level: test Aua, its Wilson interval, and its paired test against the best level (and against
+    `reference_outcomes`, fine-tune's, when given). `outcomes`: {level: {example id: 0/1 robust}}."""
+    if not outcomes:
+        raise DataError("no flood level has test attack outcomes")
+    levels = sorted(outcomes, key=float)
+    aua = {level: _rate(outcomes[level]) for level in levels}
+    top = max(aua.values())
+    best_levels = [level for level in levels if aua[level] == top]
+    best = best_levels[0]
+    records = {}
+    for level in levels:
+        k, n = int(sum(outcomes[level].values())), len(outcomes[level])
+        low, high = stats.wilson_interval(k, n)
+        records[level] = {"level": level, "aua": 100 * aua[level], "aua_interval": [100 * low, 100 * high],
+                          "n_attacked": n, "is_best": level in best_levels}
+    others = [level for level in levels if level != best]
+    tests = [stats.paired_comparison({0: outcomes[level]}, {0: outcomes[best]}) for level in others]
+    for level, test, p_holm in zip(others, tests, stats.holm([t["p_value"] for t in tests])):
+        records[level]["versus_best"] = _test_record(test, p_holm, alpha)
+    records[best]["versus_best"] = None
+    if reference_outcomes:
+        tests = [stats.paired_comparison({0: outcomes[level]}, {0: reference_outcomes}) for level in levels]
+        for level, test, p_holm in zip(levels, tests, stats.holm([t["p_value"] for t in tests])):
+            records[level]["versus_finetune"] = _test_record(test, p_holm, alpha)
+    return {"levels": [records[level] for level in levels], "best": best, "best_levels": best_levels,
+            "n_tests_versus_best": len(others)}
+
+
+def _test_record(test, p_holm, alpha):
+    significant = p_holm is not None and not math.isnan(p_holm) and p_holm < alpha
+    return {"difference": 100 * test["difference"], "interval": [100 * v for v in test["interval"]],
+            "wins": test["wins"], "losses": test["losses"], "p_value": test["p_value"], "p_holm": p_holm,
+            "significant": bool(significant)}
+
+
+def not_worse(record):
+    """A level with the best test Aua%, or not significantly below it."""
+    return record["is_best"] or not record["versus_best"]["significant"]
+
+
+def judge(outcomes, window, chosen, reference_outcomes=None, alpha=ALPHA):
+    """The verdict on the accordance criterion for one (data set, seed); see the module docstring.
+
+    `window`: window.json's content (levels, low, high); `chosen`: {flood method: chosen level}."""
+    compared = compare_levels(outcomes, reference_outcomes, alpha)
+    records = {r["level"]: r for r in compared["levels"]}
+    for record in records.values():
+        record["in_window"] = in_window(record["level"], window)
+    inside = [r for r in records.values() if r["in_window"]]
+    if not inside:
+        verdict = "untested"
+    elif any(r["is_best"] for r in inside):
+        verdict = "holds_best"
+    elif any(not_worse(r) for r in inside):
+        verdict = "holds_not_worse"
+    else:
+        verdict = "misses"
+    flat = all(not_worse(r) for r in records.values())
+    placed = {}
+    for method, level in chosen.items():
+        level = level_string(level)
+        record = records.get(level)
+        rank = 1 + sum(r["aua"] > record["aua"] for r in records.values()) if record else None
+        placed[method] = {"level": level, "tested": record is not None, "rank": rank,
+                          "of": len(records), "not_worse_than_best": bool(record and not_worse(record)),
+                          "aua": record["aua"] if record else None,
+                          "versus_best": record["versus_best"] if record else None}
+    return {**compared, "levels": list(records.values()), "verdict": verdict, "flat": flat,
+            "window_levels_tested": [r["level"] for r in inside], "chosen": placed, "alpha": alpha}
+
+
+def verdict_text(result, label="", attack_label="TextFooler"):
+    """One paragraph that says what the run shows, whichever way it falls."""
+    records = {r["level"]: r for r in result["levels"]}
+    best = records[result["best"]]
+    window = result.get("window") or {}
+    n = best["n_attacked"]
+    head = f"**{label}**: " if label else ""
+    parts = [f"{head}of {len(records)} flood levels attacked with {attack_label} on the same {n} test examples, "
+             f"b = {result['best']} has the highest Aua% ({best['aua']:.1f}, 95% interval "
+             f"{best['aua_interval'][0]:.1f}–{best['aua_interval'][1]:.1f})"
+             + (f", tied with {', '.join(level for level in result['best_levels'] if level != result['best'])}"
+                if len(result["best_levels"]) > 1 else "")]
+    worse = [r for r in records.values() if r["versus_best"] and r["versus_best"]["significant"]]
+    parts.append(f"{len(worse)} of the other {len(records) - 1} levels are significantly below it "
+                 f"(paired test, Holm over {result['n_tests_versus_best']})")
+    bounds = (f"[{window['low']:.3f}, {window['high']:.3f}]" if window.get("low") is not None else "(none)")
+    inside = result["window_levels_tested"]
+    says = {
+        "holds_best": f"the accordance window {bounds} holds the best level",
+        "holds_not_worse": (f"the accordance window {bounds} does not hold the best level, but holds "
+                            f"{', '.join(level for level in inside if not_worse(records[level]))}, not "
+                            "significantly worse"),
+        "misses": (f"the accordance window {bounds} misses: each of its levels ({', '.join(inside)}) is "
+                   "significantly less robust than the best"),
+        "untested": f"no tested level lies in the accordance window {bounds}",
+    }[result["verdict"]]
+    parts.append(says)
+    if result["flat"]:
+        parts.append("but no level is significantly below the best, so at this resolution the test cannot tell "
+                     "flood levels apart and the window's 'holding' the best says little")
+    for method, name in (("flooding", "Flooding"), ("flooding_x", "Flooding-X")):
+        place = result["chosen"].get(method)
+        if not place:
+            continue
+        if not place["tested"]:
+            parts.append(f"{name}'s dev choice b = {place['level']} was not attacked on the test set")
+            continue
+        against = place["versus_best"]
+        where = ("the best" if against is None else
+                 f"{against['difference']:+.1f} points from the best (Holm p = {against['p_holm']:.3g})")
+        parts.append(f"{name}'s dev choice b = {place['level']} ranks {place['rank']} of {place['of']} "
+                     f"(Aua% {place['aua']:.1f}, {where})")
+    reference = result.get("finetune")
+    if reference is not None:
+        above = [r["level"] for r in records.values()
+                 if r.get("versus_finetune") and r["versus_finetune"]["significant"]
+                 and r["versus_finetune"]["difference"] > 0]
+        parts.append(f"against fine-tune (Aua% {reference['aua']:.1f}) "
+                     + (f"levels {', '.join(above)} are significantly more robust" if above else
+                        "no level is significantly more robust")
+                     + f" (post hoc, Holm over {len(records)} levels)")
+    onset = result.get("onset") or {}
+    if onset.get("dev_min_train_loss") is not None:
+        parts.append(f"the training loss was {onset['dev_min_train_loss']:.3f} at the probe's dev-loss minimum"
+                     + (f" and {onset['crossing_train_loss']:.3f} at the accordance crossing"
+                        if onset.get("crossing_train_loss") is not None else "")
+                     + f", beside the window {bounds}")
+    return "; ".join(parts) + "."
+
+
+# ---------------------------------------------------------------- files
+def _onset(window):
+    onset = window.get("onset") or {}
+    crossing, dev_min = onset.get("crossing") or {}, onset.get("dev_loss_min") or {}
+    return {"crossing_train_loss": crossing.get("train_loss"), "crossing_epoch": crossing.get("epoch"),
+            "dev_min_train_loss": dev_min.get("train_loss"), "dev_min_epoch": dev_min.get("epoch"),
+            "lag_epochs": onset.get("lag_epochs")}
+
+
+def load_outcomes(summary_paths):
+    """{level: {idx: 0/1}} and each level's summary, from grid attack summaries (their identity, not paths)."""
+    outcomes, summaries, identity = {}, {}, None
+    for path in summary_paths:
+        summary = read_result(path)
+        ident = summary.get("identity") or {}
+        if ident.get("flood_level") is None:
+            raise DataError(f"{path}: identity.flood_level missing (a grid attack summary names its flood level)")
+        level = level_string(ident["flood_level"])
+        if level in outcomes:
+            raise DataError(f"{path}: flood level {level} given twice")
+        key = {k: ident.get(k) for k in ("dataset", "seed", "recipe")}
+        if identity is not None and key != identity:
+            raise DataError(f"{path}: {key} differs from the other summaries' {identity}")
+        identity = key
+        outcomes[level] = {idx: robust(row) for idx, row in example_outcomes(path).items()}
+        summaries[level] = summary
+    return outcomes, summaries, identity or {}
+
+
+def analyse(attack_paths, choice_paths, window_path, reference_path=None):
+    outcomes, summaries, identity = load_outcomes(attack_paths)
+    window = read_json(window_path)
+    chosen = {}
+    for path in choice_paths:
+        choice = read_json(path)
+        method = (choice.get("identity") or {}).get("method")
+        if method is None:
+            raise DataError(f"{path}: identity.method missing")
+        chosen[method] = choice["chosen"]
+    reference = reference_clean = None
+    if reference_path:
+        reference = {idx: robust(row) for idx, row in example_outcomes(reference_path).items()}
+        reference_clean = read_result(reference_path).get("clean_acc")
+    result = judge(outcomes, window, chosen, reference)
+    for record in result["levels"]:
+        summary = summaries[record["level"]]
+        record["clean_acc"] = summary.get("clean_acc")
+        record["n_clean"] = summary.get("n_clean")
+        if record["clean_acc"] is not None and record["n_clean"]:
+            k = int(round(record["clean_acc"] / 100 * record["n_clean"]))
+            record["clean_interval"] = [100 * v for v in stats.wilson_interval(k, int(record["n_clean"]))]
+        record["run"] = (summary.get("identity") or {}).get("run")
+    result["window"] = {k: window.get(k) for k in ("low", "high", "levels", "fallback")}
+    result["onset"] = _onset(window)
+    if reference is not None:
+        k, n = int(sum(reference.values())), len(reference)
+        result["finetune"] = {"aua": 100 * _rate(reference), "n_attacked": n,
+                              "aua_interval": [100 * v for v in stats.wilson_interval(k, n)],
+                              "clean_acc": reference_clean}
+    result["identity"] = identity
+    result["text"] = verdict_text(result)
+    return result
+
+
+def _main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m floodx.flood_levels", description=__doc__.splitlines()[0])
+    parser.add_argument("--attacks", nargs="+", required=True, help="grid attack summary.json of each searched level")
+    parser.add_argument("--choices", nargs="+", required=True, help="choice.json of Flooding and Flooding-X")
+    parser.add_argument("--window", required=True, help="the probe's window.json")
+    parser.add_argument("--reference", default=None, help="fine-tune's test attack summary.json (same recipe)")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args(argv)
+    result = analyse(args.attacks, args.choices, args.window, args.reference)
+    result["provenance"] = provenance(spec={"attacks": args.attacks, "choices": args.choices, "window": args.window},
+                                      seed=result["identity"].get("seed"))
+    write_json(Path(args.out), result)
+    print(result["text"])
+    return result
+
+
+def main(argv=None):
+    return run_main(_main, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The verdict on the accordance criterion (floodx.flood_levels) on hand-made robustness curves."""
+
+import json
+
+import pytest
+
+from floodx import flood_levels
+from floodx.attacks.rows import write_rows
+from floodx.stats import holm, sign_flip_p_value
+
+N = 300
+
+
+def curve(robust_counts, n=N):
+    """{level: {idx: 0/1}}: level b is robust on its first k examples (so levels are nested: a level with
+    fewer robust examples loses exactly the difference against a level with more)."""
+    return {level: {i: int(i < k) for i in range(n)} for level, k in robust_counts.items()}
+
+
+WINDOW = {"low": 0.019, "high": 0.052, "levels": ["0.02", "0.03", "0.04", "0.05"]}
+
+
+def test_window_holds_the_best_level():
+    outcomes = curve({"0.03": 90, "0.10": 60, "0.20": 40, "0.30": 30})
+    result = flood_levels.judge(outcomes, WINDOW, {"flooding": "0.20", "flooding_x": "0.03"})
+    assert result["best"] == "0.03" and result["verdict"] == "holds_best" and not result["flat"]
+    assert result["chosen"]["flooding_x"]["rank"] == 1 and result["chosen"]["flooding_x"]["versus_best"] is None
+    assert result["chosen"]["flooding"]["rank"] == 3 and not result["chosen"]["flooding"]["not_worse_than_best"]
+
+
+def test_window_misses_when_each_of_its_levels_is_significantly_worse():
+    outcomes = curve({"0.02": 20, "0.04": 22, "0.30": 80, "0.40": 78})
+    result = flood_levels.judge(outcomes, WINDOW, {"flooding": "0.30", "flooding_x": "0.04"})
+    assert result["best"] == "0.30" and result["verdict"] == "misses"
+    assert result["window_levels_tested"] == ["0.02", "0.04"]
+    assert result["chosen"]["flooding"]["rank"] == 1
+    assert result["chosen"]["flooding_x"]["versus_best"]["significant"]
+    assert "misses" in flood_levels.verdict_text(result | {"window": WINDOW})
+
+
+def test_window_holds_a_level_not_significantly_worse_and_the_holm_p_is_the_brute_force_one():
+    # 0.05 (in the window) loses 3 examples to the best: not significant; 0.40 loses 50: significant.
+    outcomes = curve({"0.05": 57, "0.20": 60, "0.40": 10})
+    result = flood_levels.judge(outcomes, WINDOW, {"flooding": "0.20", "flooding_x": "0.05"})
+    assert result["verdict"] == "holds_not_worse" and not result["flat"]
+    records = {r["level"]: r for r in result["levels"]}
+    # Brute force: McNemar on the discordant examples, Holm over the two levels tested against 0.20.
+    raw = [sign_flip_p_value([-1] * 3), sign_flip_p_value([-1] * 50)]
+    assert records["0.05"]["versus_best"]["p_holm"] == pytest.approx(holm(raw)[0])
+    assert records["0.40"]["versus_best"]["p_holm"] == pytest.approx(holm(raw)[1])
+    assert records["0.05"]["versus_best"]["losses"] == 3 and records["0.05"]["versus_best"]["difference"] == pytest.approx(-1.0)
+
+
+def test_ties_for_the_best_and_a_flat_curve_are_said():
+    outcomes = curve({"0.04": 50, "0.10": 50, "0.20": 49})
+    result = flood_levels.judge(outcomes, WINDOW, {"flooding": "0.10", "flooding_x": "0.04"})
+    assert result["best_levels"] == ["0.04", "0.10"] and result["verdict"] == "holds_best"
+    assert result["flat"]                      # nothing is significantly below the best
+    text = flood_levels.verdict_text(result | {"window": WINDOW})
+    assert "tied with 0.10" in text and "cannot tell" in text
+
+
+def test_untested_when_no_level_lies_in_the_window():
+    result = flood_levels.judge(curve({"0.20": 40, "0.30": 50}), WINDOW, {"flooding": "0.30"})
+    assert result["verdict"] == "untested"
+
+
+def test_levels_against_finetune():
+    outcomes = curve({"0.03": 90, "0.20": 40})
+    result = flood_levels.judge(outcomes, WINDOW, {}, reference_outcomes={i: int(i < 40) for i in range(N)})
+    records = {r["level"]: r for r in result["levels"]}
+    assert records["0.03"]["versus_finetune"]["significant"] and records["0.03"]["versus_finetune"]["wins"] == 50
+    assert not records["0.20"]["versus_finetune"]["significant"]
+
+
+def test_analyse_reads_identity_from_the_files(tmp_path):
+    """The files' identity gives each level (not their paths); a level given twice stops."""
+    paths = []
+    for n, (level, k) in enumerate({"0.03": 9, "0.20": 4}.items()):
+        folder = tmp_path / f"x{n}"
+        folder.mkdir()
+        summary = {"identity": {"dataset": "rt", "seed": 1, "recipe": "textfooler", "flood_level": float(level),
+                                "run": f"flooding-b{level}"}, "clean_acc": 80.0, "n_clean": 20}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        write_rows(folder / "examples.csv", [
+            {"idx": i, "original": "a film", "perturbed": "a movie", "result": "failed" if i < k else "successful",
+             "queries": 5, "ground_truth": 1, "original_output": 1, "perturbed_output": 1 if i < k else 0}
+            for i in range(10)])
+        paths.append(folder / "summary.json")
+    (tmp_path / "window.json").write_text(json.dumps({**WINDOW, "onset": {"dev_loss_min": {"train_loss": 0.4}}}))
+    (tmp_path / "choice.json").write_text(json.dumps({"identity": {"method": "flooding_x"}, "chosen": "0.03"}))
+    result = flood_levels.analyse(paths, [tmp_path / "choice.json"], tmp_path / "window.json")
+    assert result["best"] == "0.03" and result["levels"][0]["run"] == "flooding-b0.03"
+    assert result["levels"][0]["clean_interval"][0] < 80 < result["levels"][0]["clean_interval"][1]
+    assert "0.400 at the probe's dev-loss minimum" in result["text"]
+    with pytest.raises(Exception, match="given twice"):
+        flood_levels.analyse([paths[0], paths[0]], [tmp_path / "choice.json"], tmp_path / "window.json")
+
+
+def test_the_reading_carries_the_verdict():
+    from floodx.tables.reading import flood_levels_markdown
+
+    result = flood_levels.judge(curve({"0.02": 20, "0.04": 22, "0.30": 80}), WINDOW, {"flooding_x": "0.04"})
+    result |= {"window": WINDOW, "identity": {"dataset": "rt", "seed": 42, "recipe": "textfooler"}}
+    text = "\n".join(flood_levels_markdown([result]))
+    assert "Rotten Tomatoes, seed 42" in text and "Verdict: **misses**" in text and "ranks 2 of 3" in text
+    assert flood_levels_markdown([]) == []
+
+
+def test_the_test_figure_is_drawn(tmp_path):
+    from floodx.figures.figure2 import figure2_test
+
+    result = flood_levels.judge(curve({"0.03": 90, "0.20": 40}), WINDOW, {"flooding": "0.20", "flooding_x": "0.03"},
+                                reference_outcomes={i: int(i < 40) for i in range(N)})
+    result |= {"window": WINDOW, "finetune": {"aua": 13.3, "aua_interval": [10.0, 17.5], "clean_acc": 80.0}}
+    for record in result["levels"]:
+        record.update(clean_acc=80.0, clean_interval=[77.0, 83.0])
+    figure2_test(result, tmp_path / "f.png", "rt")
+    assert (tmp_path / "f.png").stat().st_size > 10_000
