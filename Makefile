@@ -47,8 +47,11 @@ report: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --report results/report.html
 
 # What a config will cost before it runs: make plan [CONFIG=config/paper.yaml]
+# RESULTS=<folder>: where measured times are read (default results/, e.g. a finished `make run`);
+# PLAN_CORES=<n>: also the wall-clock hours on one machine running n jobs at once.
 plan: $(STAMP)
-	$(BIN)/python -m floodx.plan $(if $(CONFIG),--configfile $(CONFIG)) $(if $(DEVICE_PROFILE),--device-profile $(DEVICE_PROFILE))
+	$(BIN)/python -m floodx.plan $(if $(CONFIG),--configfile $(CONFIG)) $(if $(DEVICE_PROFILE),--device-profile $(DEVICE_PROFILE)) \
+		$(if $(RESULTS),--results $(RESULTS)) $(if $(PLAN_CORES),--cores $(PLAN_CORES))
 
 # On a GPU machine: BERT-base step times, Table 3 ratios, probe, memory, bf16/fp32 agreement (minutes).
 # GPU_CHECK_ARGS=--reduced runs the same path anywhere in seconds (the tests do).

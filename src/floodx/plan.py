@@ -130,15 +130,20 @@ def read_device_profile(path):
     return profile
 
 
-def attack_seconds(dataset, results):
-    """Seconds per attacked example and recipe: measured in this results folder, or assumed."""
-    total = count = 0
+def attack_seconds(dataset, results, recipe=None):
+    """Seconds per attacked example: of `recipe` (all recipes pooled when None or unmeasured), measured
+    on the test attacks of this results folder, or assumed."""
+    measured = {}
     for summary in (Path(results) / "attack" / dataset).glob("*/seed*/*/summary.json"):
         data = read_json(summary)
         if data.get("seconds") and data.get("n_attacked"):
-            total += data["seconds"]
-            count += data["n_attacked"]
-    if count:
+            seconds, count = measured.get(data.get("recipe"), (0.0, 0))
+            measured[data.get("recipe")] = (seconds + data["seconds"], count + data["n_attacked"])
+    if recipe in measured:
+        total, count = measured[recipe]
+        return total / count, f"measured ({count} {recipe} examples under {Path(results) / 'attack' / dataset})"
+    if measured:
+        total, count = (sum(v[i] for v in measured.values()) for i in (0, 1))
         return total / count, f"measured ({count} attacked examples under {Path(results) / 'attack' / dataset})"
     return ASSUMED_ATTACK_SECONDS, f"assumed ({ASSUMED_ATTACK_SECONDS} s per example and recipe)"
 
@@ -207,6 +212,13 @@ def plan(config, results="results", device_profile=None):
         add("test attacks", S * len(methods) * (shards + len(recipes)),
             examples=S * len(methods) * len(recipes) * attacked,
             attack_hours=S * len(methods) * len(recipes) * attacked * per_example / 3600)
+        if config["figures"]["grid_test_attack"]:
+            # Every searched level on the test subset (jobs listed after the window's checkpoint), its analysis
+            # per seed and Figure 2 (test); window levels that fall on the grid are counted twice (an upper bound).
+            searched = len(grid) + (0 if on_grid else window)
+            seconds, _ = attack_seconds(dataset, results, config["search"]["attack"])
+            add("test attacks (every searched level)", 0, after=S * searched + S + 1, examples=S * searched * attacked,
+                attack_hours=S * searched * attacked * seconds / 3600)
         per_epoch_methods = config["figures"]["per_epoch_methods"]
         fig4 = config["figures"]["per_epoch_attack_examples"]
         add("Figure 4 per-epoch attacks", 0, after=len(per_epoch_methods), examples=len(per_epoch_methods) * epochs * fig4,
@@ -237,7 +249,14 @@ def plan(config, results="results", device_profile=None):
             "attacked_epoch": attacked_epoch(config), "grid_levels": len(grid)}
 
 
-def summary(result):
+def local_wall_hours(rows, cores):
+    """Wall-clock hours on one machine running `cores` one-thread jobs at a time (the rules' threads: 1):
+    the job hours spread over the cores, assuming they can be kept busy (the probe's checkpoint delays the
+    window runs, so a small run may take longer)."""
+    return sum(r["gpu_hours"] + r["attack_hours"] for r in rows) / max(1, int(cores))
+
+
+def summary(result, cores=None):
     rows = result["rows"]
     gpu = sum(r["gpu_hours"] for r in rows)
     grid = sum(r["gpu_hours"] for r in rows if r["stage"] == "train Flooding grid")
@@ -255,12 +274,13 @@ def summary(result):
         "disk_end_gb": result["disk_end_gb"],
         "flooding_grid_hours": grid,
         "flooding_x_search_hours": flooding_x,
+        **({"local_wall_hours": local_wall_hours(rows, cores), "local_cores": int(cores)} if cores else {}),
     }
 
 
-def report(result):
+def report(result, cores=None):
     lines = [f"{name}: {value:.4g}" if isinstance(value, float) else f"{name}: {value}"
-             for name, value in summary(result).items()]
+             for name, value in summary(result, cores).items()]
     lines.append("")
     lines.append(f"{'data set':<10} {'stage':<32} {'jobs':>6} {'+after':>6} {'epochs':>7} {'GPU h':>9} "
                  f"{'examples':>9} {'attack h':>9}")
@@ -282,11 +302,13 @@ def _main(argv=None):
     parser.add_argument("--results", default="results", help="where measured times are looked for")
     parser.add_argument("--device-profile", help="a GPU check's JSON (make gpu-check): training times for that "
                         "device where this results folder has none")
+    parser.add_argument("--cores", type=int, default=None,
+                        help="also print local_wall_hours: the run on one machine with this many one-thread jobs at once")
     args = parser.parse_args(argv)
     for path in args.configfile:
         if not Path(path).is_file():
             raise ConfigError(f"{path}: no such config file")
-    print(report(plan(load(args.configfile), args.results, read_device_profile(args.device_profile))))
+    print(report(plan(load(args.configfile), args.results, read_device_profile(args.device_profile)), args.cores))
 
 
 def main(argv=None):

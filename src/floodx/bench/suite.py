@@ -51,17 +51,19 @@ def embedded_default(n_examples=256, resources=RESOURCES):
 def interleaved_epoch_times(base_model, tokenizer, batches, methods, training, rounds=3, device=None):
     """Median seconds of one pass over `batches` per method, epochs interleaved across methods.
 
-    `methods` maps a label to (registry name, params). Each method trains its own copy of
+    `methods` maps a label to (registry name, params) or (registry name, params, training settings
+    that replace some of `training`'s, e.g. {"bf16": False}). Each method trains its own copy of
     `base_model` through `floodx.training.Optimisation`, the loop's own step.
     """
     device = device or torch.device("cpu")
     runners = {}
-    for label, (name, params) in methods.items():
+    for label, (name, params, *override) in methods.items():
         torch.manual_seed(0)
         model = copy.deepcopy(base_model).to(device).train()
         method = build_method(name, **params)
         method.setup(model, tokenizer, batches)
-        runners[label] = Optimisation(model, method, training, len(batches) * (rounds + 1), device)
+        settings = {**training, **(override[0] if override else {})}
+        runners[label] = Optimisation(model, method, settings, len(batches) * (rounds + 1), device)
         for batch in batches[:1]:   # warm-up step, not timed
             runners[label].step(batch)
     times = {label: [] for label in methods}
@@ -85,6 +87,35 @@ def bench_training():
     return {
         "flooding_over_finetune_epoch_time": times["flooding"] / times["finetune"],
         "train_examples_per_s": examples / times["finetune"],
+    }
+
+
+def bench_precision():
+    """bf16 autocast against fp32 side by side: a training epoch (the loop's own step) and the attack's model
+    queries (`floodx.inference.predict_logits`, batches of 32 as the attack wrapper sends them), interleaved."""
+    from ..inference import predict_logits
+    from ..precision import uses_bf16
+
+    model, tokenizer, batches, training, examples = embedded_default()
+    times = interleaved_epoch_times(model, tokenizer, batches, {
+        "fp32": ("finetune", {}, {"bf16": False}), "bf16": ("finetune", {}, {"bf16": True}),
+    }, training, rounds=3)
+    model.eval()
+    texts = sorted((ex["text"] for ex in examples), key=len)
+    queries = {"fp32": [], "bf16": []}
+    for _ in range(5):
+        for precision in queries:
+            started = time.perf_counter()
+            predict_logits(model, tokenizer, texts, batch_size=32, max_length=training["max_length"],
+                           precision=precision)
+            queries[precision].append(time.perf_counter() - started)
+    query_times = {p: statistics.median(v) for p, v in queries.items()}
+    return {
+        "training_precision_auto": "bf16" if uses_bf16(torch.device("cpu"), "auto") else "fp32",
+        "bf16_training_epoch_speedup": times["fp32"] / times["bf16"],
+        "bf16_attack_query_speedup": query_times["fp32"] / query_times["bf16"],
+        "attack_queries_per_s_fp32": len(texts) / query_times["fp32"],
+        "attack_queries_per_s_bf16": len(texts) / query_times["bf16"],
     }
 
 
@@ -143,6 +174,7 @@ def bench_attacks():
 
 SECTIONS = {
     "training": bench_training,
+    "precision": bench_precision,
     "probe": bench_probe,
     "baselines": bench_baselines,
     "attacks": bench_attacks,
