@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 from floodx import locks
 
@@ -31,6 +32,10 @@ def test_a_snakemake_process_working_here_is_found(tmp_path):
     fake.write_text("import time\ntime.sleep(30)\n")
     proc = subprocess.Popen([sys.executable, str(fake)], cwd=tmp_path)
     try:
+        # Until the child has exec'd, /proc shows the parent's command line: wait for it (a loaded machine).
+        deadline = time.monotonic() + 10
+        while proc.pid not in locks.snakemake_processes(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert proc.pid in locks.snakemake_processes(tmp_path)
         assert proc.pid not in locks.snakemake_processes(tmp_path / "bin")
     finally:
