@@ -9,7 +9,11 @@ CORES ?= all
 # What make gpu-check writes (not in --reduced mode): a device profile that `make plan DEVICE_PROFILE=...` reads.
 GPU_PROFILE ?= results/device_profile.json
 
-.PHONY: setup run evidence test bench report plan gpu-check dryrun lint clean-results
+# A finished run's results page into docs/results/<NAME>/ (the README links there).
+RUN ?= $(EVIDENCE_DIR)
+NAME ?= evidence
+
+.PHONY: setup run evidence publish test bench report plan gpu-check dryrun lint clean-results
 
 setup: $(STAMP)
 
@@ -35,6 +39,9 @@ evidence: $(STAMP)
 	$(BIN)/python -m floodx.locks --dir $(EVIDENCE_DIR)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -s $(abspath Snakefile) -d $(EVIDENCE_DIR) \
 		--configfile $(abspath config/evidence.yaml) --cores $(CORES)
+
+publish: $(STAMP)
+	$(BIN)/python -m floodx.results_page publish --results $(RUN)/results --to docs/results/$(NAME)
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

@@ -93,6 +93,19 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
         assert (results / f"figures/figure{n}_tiny.png").stat().st_size > 10_000
     assert (results / "tables/table3.md").read_text().count("|") > 10
 
+    # figures.grid_test_attack: every searched level attacked on the test subset, the verdict, Figure 2 (test).
+    levels = json.loads((results / "grid_attack/tiny/seed1/levels.json").read_text())
+    searched = set(window["levels"]) | set(json.loads((results / "search/tiny/flooding/seed1/choice.json")
+                                                      .read_text())["levels"])
+    assert {r["level"] for r in levels["levels"]} == searched and levels["verdict"] in (
+        "holds_best", "holds_not_worse", "misses", "untested")
+    assert all(r["n_attacked"] == 4 for r in levels["levels"]) and levels["finetune"]["n_attacked"] == 4
+    assert (results / "figures/figure2_test_tiny.png").stat().st_size > 10_000
+    assert "The accordance criterion on the test set" in (results / "tables/reading.md").read_text()
+    page = (results / "results.md").read_text()
+    assert "## Table 2" in page and "figures/figure2_test_tiny.png" in page and "Verdict: **" in page
+    assert "| train |" in page              # job time per stage, from the benchmark files
+
     report = snakemake(tmp_path, "--configfile", "config/tiny.yaml", "--report", "report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (tmp_path / "report.html").read_text(errors="replace")

@@ -125,6 +125,10 @@ def judge(outcomes, window, chosen, reference_outcomes=None, alpha=ALPHA):
             "window_levels_tested": [r["level"] for r in inside], "chosen": placed, "alpha": alpha}
 
 
+def _points(value):
+    return f"{value:+.1f}".replace("-", "\u2212")
+
+
 def verdict_text(result, label="", attack_label="TextFooler"):
     """One paragraph that says what the run shows, whichever way it falls."""
     records = {r["level"]: r for r in result["levels"]}
@@ -164,7 +168,7 @@ def verdict_text(result, label="", attack_label="TextFooler"):
             continue
         against = place["versus_best"]
         where = ("the best" if against is None else
-                 f"{against['difference']:+.1f} points from the best (Holm p = {against['p_holm']:.3g})")
+                 f"{_points(against['difference'])} points from the best (Holm p = {against['p_holm']:.3g})")
         parts.append(f"{name}'s dev choice b = {place['level']} ranks {place['rank']} of {place['of']} "
                      f"(Aua% {place['aua']:.1f}, {where})")
     reference = result.get("finetune")

@@ -238,7 +238,7 @@ def plan(config, results="results", device_profile=None):
             before_choice += kept_always + flood
             # After the choice: at most two flood runs, each kept as a window run would be (an upper bound).
             end_checkpoints += kept_always + (min(flood, 2 * in_window) if prune else flood)
-    fixed = 3 + (1 if config["model"]["source"] == "huggingface" else 0) + 3   # fetches; tables 2, 3, search
+    fixed = 3 + (1 if config["model"]["source"] == "huggingface" else 0) + 3 + 1   # fetches; tables 2, 3, search; page
     disk_end = end_checkpoints * size
     # The peak: every training finished before the first choice (a cluster that runs them all at once),
     # and one running job's newest checkpoint with its optimiser state.

@@ -81,6 +81,8 @@ rule epoch_attack:
         mem_mb=8000,
     log:
         "logs/epoch_attack/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        "benchmarks/epoch_attack/{dataset}/{method}/seed{seed}.tsv"
     conda:
         ENV
     shell:

@@ -157,10 +157,16 @@ def final_outputs():
     targets += expand("results/figures/figure{n}_{dataset}.png", n=[1, 2, 3, 4], dataset=DATASETS)
     if PRUNED_FLOOD_METHODS:
         targets += expand("results/search/{dataset}/seed{seed}/pruned.json", dataset=DATASETS, seed=SEEDS)
-    if GRID_TEST_ATTACK:
-        targets += expand("results/grid_attack/{dataset}/seed{seed}/levels.json", dataset=DATASETS, seed=SEEDS)
-        targets += expand("results/figures/figure2_test_{dataset}.png", dataset=DATASETS)
-    return targets
+    targets += expand("results/grid_attack/{dataset}/seed{seed}/levels.json", dataset=DATASETS, seed=SEEDS) \
+        if GRID_TEST_ATTACK else []
+    return targets + ["results/results.md"]
+
+
+def page_figures():
+    """The figures the results page shows, Figure 2 (test) first where the run has it."""
+    first = ["figure2_test"] if GRID_TEST_ATTACK else []
+    return [f"results/figures/{name}_{dataset}.png" for dataset in DATASETS
+            for name in first + ["figure1", "figure2", "figure3", "figure4"]]
 
 
 # ---------------------------------------------------------------- input functions: data preparation

@@ -65,6 +65,8 @@ rule dev_attack:
         mem_mb=8000,
     log:
         "logs/dev_attack/{dataset}/{run}/seed{seed}.log",
+    benchmark:
+        "benchmarks/dev_attack/{dataset}/{run}/seed{seed}.tsv"
     conda:
         ENV
     shell:
@@ -96,6 +98,8 @@ rule grid_attack:
         mem_mb=8000,
     log:
         "logs/grid_attack/{dataset}/{run}/seed{seed}.log",
+    benchmark:
+        "benchmarks/grid_attack/{dataset}/{run}/seed{seed}.tsv"
     conda:
         ENV
     shell:

@@ -22,6 +22,8 @@ rule profile_time:
         mem_mb=16000,
     log:
         "logs/profile/{dataset}.log",
+    benchmark:
+        "benchmarks/profile/{dataset}.tsv"
     conda:
         ENV
     shell:
@@ -51,6 +53,8 @@ rule landscape:
         mem_mb=8000,
     log:
         "logs/landscape/{dataset}/seed{seed}.log",
+    benchmark:
+        "benchmarks/landscape/{dataset}/seed{seed}.tsv"
     conda:
         ENV
     shell:
@@ -216,3 +220,25 @@ rule figure4:
     shell:
         "python -m floodx.figures figure4 {params.args} --attack {params.attack} --dataset {wildcards.dataset} "
         "--caption {params.caption} --out {output} > {log} 2>&1"
+
+
+# ---------------------------------------------------------------- the results page
+rule results_page:
+    """The run's results page (floodx.results_page), generated from its tables and figures; `make publish`
+    copies it into docs/."""
+    input:
+        tables=expand("results/tables/{table}.md", table=["table2", "reading", "search", "table3"]),
+        figures=page_figures(),
+    output:
+        page="results/results.md",
+        html=report("results/results.html", caption="../report/results.rst", category="Results page"),
+    params:
+        config=as_json(config),
+        title=shlex.quote(f"floodx results: {config_caption()}"),
+    log:
+        "logs/results_page.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.results_page write --results results --benchmarks benchmarks --config-json {params.config} "
+        "--title {params.title} --figures {input.figures} --out {output.page} > {log} 2>&1"
