@@ -74,3 +74,26 @@ def test_a_reduced_gpu_check_is_no_device_profile(tmp_path):
     assert json.loads(path.read_text())["mode"] == "reduced"
     with pytest.raises(ConfigError, match="not a full GPU check"):
         plan.read_device_profile(path)
+
+
+def test_a_finished_finetune_job_sets_the_training_times_and_grid_attacks_are_planned(tmp_path):
+    """The fine-tune job's own time (Snakemake's benchmark file beside results/) scales every method; the
+    evidence config's grid test attacks and a local wall-clock estimate appear."""
+    results = tmp_path / "results"
+    run = results / "train" / "rt" / "finetune" / "seed42"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"epochs": [{"epoch": e} for e in range(1, 11)],
+                                                  "num_train_examples": 1000}))
+    bench = tmp_path / "benchmarks" / "train" / "rt" / "finetune"
+    bench.mkdir(parents=True)
+    (bench / "seed42.tsv").write_text("s\th:m:s\n400.0\t0:06:40\n")
+    config = plan.load([str(plan.ROOT / "config/evidence.yaml")])
+    result = plan.plan(config, results=results)
+    assert result["sources"]["rt"]["training"].startswith("measured (fine-tune's training job")
+    finetune = next(r for r in result["rows"] if r["stage"] == "train finetune")
+    assert finetune["gpu_hours"] == pytest.approx(10 * 40.0 * 2 / 3600)    # 40 s an epoch of 1000, 2000 here
+    grid = next(r for r in result["rows"] if r["stage"] == "test attacks (every searched level)")
+    assert grid["examples"] == (10 + 4) * 300 and grid["jobs_after_checkpoints"] == 14 + 1 + 1
+    figures = plan.summary(result, cores=2)
+    assert figures["local_wall_hours"] == pytest.approx(
+        sum(r["gpu_hours"] + r["attack_hours"] for r in result["rows"]) / 2)

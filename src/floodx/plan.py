@@ -87,9 +87,41 @@ def split_sizes(dataset, ds, seed):
     return train, test, min(ds["attack_examples"] or test, test)
 
 
+def finetune_job(dataset, results):
+    """(seconds per epoch, training examples, benchmark file) of a finished fine-tune training job of this
+    data set: Snakemake's benchmark file beside `results` (evaluation and checkpoints included); or None."""
+    import csv
+
+    root = Path(results).resolve().parent / "benchmarks" / "train" / dataset / "finetune"
+    for tsv in sorted(root.glob("seed*.tsv")):
+        metrics = Path(results) / "train" / dataset / "finetune" / tsv.stem / "metrics.json"
+        if not metrics.is_file():
+            continue
+        with open(tsv, newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter="\t"))
+        record = read_json(metrics)
+        if rows and record.get("epochs") and record.get("num_train_examples"):
+            return float(rows[-1]["s"]) / len(record["epochs"]), int(record["num_train_examples"]), tsv
+    return None
+
+
 def epoch_seconds(dataset, ds, train, results, device_profile=None):
-    """{method: seconds per epoch} and where they come from: this data set's profiling stage, else the
-    paper's Table 3, rescaled to a device the GPU check measured when a device profile is given."""
+    """{method: seconds per epoch} and where they come from (`method_epoch_seconds`); where a fine-tune job of
+    this data set finished in `results`, its own time (evaluation and checkpoints included) sets the level and
+    the other methods keep their ratios to fine-tune."""
+    out, source = method_epoch_seconds(dataset, ds, train, results, device_profile)
+    job = finetune_job(dataset, results)
+    if job and out.get("finetune"):
+        factor = job[0] * train / job[1] / out["finetune"]
+        out = {m: v * factor for m, v in out.items()}
+        source = (f"measured (fine-tune's training job {job[2]}: {job[0]:.4g} s per epoch of {job[1]} examples, "
+                  f"scaled to {train}); method ratios {source}")
+    return out, source
+
+
+def method_epoch_seconds(dataset, ds, train, results, device_profile=None):
+    """{method: seconds per epoch}: this data set's profiling stage, else the paper's Table 3, rescaled to a
+    device the GPU check measured when a device profile is given."""
     times = Path(results) / "profile" / dataset / "times.json"
     if times.is_file():
         measured = read_json(times)
