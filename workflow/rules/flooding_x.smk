@@ -117,13 +117,16 @@ rule flood_levels:
     output:
         "results/grid_attack/{dataset}/seed{seed}/levels.json",
     params:
+        # (.get: until the flood window exists, Snakemake asks with the checkpoint's file only)
+        attacks=lambda w, input: " ".join(input.get("attacks", [])),
+        choices=lambda w, input: " ".join(input.get("choices", [])),
         reference=lambda w, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
     log:
         "logs/grid_attack/{dataset}/seed{seed}/levels.log",
     conda:
         ENV
     shell:
-        "python -m floodx.flood_levels --attacks {input.attacks} --choices {input.choices} --window {input.window} "
+        "python -m floodx.flood_levels --attacks {params.attacks} --choices {params.choices} --window {input.window} "
         "{params.reference} --out {output} > {log} 2>&1"
 
 
