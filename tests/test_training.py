@@ -281,3 +281,21 @@ def test_progress_lines_carry_loss_rate_and_eta(capsys):
     assert lines[0].startswith("pgd: epoch 6/10, step 1/2: loss 0.2500, ")
     assert all(re.search(r"[\d.]+ examples/s, ETA \d+:\d\d:\d\d$", line) for line in lines), lines
     assert re.fullmatch(r"[\d.]+ examples/s, ETA \d+:\d\d:\d\d", progress.summary())
+
+
+def test_checkpoints_are_portable_every_state_load_maps_to_the_cpu_and_weights_load_in_fp32(tmp_path):
+    """A run trained on a GPU resumes or finishes on a CPU-only host; a hub model saved in bf16 trains in fp32."""
+    import re
+    from pathlib import Path
+
+    from floodx.models import load_classifier, tiny_bert
+
+    source = Path(__file__).resolve().parents[1] / "src" / "floodx"
+    loads = [(path.name, call) for path in source.rglob("*.py")
+             for call in re.findall(r"torch\.load\([^)]*\)", path.read_text())]
+    assert loads and all('map_location="cpu"' in call for _, call in loads), loads
+    model, tokenizer = tiny_bert(2, tmp_path / "vocab")
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    tokenizer.save_pretrained(tmp_path / "bf16")
+    loaded, _ = load_classifier(str(tmp_path / "bf16"), 2)
+    assert {p.dtype for p in loaded.parameters()} == {torch.float32}

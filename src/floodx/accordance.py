@@ -405,7 +405,7 @@ def _records_from_checkpoint(out_dir, metrics):
     state_file = Path(out_dir) / metrics["final_checkpoint"] / "trainer_state.pt"
     if not state_file.exists():
         raise DataError(f"{state_file}: missing; delete {out_dir} and run the probe again")
-    state = torch.load(state_file, weights_only=False)
+    state = torch.load(state_file, map_location="cpu", weights_only=False)
     return list(state.get("method", {}).get("records", []))
 
 

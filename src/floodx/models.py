@@ -48,13 +48,16 @@ def tiny_bert(num_labels, folder, **overrides):
 
 
 def load_classifier(name_or_path, num_labels):
-    """Any name or folder that AutoModelForSequenceClassification loads (a new head if needed)."""
+    """Any name or folder that AutoModelForSequenceClassification loads (a new head if needed), in fp32:
+    transformers 5 keeps a checkpoint's stored dtype, and a hub model saved in fp16/bf16 must not train in
+    half precision under AdamW (bf16 autocast runs over these fp32 master weights)."""
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, num_labels=num_labels, ignore_mismatched_sizes=True,
+            name_or_path, num_labels=num_labels, ignore_mismatched_sizes=True, dtype=torch.float32,
         )
     except OSError as err:
         raise ResourceError(

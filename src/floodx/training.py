@@ -389,7 +389,7 @@ class Trainer:
         path = self.checkpoint_dir(epoch) / STATE_FILE
         if not path.exists():
             return
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)
         if "optimizer" not in state:
             return
         tmp = path.with_name(path.name + ".tmp")
@@ -397,7 +397,9 @@ class Trainer:
         tmp.replace(path)
 
     def _restore(self, epoch, optimizer, scheduler):
-        state = torch.load(self.checkpoint_dir(epoch) / STATE_FILE, weights_only=False)
+        # On the CPU whatever device saved it: a run trained on a GPU resumes or finishes on a CPU-only host
+        # (the optimiser's load_state_dict moves its state to the parameters' device).
+        state = torch.load(self.checkpoint_dir(epoch) / STATE_FILE, map_location="cpu", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         self.method.load_state_dict(state["method"])
