@@ -292,7 +292,7 @@ def test_checkpoints_are_portable_every_state_load_maps_to_the_cpu_and_weights_l
 
     source = Path(__file__).resolve().parents[1] / "src" / "floodx"
     loads = [(path.name, call) for path in source.rglob("*.py")
-             for call in re.findall(r"torch\.load\([^)]*\)", path.read_text())]
+             for call in re.findall(r"torch\.load\(.*", path.read_text())]
     assert loads and all('map_location="cpu"' in call for _, call in loads), loads
     model, tokenizer = tiny_bert(2, tmp_path / "vocab")
     model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
