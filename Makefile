@@ -24,12 +24,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $@
 
+# On a GPU host, Snakemake may start as many GPU jobs as there are slots (visible GPUs x FLOODX_JOBS_PER_GPU,
+# floodx.devices); nothing is added where there is no GPU.
+GPU_RESOURCES = $$(slots=$$($(BIN)/python -m floodx.devices --slots); [ "$$slots" -gt 0 ] && echo "--resources gpu=$$slots")
+
 # Rules call `python -m floodx...`: the environment's interpreter must come first on PATH.
 # After a kill -9 the same command resumes: floodx.locks releases the lock a stopped Snakemake
 # left (only when none runs here) and the workflow profile reruns incomplete jobs.
 run: $(STAMP)
 	$(BIN)/python -m floodx.locks
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) $(GPU_RESOURCES)
 
 # The evidence run (config/evidence.yaml) in its own folder, runs/evidence/ (about 3 hours on 2 cores);
 # the same command resumes it after any stop. In the background: nohup make evidence > evidence.log 2>&1 &
@@ -38,7 +42,7 @@ evidence: $(STAMP)
 	mkdir -p $(EVIDENCE_DIR)
 	$(BIN)/python -m floodx.locks --dir $(EVIDENCE_DIR)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -s $(abspath Snakefile) -d $(EVIDENCE_DIR) \
-		--configfile $(abspath config/evidence.yaml) --cores $(CORES)
+		--configfile $(abspath config/evidence.yaml) --cores $(CORES) $(GPU_RESOURCES)
 
 publish: $(STAMP)
 	$(BIN)/python -m floodx.results_page publish --results $(RUN)/results --to docs/results/$(NAME)

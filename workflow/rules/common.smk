@@ -42,6 +42,15 @@ PRUNE = config["training"]["keep_checkpoints"] == "chosen"
 PRUNED_FLOOD_METHODS = list(FLOOD_METHODS) if PRUNE else []   # both searches always run (Figure 2, search table)
 # figures.grid_test_attack: every searched flood run is also attacked on the test subset (analysis only).
 GRID_TEST_ATTACK = config["figures"]["grid_test_attack"]
+# cuBLAS reads its workspace setting when CUDA starts: exported to every job, local or remote, before any
+# process begins (deterministic GPU kernels, floodx.seeding).
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+envvars:
+    "CUBLAS_WORKSPACE_CONFIG",
+
+
 # Every job but the fetch/prepare ones runs from resources/ without touching the internet.
 OFFLINE = (
     "HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "
