@@ -247,3 +247,41 @@ def test_grid_jobs_go_in_as_one_slurm_array(tmp_path, sentences):
     assert len(calls) == 1 and calls[0]["options"]["array"] == "1-2", [c["argv"] for c in calls]
     for target in targets:
         assert json.loads((tmp_path / target).read_text())["epochs"], target
+
+
+@pytest.mark.slow
+def test_every_ready_grid_job_is_submitted_as_an_array_and_finishes(tmp_path, sentences):
+    """Five ready training jobs: every task is submitted once and finishes. The profile's `jobs` exceeds the
+    paper config's job count, as array submission needs with snakemake-executor-plugin-slurm 2.8 (with
+    `--jobs 2` the same run hangs: the plugin holds array jobs until all ready ones of the rule arrive)."""
+    from floodx import plan
+
+    paper = plan.summary(plan.plan(plan.load([str(ROOT / "config/paper.yaml")]), results=tmp_path / "none"))
+    assert profile()["jobs"] > paper["jobs"] and "train" in profile()["slurm-array-jobs"]
+    copy_workflow(tmp_path)
+    (tmp_path / "data").mkdir()
+    rows = ["text,label"] + [f'"{text}",{label}' for text, label in sentences]
+    (tmp_path / "data" / "toy.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "config" / "test_slurm.yaml").write_text(yaml.safe_dump(TEST_CONFIG))
+    log = tmp_path / "fake_slurm.jsonl"
+    runs = ["finetune"] + [f"flooding-b{level:.2f}" for level in (0.1, 0.2, 0.3, 0.4)]
+    targets = [TRAIN_TARGET.replace("finetune", run) for run in runs]
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", *targets, "--profile", "profiles/slurm", "--executor", "slurm",
+         "--configfile", "config/test_slurm.yaml", "--retries", "0", "--latency-wait", "5",
+         "--slurm-init-seconds-before-status-checks", "1", "--set-threads", "train=1"],
+        cwd=tmp_path, env=slurm_env(log), capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
+    calls = [c for c in sbatch_calls(log) if submitted_rule(c) == "train"]
+
+    def tasks(call):
+        array = call["options"].get("array")
+        if not array:
+            return 1
+        return sum(int(b) - int(a) + 1 for a, b in (part.split("-") if "-" in part else (part, part)
+                                                     for part in array.split("%")[0].split(",")))
+
+    assert sum(tasks(c) for c in calls) == len(runs), [c["argv"] for c in calls]
+    for target in targets:
+        assert json.loads((tmp_path / target).read_text())["epochs"], target
