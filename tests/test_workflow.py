@@ -1,6 +1,7 @@
 """The Snakemake workflow itself: dry runs, lint, config errors, and one real end-to-end run."""
 
 import base64
+import csv
 import json
 import os
 import re
@@ -156,6 +157,71 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
         assert snapshot(results) == before
     again = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+PAIRS_AND_CLASSES = {
+    "seeds": [3],
+    "model": {"source": "tiny"},
+    "datasets": {
+        # MRPC-shaped: a byte-order mark, quotes in the text, a text pair, 0/1 labels.
+        "pairs": {"source": "local", "path": "data/pairs.tsv", "text_column": "#1 String",
+                  "text_pair_column": "#2 String", "label_column": "Quality", "max_length": 48,
+                  "dev_fraction": 0.2, "test_fraction": 0.25, "attack_examples": 3, "dev_attack_examples": 2},
+        # AG News-shaped: four classes with string labels.
+        "topics": {"source": "local", "path": "data/topics.csv", "text_column": "text", "label_column": "topic",
+                   "label_names": ["World", "Sports", "Business", "Sci/Tech"], "max_length": 32,
+                   "dev_fraction": 0.2, "test_fraction": 0.25, "attack_examples": 3, "dev_attack_examples": 2},
+    },
+    "training": {"epochs": 2, "batch_size": 8, "eval_batch_size": 32, "learning_rate": 1.0e-3},
+    "methods": ["finetune", "flooding", "flooding_x"],
+    "flooding": {"grid": {"low": 0.2, "high": 0.4, "step": 0.2}},
+    "probe": {"sub_epoch_batches": 2, "max_epochs": 3},
+    "search": {"max_levels": 1},
+    "attacks": {"recipes": ["textfooler", "bertattack"]},
+    "figures": {"noise_alphas": [0.0, 0.5], "per_epoch_attack_examples": 1, "per_epoch_methods": ["finetune"]},
+    "profiling": {"steps": 1},
+}
+TOPIC_WORDS = {"World": "the people of the world and their life", "Sports": "one great fun game to watch",
+               "Business": "makes more money every time", "Sci/Tech": "a new film of the world made well"}
+
+
+def write_pairs_and_topics(folder, sentences):
+    data = folder / "data"
+    data.mkdir()
+    rows = ["\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
+    for i, ((a, label_a), (b, label_b)) in enumerate(zip(sentences, sentences[7:] + sentences[:7])):
+        rows.append(f'{int(label_a == label_b)}\t{i}\t{i + 100}\t"{a}," he said\t{b}')
+    (data / "pairs.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    topics = ["text,topic"] + [f'"{text} {words}",{topic}' for topic, words in TOPIC_WORDS.items()
+                               for text, _ in sentences[:12]]
+    (data / "topics.csv").write_text("\n".join(topics) + "\n")
+
+
+@pytest.mark.slow
+def test_text_pairs_and_four_classes_end_to_end(tmp_path, sentences):
+    """A text-pair data set and a 4-class one through the whole DAG: probe, window, both searches, training,
+    TextFooler and BERT-Attack on pairs and on four classes, tables and figures."""
+    copy_workflow(tmp_path)
+    write_pairs_and_topics(tmp_path, sentences)
+    (tmp_path / "pairs.yaml").write_text(yaml.safe_dump(PAIRS_AND_CLASSES))
+    result = snakemake(tmp_path, "--cores", "2", "--configfile", "pairs.yaml", timeout=2400)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    results = tmp_path / "results"
+    meta = json.loads((results / "data/topics/meta.json").read_text())
+    assert meta["num_labels"] == 4 and meta["label_names"] == ["World", "Sports", "Business", "Sci/Tech"]
+    first = json.loads((results / "data/pairs/train.jsonl").read_text().splitlines()[0])
+    assert first["text_pair"] and '" he said' in first["text"] and not first["text"].startswith("\ufeff")
+    for dataset in ("pairs", "topics"):
+        assert json.loads((results / f"probe/{dataset}/seed3/window.json").read_text())["levels"]
+        for recipe in ("textfooler", "bertattack"):
+            summary = json.loads((results / f"attack/{dataset}/flooding_x/seed3/{recipe}/summary.json").read_text())
+            assert summary["n_attacked"] == 3 and summary["identity"]["dataset"] == dataset
+    with open(results / "attack/pairs/finetune/seed3/textfooler/examples.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and all("Text_pair: " in row["original"] for row in rows)   # both columns attacked
+    table = pd.read_csv(results / "tables/table2.csv")
+    assert set(table["dataset"]) == {"pairs", "topics"} and len(table) == 6
+    assert (results / "figures/figure3_topics.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
