@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -222,6 +223,34 @@ def test_text_pairs_and_four_classes_end_to_end(tmp_path, sentences):
     table = pd.read_csv(results / "tables/table2.csv")
     assert set(table["dataset"]) == {"pairs", "topics"} and len(table) == 6
     assert (results / "figures/figure3_topics.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_a_simulated_gpu_host_with_more_gpu_jobs_allowed_than_slots(tmp_path, sentences):
+    """Two visible GPUs (UUIDs in CUDA_VISIBLE_DEVICES), --cores 4 and --resources gpu=3: a third GPU job finds
+    both slots taken and waits instead of failing; every job finishes on a slot of its own (FLOODX_DEVICE=cpu
+    computes on the CPU, as this machine has no GPU)."""
+    copy_workflow(tmp_path)
+    config = {**PAIRS_AND_CLASSES, "datasets": {"topics": PAIRS_AND_CLASSES["datasets"]["topics"]},
+              "attacks": {"recipes": ["textfooler"]}}
+    write_pairs_and_topics(tmp_path, sentences)
+    (tmp_path / "gpu.yaml").write_text(yaml.safe_dump(config))
+    bin_dir = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]), "FLOODX_DEVICE": "cpu",
+           "CUDA_VISIBLE_DEVICES": "GPU-aaaa-0000,GPU-bbbb-1111", "FLOODX_GPU_LOCK_DIR": str(tmp_path / "slots"),
+           "FLOODX_GPU_WAIT_S": "1800"}
+    result = snakemake(tmp_path, "--cores", "4", "--resources", "gpu=3", "--configfile", "gpu.yaml", env=env,
+                       timeout=2400)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
+    claims = {}
+    for log in (tmp_path / "logs").rglob("*.log"):
+        for slot, device in re.findall(r"floodx: GPU slot (\d) of 2: CUDA_VISIBLE_DEVICES=(\S+)", log.read_text()):
+            claims[str(log.relative_to(tmp_path))] = (int(slot), device)
+    assert len([c for c in claims if c.startswith("logs/train/")]) == 4     # fine-tune + 2 grid + 1 window run
+    assert {device for _, device in claims.values()} == {"GPU-aaaa-0000", "GPU-bbbb-1111"}
+    assert all(device == ["GPU-aaaa-0000", "GPU-bbbb-1111"][slot] for slot, device in claims.values())
+    waited = [log for log in (tmp_path / "logs").rglob("*.log") if "GPU slots busy; waiting" in log.read_text()]
+    assert waited, "no job ever found both slots taken: the run did not test waiting"
 
 
 @pytest.mark.slow

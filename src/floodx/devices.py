@@ -141,8 +141,11 @@ def select_device(threads=None):
                 f"(built for CUDA {torch.version.cuda or 'none: a CPU build'}): install a CUDA build of torch "
                 "(make setup TORCH_SPEC='torch==<version>' from the CUDA index) or set FLOODX_DEVICE=cpu to "
                 "compute on the CPU")
-        slot = wait_for_slot(len(devices) * jobs_per_gpu())
+        slots = len(devices) * jobs_per_gpu()
+        slot = wait_for_slot(slots)
         os.environ["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
+        print(f"floodx: GPU slot {slot} of {slots}: CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}",
+              file=sys.stderr, flush=True)
     return torch.device("cuda" if torch.cuda.is_available() and not forced_cpu else "cpu")
 
 
