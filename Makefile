@@ -6,14 +6,29 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.floodx-installed
 CORES ?= all
-# What make gpu-check writes (not in --reduced mode): a device profile that `make plan DEVICE_PROFILE=...` reads.
-GPU_PROFILE ?= results/device_profile.json
+# One device profile: make gpu-check writes it (not in --reduced mode), make plan reads it where it exists.
+DEVICE_PROFILE ?= results/device_profile.json
+# CONFIG=<overlay.yaml>: run, dryrun, report and plan take the same config overlay.
+SNAKEMAKE_CONFIG = $(if $(CONFIG),--configfile $(CONFIG))
 
 # A finished run's results page into docs/results/<NAME>/ (the README links there).
 RUN ?= $(EVIDENCE_DIR)
 NAME ?= evidence
 
-.PHONY: setup run evidence publish test bench report plan gpu-check dryrun lint clean-results
+.PHONY: help setup run evidence publish test bench report plan gpu-check dryrun lint clean-results
+
+help:
+	@echo "make run       set-up, then the whole DAG (embedded default; CONFIG=<overlay.yaml> for another)"
+	@echo "make test      set-up, then the test suite"
+	@echo "make bench     benchmark figures as name: value lines"
+	@echo "make report    results/report.html of a finished run (CONFIG= as for run)"
+	@echo "make dryrun    the jobs a run would start (CONFIG= as for run)"
+	@echo "make plan      what a config costs before it runs (CONFIG=, RESULTS=, PLAN_CORES=, DEVICE_PROFILE=)"
+	@echo "make evidence  the evidence run (config/evidence.yaml) in runs/evidence/; resumes with the same command"
+	@echo "make publish   a finished run's results page into docs/results/NAME (RUN=runs/evidence NAME=evidence)"
+	@echo "make gpu-check on a GPU: BERT-base speed, Table 3 ratios, memory; writes DEVICE_PROFILE"
+	@echo "make lint      snakemake --lint"
+	@echo "make clean-results  delete results/ (not resources/)"
 
 setup: $(STAMP)
 
@@ -33,7 +48,7 @@ GPU_RESOURCES = $$(slots=$$($(BIN)/python -m floodx.devices --slots); [ "$$slots
 # left (only when none runs here) and the workflow profile reruns incomplete jobs.
 run: $(STAMP)
 	$(BIN)/python -m floodx.locks
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) $(GPU_RESOURCES)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --cores $(CORES) $(GPU_RESOURCES) $(SNAKEMAKE_CONFIG)
 
 # The evidence run (config/evidence.yaml) in its own folder, runs/evidence/ (about 3 hours on 2 cores);
 # the same command resumes it after any stop. In the background: nohup make evidence > evidence.log 2>&1 &
@@ -55,22 +70,22 @@ bench: $(STAMP)
 
 # After `make run`: one HTML file with every table and figure (opens on what the run was).
 report: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --report results/report.html
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --report results/report.html $(SNAKEMAKE_CONFIG)
 
 # What a config will cost before it runs: make plan [CONFIG=config/paper.yaml]
 # RESULTS=<folder>: where measured times are read (default results/, e.g. a finished `make run`);
 # PLAN_CORES=<n>: also the wall-clock hours on one machine running n jobs at once.
 plan: $(STAMP)
-	$(BIN)/python -m floodx.plan $(if $(CONFIG),--configfile $(CONFIG)) $(if $(DEVICE_PROFILE),--device-profile $(DEVICE_PROFILE)) \
+	$(BIN)/python -m floodx.plan $(SNAKEMAKE_CONFIG) $(if $(wildcard $(DEVICE_PROFILE)),--device-profile $(DEVICE_PROFILE)) \
 		$(if $(RESULTS),--results $(RESULTS)) $(if $(PLAN_CORES),--cores $(PLAN_CORES))
 
 # On a GPU machine: BERT-base step times, Table 3 ratios, probe, memory, bf16/fp32 agreement (minutes).
 # GPU_CHECK_ARGS=--reduced runs the same path anywhere in seconds (the tests do).
 gpu-check:
-	PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m floodx.bench.gpu_check $(if $(findstring --reduced,$(GPU_CHECK_ARGS)),,--out $(GPU_PROFILE)) $(GPU_CHECK_ARGS)
+	PYTHONPATH=src $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON)) -m floodx.bench.gpu_check $(if $(findstring --reduced,$(GPU_CHECK_ARGS)),,--out $(DEVICE_PROFILE)) $(GPU_CHECK_ARGS)
 
 dryrun: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -n $(SNAKEMAKE_CONFIG)
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint
