@@ -133,3 +133,20 @@ def test_the_schema_enums_use_the_one_vocabulary():
     assert set(schema["search"]["properties"]["attack"]["enum"]) == set(names.RECIPES)
     assert set(names.BASE_METHODS) | set(names.FLOOD_METHODS) == set(names.METHODS)
     assert set(names.METHOD_LABELS) == set(names.METHODS) and set(names.RECIPE_LABELS) == set(names.RECIPES)
+
+
+def test_figure4_methods_follow_the_methods_unless_given():
+    """An overlay that sets `methods:` needs no figures.per_epoch_methods; an explicit list is checked."""
+    import copy
+
+    from floodx.config import load_config, validate_config
+    from floodx.errors import ConfigError
+
+    base = load_config("config/config.yaml")
+    assert base["figures"]["per_epoch_methods"] == ["finetune", "freelb", "flooding_x"]
+    config = copy.deepcopy(base)
+    config["methods"], config["figures"]["per_epoch_methods"] = ["finetune", "flooding", "flooding_x"], None
+    assert validate_config(config)["figures"]["per_epoch_methods"] == ["finetune", "flooding_x"]
+    config["figures"]["per_epoch_methods"] = ["freelb"]
+    with pytest.raises(ConfigError, match="per_epoch_methods names 'freelb'"):
+        validate_config(config)

@@ -43,6 +43,9 @@ def _key_path(error):
     return ".".join(parts) if parts else "(top level)"
 
 
+# Figure 4's methods in the paper (fine-tune, FreeLB, Flooding-X): figures.per_epoch_methods when not given.
+FIGURE4_METHODS = ("finetune", "freelb", "flooding_x")
+
 # The paper's data sets (Tables 2-3), in its order.
 PAPER_DATASETS = ("imdb", "ag_news", "sst2", "qnli", "mrpc")
 
@@ -111,7 +114,10 @@ def _check_consistency(config, source):
     grid = config["flooding"]["grid"]
     if grid["low"] > grid["high"]:
         raise ConfigError(f"{source}: flooding.grid.low ({grid['low']}) is above flooding.grid.high ({grid['high']})")
-    for name in config["figures"]["per_epoch_methods"]:
+    figures = config["figures"]
+    if figures.get("per_epoch_methods") is None:   # the paper's Figure 4 methods among those that run
+        figures["per_epoch_methods"] = [m for m in FIGURE4_METHODS if m in config["methods"]] or config["methods"][:1]
+    for name in figures["per_epoch_methods"]:
         if name not in config["methods"]:
             raise ConfigError(f"{source}: figures.per_epoch_methods names '{name}', which is not in methods")
 
