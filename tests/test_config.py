@@ -150,3 +150,13 @@ def test_figure4_methods_follow_the_methods_unless_given():
     config["figures"]["per_epoch_methods"] = ["freelb"]
     with pytest.raises(ConfigError, match="per_epoch_methods names 'freelb'"):
         validate_config(config)
+
+
+def test_the_config_reference_is_generated_from_the_schema_and_in_sync():
+    from floodx.config_reference import reference
+
+    text = reference()
+    assert (Path(__file__).resolve().parents[1] / "config" / "README.md").read_text(encoding="utf-8") == text, \
+        "config/README.md is stale: python -m floodx.config_reference --out config/README.md"
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) > 60 and all(not line.endswith("|  |") for line in rows), "a key without a meaning"
