@@ -160,3 +160,20 @@ def test_the_config_reference_is_generated_from_the_schema_and_in_sync():
         "config/README.md is stale: python -m floodx.config_reference --out config/README.md"
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(rows) > 60 and all(not line.endswith("|  |") for line in rows), "a key without a meaning"
+
+
+def test_a_typo_in_method_params_stops_at_validation():
+    import copy
+
+    from floodx.config import load_config, validate_config
+    from floodx.errors import ConfigError
+
+    config = copy.deepcopy(load_config("config/config.yaml"))
+    config["method_params"] = {"pgd": {"adv_step": 5}}
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['adv_step'\] for method 'pgd'"):
+        validate_config(config)
+    config["method_params"] = {"pgd": {"adv_steps": 0}}
+    with pytest.raises(ConfigError, match="adv_steps"):
+        validate_config(config)
+    config["method_params"] = {"pgd": {"adv_steps": 2}}
+    assert validate_config(config)["method_params"]["pgd"] == {"adv_steps": 2}

@@ -114,6 +114,14 @@ def _check_consistency(config, source):
     grid = config["flooding"]["grid"]
     if grid["low"] > grid["high"]:
         raise ConfigError(f"{source}: flooding.grid.low ({grid['low']}) is above flooding.grid.high ({grid['high']})")
+    # Each method's parameters are checked by the method itself, now, not when its first job builds it.
+    from .methods import build_method
+
+    for method, params in (config.get("method_params") or {}).items():
+        try:
+            build_method(method, **(params or {}))
+        except ConfigError as err:
+            raise ConfigError(f"{source}: {err}") from None
     figures = config["figures"]
     if figures.get("per_epoch_methods") is None:   # the paper's Figure 4 methods among those that run
         figures["per_epoch_methods"] = [m for m in FIGURE4_METHODS if m in config["methods"]] or config["methods"][:1]
