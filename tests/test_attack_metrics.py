@@ -26,6 +26,9 @@ def textattack_ready(tmp_path_factory):
         (root / "corpora" / "stopwords" / "english").write_text(source.read_text("utf-8"))
         os.environ["NLTK_DATA"] = str(root)
         nltk.data.path.insert(0, str(root))
+    from floodx.attacks.flair_standin import ensure_flair
+
+    ensure_flair()   # a transformers-5 host: TextAttack imports flair, which cannot be imported there
     import textattack  # noqa: F401
 
 

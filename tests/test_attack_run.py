@@ -38,6 +38,9 @@ def _ensure_stopwords(tmp_path_factory):
 @pytest.fixture(scope="module", autouse=True)
 def textattack_ready(tmp_path_factory):
     _ensure_stopwords(tmp_path_factory)
+    from floodx.attacks.flair_standin import ensure_flair
+
+    ensure_flair()   # a transformers-5 host: TextAttack imports flair, which cannot be imported there
     import textattack  # noqa: F401
 
 

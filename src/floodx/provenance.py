@@ -45,6 +45,8 @@ def provenance(spec=None, seed=None, resources=None):
         "git_commit": _git_commit(),
         "python": sys.version.split()[0],
         "packages": {name: _version(name) for name in _PACKAGES},
+        # Set where flair could not be imported and floodx.attacks.flair_standin stood in for it.
+        "flair_standin": getattr(sys.modules.get("flair"), "__floodx_standin__", None),
         "device": device_description(),
         "host": platform.node(),
         "command": sys.argv,

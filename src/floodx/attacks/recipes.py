@@ -33,7 +33,9 @@ from ..errors import ConfigError, ResourceError
 from ..inference import predict_logits
 from . import fetch, standins
 from ..names import CHARSWAP
+from .flair_standin import ensure_flair
 
+ensure_flair()   # TextAttack imports flair at module level; a transformers-5 host needs the stand-in
 try:
     import lru
     from textattack.attack_recipes import (

@@ -21,6 +21,9 @@ _INT_FIELDS = ("idx", "queries", "ground_truth", "original_output", "perturbed_o
 
 def result_row(idx, result, seconds=None):
     """CSV row of a TextAttack AttackResult."""
+    from .flair_standin import ensure_flair
+
+    ensure_flair()
     from textattack.attack_results import (
         FailedAttackResult,
         MaximizedAttackResult,
