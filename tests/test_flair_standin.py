@@ -59,6 +59,10 @@ def test_a_broken_flair_is_replaced_and_textattack_imports(tmp_path):
 
 
 def test_a_working_flair_is_left_alone():
+    import pytest
+
+    if run("import flair").returncode != 0:
+        pytest.skip("flair does not import here (a transformers-5 host): the stand-in is what runs")
     result = run("""
         from floodx.attacks.flair_standin import ensure_flair
         assert ensure_flair() is None
