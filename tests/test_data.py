@@ -146,6 +146,20 @@ def test_local_tsv_pairs_with_label_names_and_int_labels(tmp_path):
         assert r["text"] == f'question "{i}' and r["label"] == i % 2
 
 
+def test_a_header_less_file_is_read_with_the_columns_the_config_names(tmp_path):
+    """AG News as distributed: no header line, the class (1..4) in the first column."""
+    path = tmp_path / "train.csv"
+    lines = [f'"{1 + i % 4}","title {i}","text {i}, and more"' for i in range(40)]
+    path.write_text("\n".join(lines) + "\n")
+    spec = {"source": "local", "path": str(path), "columns": ["label", "title", "text"], "dev_attack_examples": 2}
+    out, meta = prep(tmp_path, spec)
+    assert meta["num_labels"] == 4 and sum(meta["sizes"].values()) == 40        # no line taken as a header
+    assert all(r["text"].startswith("text ") for r in data.load_split(out, "train"))
+    spec["columns"] = ["label", "text"]
+    with pytest.raises(Exception, match=r"line 1: 3 fields, datasets\.\w+\.columns names 2"):
+        prep(tmp_path / "again", spec)
+
+
 def test_local_jsonl_split_mapping(tmp_path):
     def write(name, n, offset):
         path = tmp_path / name

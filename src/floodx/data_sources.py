@@ -236,19 +236,24 @@ def read_local_file(path, spec, dataset_id, start_order=0):
             add(number, lambda column, obj=obj: obj.get(column, _MISSING))
     else:
         rows = _csv_rows(path, text, "\t" if fmt == "tsv" else ",")
-        try:
-            _, header = next(rows)
-        except StopIteration:
-            raise DataError(f"{path}: empty file, expected a header line") from None
-        header = [h.strip() for h in header]
+        if spec.get("columns"):
+            header = list(spec["columns"])     # a header-less file (AG News as distributed): named by the config
+        else:
+            try:
+                _, header = next(rows)
+            except StopIteration:
+                raise DataError(f"{path}: empty file, expected a header line") from None
+            header = [h.strip() for h in header]
         for role, column in cols.items():
             if column not in header:
+                named = f"{key}.columns names" if spec.get("columns") else "the header has"
                 raise DataError(f"{path}, line 1: no column '{column}' ({key}.{role}_column); "
-                                f"the header has: {', '.join(header)}")
+                                f"{named}: {', '.join(header)}")
         position = {name: i for i, name in enumerate(header)}
         for line, row in rows:
             if len(row) != len(header):
-                raise DataError(f"{path}, line {line}: {len(row)} fields, the header has {len(header)}")
+                named = f"{key}.columns names" if spec.get("columns") else "the header has"
+                raise DataError(f"{path}, line {line}: {len(row)} fields, {named} {len(header)}")
             add(line, lambda column, row=row: row[position[column]])
     if not out:
         raise DataError(f"{path}: no data rows")
