@@ -80,6 +80,16 @@ def submitted_rule(call):
     return call["options"]["comment"].split("_wildcards_")[0].removeprefix("rule_")
 
 
+def slurm_workdir(tmp_path, sentences, config):
+    """The workflow copied into tmp_path with the toy data set and `config`; returns the stand-in's log path."""
+    copy_workflow(tmp_path)
+    (tmp_path / "data").mkdir()
+    rows = ["text,label"] + [f'"{text}",{label}' for text, label in sentences]
+    (tmp_path / "data" / "toy.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "config" / "test_slurm.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path / "fake_slurm.jsonl"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def executable_fakes():
     for name in FAKE_COMMANDS:
@@ -176,12 +186,7 @@ def test_slurm_profile_end_to_end(tmp_path, sentences):
     """prepare_data runs locally (login node), train goes through sbatch with the profile's request."""
     if not data_module_ready():
         pytest.skip("floodx.data (python -m floodx.data, load_meta) is not available yet")
-    copy_workflow(tmp_path)
-    (tmp_path / "data").mkdir()
-    rows = ["text,label"] + [f'"{text}",{label}' for text, label in sentences]
-    (tmp_path / "data" / "toy.csv").write_text("\n".join(rows) + "\n")
-    (tmp_path / "config" / "test_slurm.yaml").write_text(yaml.safe_dump(TEST_CONFIG))
-    log = tmp_path / "fake_slurm.jsonl"
+    log = slurm_workdir(tmp_path, sentences, TEST_CONFIG)
 
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", TRAIN_TARGET,
@@ -228,13 +233,8 @@ def test_grid_jobs_go_in_as_one_slurm_array(tmp_path, sentences):
     """Two training jobs of one rule: the profile's slurm-array-jobs submits them as one array whose
     tasks both run and finish (the stand-in sbatch runs each task with its SLURM_ARRAY_TASK_ID)."""
     assert "train" in profile()["slurm-array-jobs"].split(",")
-    copy_workflow(tmp_path)
-    (tmp_path / "data").mkdir()
-    rows = ["text,label"] + [f'"{text}",{label}' for text, label in sentences]
-    (tmp_path / "data" / "toy.csv").write_text("\n".join(rows) + "\n")
     config = {**TEST_CONFIG, "methods": ["finetune", "pgd"], "method_params": {"pgd": {"adv_steps": 1}}}
-    (tmp_path / "config" / "test_slurm.yaml").write_text(yaml.safe_dump(config))
-    log = tmp_path / "fake_slurm.jsonl"
+    log = slurm_workdir(tmp_path, sentences, config)
     targets = [TRAIN_TARGET, TRAIN_TARGET.replace("finetune", "pgd")]
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", *targets, "--profile", "profiles/slurm", "--executor", "slurm",
@@ -258,12 +258,7 @@ def test_every_ready_grid_job_is_submitted_as_an_array_and_finishes(tmp_path, se
 
     paper = plan.summary(plan.plan(plan.load([str(ROOT / "config/paper.yaml")]), results=tmp_path / "none"))
     assert profile()["jobs"] > paper["jobs"] and "train" in profile()["slurm-array-jobs"]
-    copy_workflow(tmp_path)
-    (tmp_path / "data").mkdir()
-    rows = ["text,label"] + [f'"{text}",{label}' for text, label in sentences]
-    (tmp_path / "data" / "toy.csv").write_text("\n".join(rows) + "\n")
-    (tmp_path / "config" / "test_slurm.yaml").write_text(yaml.safe_dump(TEST_CONFIG))
-    log = tmp_path / "fake_slurm.jsonl"
+    log = slurm_workdir(tmp_path, sentences, TEST_CONFIG)
     runs = ["finetune"] + [f"flooding-b{level:.2f}" for level in (0.1, 0.2, 0.3, 0.4)]
     targets = [TRAIN_TARGET.replace("finetune", run) for run in runs]
     proc = subprocess.run(
