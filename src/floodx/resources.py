@@ -157,7 +157,7 @@ def ensure_hf_dataset(name, resources_dir):
     try:
         import datasets
 
-        return datasets.load_dataset(path, config, cache_dir=str(cache))
+        dsd = datasets.load_dataset(path, config, cache_dir=str(cache))
     except Exception as err:  # noqa: BLE001 -- the datasets library raises many kinds here
         raise ResourceError(
             f"cannot load Hugging Face data set '{label}' (for '{name}') into {cache}: "
@@ -166,6 +166,16 @@ def ensure_hf_dataset(name, resources_dir):
             f"--resources resources` and copy resources/{HF_DATASETS_DIR.as_posix()}/ here (it is "
             "then read offline), or use `source: local` with the data set's files."
         ) from None
+    write_source(cache, {"data_set": name, "hub": label, "cache": str(cache),
+                         "rows": {split: len(dsd[split]) for split in dsd},
+                         "fingerprints": {split: getattr(dsd[split], "_fingerprint", None) for split in dsd}},
+                 hf_dataset_marker(name, resources_dir).name)
+    return dsd
+
+
+def hf_dataset_marker(name, resources_dir) -> Path:
+    """Written once the data set is in the cache: the fetch rule's output, prepare_data's input."""
+    return hf_cache_dir(resources_dir) / f"{name}.json"
 
 
 def hf_model_marker(name, resources_dir) -> Path:
@@ -231,7 +241,7 @@ def _main(argv=None):
         if not args.name:
             raise ConfigError("hf needs --name (one of " + ", ".join(HF_DATASETS) + ")")
         ensure_hf_dataset(args.name, args.resources)
-        path = hf_cache_dir(args.resources)
+        path = hf_dataset_marker(args.name, args.resources)
     print(path)
     return 0
 

@@ -184,6 +184,8 @@ def prepare_inputs(wildcards):
     inputs = []
     if ds["source"] == "embedded":
         inputs.append(rules.fetch_corpora.output[0])
+    if ds["source"] == "huggingface":
+        inputs.append(f"{RESOURCES}/hf/datasets/{ds['name']}.json")
     if ds["source"] == "local":
         path = ds["path"]
         inputs += list(path.values()) if isinstance(path, dict) else [path]

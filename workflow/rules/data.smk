@@ -1,7 +1,7 @@
 # Fetching (the only jobs that may need the internet: run them on a login node) and preparation.
 
 
-localrules: fetch_model, fetch_hf_model, fetch_corpora, fetch_attack_resources, prepare_data, flood_window, select_flood_level, prune_flood_runs, flood_levels
+localrules: fetch_model, fetch_hf_model, fetch_hf_dataset, fetch_corpora, fetch_attack_resources, prepare_data, flood_window, select_flood_level, prune_flood_runs, flood_levels
 
 
 rule fetch_model:
@@ -30,6 +30,20 @@ rule fetch_hf_model:
         ENV
     shell:
         "python -m floodx.resources hf-model --name {params.name} --resources {params.resources} > {log} 2>&1"
+
+
+rule fetch_hf_dataset:
+    """A built-in Hugging Face data set (sst2, mrpc, ...), cached so that prepare_data reads it offline."""
+    output:
+        f"{RESOURCES}/hf/datasets/{{name}}.json",
+    params:
+        resources=lambda w: RESOURCES,
+    log:
+        "logs/fetch/hf_dataset_{name}.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.resources hf --name {wildcards.name} --resources {params.resources} > {log} 2>&1"
 
 
 rule fetch_corpora:
@@ -77,10 +91,11 @@ rule prepare_data:
         resources=lambda w: RESOURCES,
         spec=lambda w: as_json(config["datasets"][w.dataset]),
         seed=config["seeds"][0],
+        offline=OFFLINE,  # a hub data set is read from the cache fetch_hf_dataset filled, never downloaded here
     log:
         "logs/prepare/{dataset}.log",
     conda:
         ENV
     shell:
-        "python -m floodx.data --dataset {wildcards.dataset} --spec {params.spec} "
+        "{params.offline} python -m floodx.data --dataset {wildcards.dataset} --spec {params.spec} "
         "--out results/data/{wildcards.dataset} --resources {params.resources} --seed {params.seed} > {log} 2>&1"
