@@ -56,7 +56,7 @@ EVIDENCE_DIR ?= runs/evidence
 evidence: $(STAMP)
 	mkdir -p $(EVIDENCE_DIR)
 	$(BIN)/python -m floodx.locks --dir $(EVIDENCE_DIR)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -s $(abspath Snakefile) -d $(EVIDENCE_DIR) \
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -s $(abspath workflow/Snakefile) -d $(EVIDENCE_DIR) \
 		--configfile $(abspath config/evidence.yaml) --cores $(CORES) $(GPU_RESOURCES)
 
 publish: $(STAMP)

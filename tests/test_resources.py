@@ -97,6 +97,12 @@ def test_hf_dataset_real_offline_failure(tmp_path):
     assert "ResourceError: cannot load Hugging Face data set 'stanfordnlp/imdb'" in out.stderr
 
 
+def test_prepare_reads_a_hub_data_set_only_once_fetched(tmp_path):
+    """prepare_data never downloads: without fetch_hf_dataset's marker it stops, naming the fetch."""
+    with pytest.raises(ResourceError, match=r"hf/datasets/mrpc\.json is missing.*fetch_hf_dataset"):
+        resources.cached_hf_dataset("mrpc", tmp_path)
+
+
 def test_cli_rejects_hf_without_name(capsys):
     with pytest.raises(SystemExit) as exit_info:
         resources.main(["hf", "--resources", "unused"])

@@ -32,7 +32,7 @@ def test_default_dry_run_lists_every_stage(tmp_path):
 
 
 def test_the_workflow_profile_is_in_effect(tmp_path):
-    """profiles/default is where Snakemake looks for a top-level Snakefile's workflow profile:
+    """profiles/default is where Snakemake looks for the workflow profile of workflow/Snakefile run from the root:
     its settings (here printshellcmds) reach a plain `snakemake` run."""
     copy_workflow(tmp_path)
     result = snakemake(tmp_path, "-n")

@@ -10,14 +10,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def copy_workflow(dest, share_resources=True):
-    """Snakefile, workflow/, config/ and profiles/ copied into `dest`.
+    """workflow/ (with its Snakefile), config/ and profiles/ copied into `dest`.
 
     With `share_resources`, dest/resources links to the repository's resources/ so that what
     the fetch rules download (from PyPI) is downloaded once for every test and run.
     """
     dest = Path(dest)
     ignore = shutil.ignore_patterns("__pycache__", ".snakemake")
-    shutil.copy2(ROOT / "Snakefile", dest / "Snakefile")
     for folder in ("workflow", "config", "profiles"):
         shutil.copytree(ROOT / folder, dest / folder, ignore=ignore)
     if share_resources:

@@ -193,7 +193,7 @@ def prepare(dataset_id, spec, out_dir, resources_dir="resources", seed=42, *, rt
     """Prepare one data set into `out_dir` (see module doc); returns meta.json's content.
 
     `rt_csv` replaces the embedded corpus file (tests); `hf_loader(name, resources_dir)` replaces
-    `floodx.resources.ensure_hf_dataset`.
+    `floodx.resources.cached_hf_dataset`.
     """
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed: {seed!r} is not an integer")

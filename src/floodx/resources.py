@@ -26,6 +26,7 @@ CLI (used by the Snakemake fetch rules)::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import zipfile
@@ -146,8 +147,34 @@ def hf_cache_dir(resources_dir) -> Path:
 def ensure_hf_dataset(name, resources_dir):
     """Download (or reuse from resources/hf/datasets) one of HF_DATASETS; returns a DatasetDict.
 
-    Needs internet the first time. Where the hub cannot be reached this raises ResourceError.
+    The fetch rule's work (fetch_hf_dataset): needs internet the first time, then writes the marker
+    that prepare_data waits for. Where the hub cannot be reached this raises ResourceError.
     """
+    dsd = _load_hf_dataset(name, resources_dir)
+    path, config = HF_DATASETS[name]["hub"]
+    cache = hf_cache_dir(resources_dir)
+    write_source(cache, {"data_set": name, "hub": f"{path} ({config})" if config else path, "cache": str(cache),
+                         "rows": {split: len(dsd[split]) for split in dsd},
+                         "fingerprints": {split: getattr(dsd[split], "_fingerprint", None) for split in dsd}},
+                 hf_dataset_marker(name, resources_dir).name)
+    return dsd
+
+
+def cached_hf_dataset(name, resources_dir):
+    """The data set as fetch_hf_dataset cached it, read offline: prepare_data never downloads, so a compute
+    node without internet prepares exactly what the login node fetched (or stops, naming the fetch)."""
+    marker = hf_dataset_marker(name, resources_dir)
+    if not marker.is_file():
+        raise ResourceError(
+            f"{marker} is missing: the Hugging Face data set '{name}' has not been fetched. The rule "
+            f"fetch_hf_dataset writes it (`python -m floodx.resources hf --name {name} --resources "
+            f"{resources_dir}` on a machine with internet).")
+    # Read by huggingface_hub and datasets when they are imported, which happens below, in this process.
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    return _load_hf_dataset(name, resources_dir)
+
+
+def _load_hf_dataset(name, resources_dir):
     if name not in HF_DATASETS:
         raise ConfigError(f"unknown Hugging Face data set '{name}' (one of {', '.join(HF_DATASETS)})")
     path, config = HF_DATASETS[name]["hub"]
@@ -157,7 +184,7 @@ def ensure_hf_dataset(name, resources_dir):
     try:
         import datasets
 
-        dsd = datasets.load_dataset(path, config, cache_dir=str(cache))
+        return datasets.load_dataset(path, config, cache_dir=str(cache))
     except Exception as err:  # noqa: BLE001 -- the datasets library raises many kinds here
         raise ResourceError(
             f"cannot load Hugging Face data set '{label}' (for '{name}') into {cache}: "
@@ -166,11 +193,6 @@ def ensure_hf_dataset(name, resources_dir):
             f"--resources resources` and copy resources/{HF_DATASETS_DIR.as_posix()}/ here (it is "
             "then read offline), or use `source: local` with the data set's files."
         ) from None
-    write_source(cache, {"data_set": name, "hub": label, "cache": str(cache),
-                         "rows": {split: len(dsd[split]) for split in dsd},
-                         "fingerprints": {split: getattr(dsd[split], "_fingerprint", None) for split in dsd}},
-                 hf_dataset_marker(name, resources_dir).name)
-    return dsd
 
 
 def hf_dataset_marker(name, resources_dir) -> Path:

@@ -91,11 +91,10 @@ rule prepare_data:
         resources=lambda w: RESOURCES,
         spec=lambda w: as_json(config["datasets"][w.dataset]),
         seed=config["seeds"][0],
-        offline=OFFLINE,  # a hub data set is read from the cache fetch_hf_dataset filled, never downloaded here
     log:
         "logs/prepare/{dataset}.log",
     conda:
         ENV
     shell:
-        "{params.offline} python -m floodx.data --dataset {wildcards.dataset} --spec {params.spec} "
+        "python -m floodx.data --dataset {wildcards.dataset} --spec {params.spec} "
         "--out results/data/{wildcards.dataset} --resources {params.resources} --seed {params.seed} > {log} 2>&1"
