@@ -27,11 +27,21 @@ def test_shipped_configs_validate(name):
 
 
 def test_defaults_are_filled(default_config):
+    """The schema's defaults fill the keys config.yaml leaves out (test_each_default_lives_in_one_layer)."""
     del default_config["search"]
     config = validate_config(default_config)
-    assert config["search"] == {"step": 0.01, "max_levels": None, "criterion": "dev_attack", "attack": "textfooler",
-                                "direction": "first"}
+    assert config["search"] == {"direction": "first"}
+    assert config["attacks"]["precision"] == "fp32" and config["training"]["bf16"] == "auto"
     assert config["datasets"]["rt"]["text_column"] == "text"
+
+
+def test_an_overlay_is_read_over_the_default_as_a_run_reads_it(tmp_path):
+    overlay = tmp_path / "mine.yaml"
+    overlay.write_text(yaml.safe_dump({"training": {"epochs": 3}, "datasets": {"mine": {
+        "source": "local", "path": str(tmp_path / "mine.csv")}}}))
+    config = load_config(overlay)
+    assert config["training"]["epochs"] == 3 and config["training"]["learning_rate"] == 2.0e-4   # the rest: config.yaml
+    assert list(config["datasets"]) == ["mine"]                                                  # replaced whole
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -160,6 +170,37 @@ def test_the_config_reference_is_generated_from_the_schema_and_in_sync():
         "config/README.md is stale: python -m floodx.config_reference --out config/README.md"
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert len(rows) > 60 and all(not line.endswith("|  |") for line in rows), "a key without a meaning"
+
+
+def test_each_default_lives_in_one_layer():
+    """config.yaml is read by every run, so a schema default for a key it sets would never apply (and would
+    mislead whoever reads the schema): a key has its default in config.yaml or in the schema, not both."""
+    import yaml
+
+    from floodx.config import SCHEMA
+
+    root = Path(__file__).resolve().parents[1]
+    schema = yaml.safe_load(SCHEMA.read_text())
+    base = yaml.safe_load((root / "config" / "config.yaml").read_text())
+    both = []
+
+    def walk(node, values, path):
+        for name, child in (node.get("properties") or {}).items():
+            if isinstance(values, dict) and name in values and child.get("default", {}) != {}:
+                both.append(path + name)
+            if "properties" in child:
+                walk(child, values.get(name) if isinstance(values, dict) else None, f"{path}{name}.")
+    walk(schema, base, "")
+    assert not both, f"defaults in both config/config.yaml and the schema: {both}"
+
+
+def test_the_paper_config_is_paper_sized_where_the_default_is_cpu_sized():
+    """paper.yaml inherits config.yaml's CPU-sized values unless it sets them: the figures' sample sizes."""
+    from floodx.config import load_config
+
+    paper = load_config("config/paper.yaml")
+    assert paper["figures"]["noise_draws"] >= 5 and paper["figures"]["noise_examples"] >= 200
+    assert paper["figures"]["per_epoch_attack_examples"] >= 100 and paper["profiling"]["steps"] >= 50
 
 
 def test_a_typo_in_method_params_stops_at_validation():

@@ -14,6 +14,7 @@ from .errors import ConfigError
 from .names import PROBE_METHOD, level_string, parse_run
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+BASE_CONFIG = SCHEMA.parents[2] / "config" / "config.yaml"   # every run reads it first (workflow/Snakefile)
 
 
 
@@ -142,13 +143,40 @@ def parse_spec(text):
         raise ConfigError(f"--spec is not valid JSON: {err}") from None
 
 
-def load_config(path):
-    path = Path(path)
+def _read_yaml(path):
     try:
-        config = yaml.safe_load(path.read_text())
+        return yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"cannot read config file {path}: {err}") from None
-    return validate_config(config or {}, source=str(path))
+
+
+def merge_overlay(base, overlay):
+    """Snakemake's merge of a --configfile: key by key, except `datasets`, which an overlay replaces whole."""
+    def merge(into, values):
+        for key, value in values.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = copy.deepcopy(value)
+    if "datasets" in overlay:
+        base["datasets"] = copy.deepcopy(overlay["datasets"])
+    merge(base, {k: v for k, v in overlay.items() if k != "datasets"})
+    return base
+
+
+def run_config(overlays=()):
+    """The config a run with these --configfile overlays sees: config/config.yaml, then each overlay, validated."""
+    config = _read_yaml(BASE_CONFIG)
+    for path in overlays:
+        merge_overlay(config, _read_yaml(path))
+    return validate_config(config, source=" + ".join(map(str, overlays)) or str(BASE_CONFIG))
+
+
+def load_config(path):
+    """One config file as a run reads it: config/config.yaml itself, or an overlay of it."""
+    if Path(path).resolve() == BASE_CONFIG.resolve():
+        return run_config()
+    return run_config([path])
 
 
 # ---------------------------------------------------------------- grids and runs

@@ -12,13 +12,15 @@ import yaml
 
 from .config import SCHEMA
 
+BASE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"   # read by every run, first
+
 HEADER = """# Config reference (generated)
 
 Every key floodx accepts, as `workflow/schemas/config.schema.yaml` validates it; written by
 `python -m floodx.config_reference --out config/README.md` (a test checks that it is in sync).
 A run reads `config/config.yaml` (the embedded default) and then each `--configfile` overlay, key by key,
 except `datasets`, which an overlay replaces as a whole. An unknown key, a wrong type or a value out of
-range stops the run before any job, naming the key. Defaults below apply where neither file sets a key.
+range stops the run before any job, naming the key. The default column is config.yaml's value where it\nsets the key, else the schema's, marked (schema): each key has its default in one of the two, never both.
 
 Overlays in this folder: `tiny.yaml` (smoke test), `seeds.yaml` (three seeds), `evidence.yaml` (the
 evidence run, `make evidence`), `paper.yaml` (the paper's setting, for a GPU cluster).
@@ -44,22 +46,33 @@ def _type(node):
     return text
 
 
-def _rows(node, prefix=""):
+def _default(child, name, base):
+    """One layer of defaults: config.yaml's value where it sets the key, else the schema's (a test checks
+    that no key has both); an object's own `{}` default is structure, not a value."""
+    if isinstance(base, dict) and name in base and not isinstance(base[name], dict):
+        return f"`{json.dumps(base[name])}`"
+    if "default" in child and child["default"] != {}:
+        return f"`{json.dumps(child['default'])}` (schema)"
+    return ""
+
+
+def _rows(node, base, prefix=""):
     for name, child in (node.get("properties") or {}).items():
         key = f"{prefix}{name}"
-        default = json.dumps(child["default"]) if "default" in child else ""
         meaning = " ".join(str(child.get("description", "")).split())
-        yield f"| `{key}` | {_type(child)} | {default and f'`{default}`'} | {meaning} |"
+        yield f"| `{key}` | {_type(child)} | {_default(child, name, base)} | {meaning} |"
+        below = base.get(name) if isinstance(base, dict) else None
         if "properties" in child:
-            yield from _rows(child, key + ".")
+            yield from _rows(child, below if isinstance(below, dict) else {}, key + ".")
         entry = child.get("additionalProperties")
         if isinstance(entry, dict) and "properties" in entry:
-            yield from _rows(entry, key + ".<name>.")
+            yield from _rows(entry, {}, key + ".<name>.")
 
 
-def reference(schema_path=SCHEMA):
+def reference(schema_path=SCHEMA, base_config=BASE_CONFIG):
     schema = yaml.safe_load(Path(schema_path).read_text())
-    return HEADER + "\n".join(_rows(schema)) + "\n"
+    base = yaml.safe_load(Path(base_config).read_text())
+    return HEADER + "\n".join(_rows(schema, base)) + "\n"
 
 
 def main(argv=None):

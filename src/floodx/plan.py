@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import attacked_epoch, flooding_grid, kept_epochs, validate_config
+from .config import attacked_epoch, flooding_grid, kept_epochs, run_config
 from .errors import ConfigError, run_main
 from .files import read_json
 from .names import BASE_METHODS, flood_run
@@ -46,21 +46,7 @@ OPTIMIZER_FACTOR = 2                 # Adam's two moments beside the newest chec
 
 def load(configfiles):
     """config/config.yaml overlaid by `configfiles` as Snakemake merges them, validated."""
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    for path in configfiles:
-        overlay = yaml.safe_load(Path(path).read_text()) or {}
-        if "datasets" in overlay:
-            config["datasets"] = overlay["datasets"]
-        _merge(config, {k: v for k, v in overlay.items() if k != "datasets"})
-    return validate_config(config, source=" + ".join(map(str, configfiles)) or "config/config.yaml")
-
-
-def _merge(base, overlay):
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
+    return run_config(configfiles)
 
 
 # ---------------------------------------------------------------- sizes and times
@@ -270,7 +256,9 @@ def plan(config, results="results", device_profile=None):
             before_choice += kept_always + flood
             # After the choice: at most two flood runs, each kept as a window run would be (an upper bound).
             end_checkpoints += kept_always + (min(flood, 2 * in_window) if prune else flood)
-    fixed = 3 + (1 if config["model"]["source"] == "huggingface" else 0) + 3 + 1   # fetches; tables 2, 3, search; page
+    hub_data = {ds["name"] for ds in config["datasets"].values() if ds["source"] == "huggingface"}
+    fetches = 3 + (1 if config["model"]["source"] == "huggingface" else 0) + len(hub_data)
+    fixed = fetches + 3 + 1   # tables 2, 3, search; page
     disk_end = end_checkpoints * size
     # The peak: every training finished before the first choice (a cluster that runs them all at once),
     # and one running job's newest checkpoint with its optimiser state.
