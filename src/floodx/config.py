@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .names import PROBE_METHOD, level_string, parse_run
+from .names import BASE_METHODS, PROBE_METHOD, level_string, parse_run
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 BASE_CONFIG = SCHEMA.parents[2] / "config" / "config.yaml"   # every run reads it first (workflow/Snakefile)
@@ -118,9 +118,11 @@ def _check_consistency(config, source):
     # Each method's parameters are checked by the method itself, now, not when its first job builds it.
     from .methods import build_method
 
-    for method, params in (config.get("method_params") or {}).items():
+    method_params = config.get("method_params") or {}
+    one_run_methods = [m for m in config["methods"] if m in BASE_METHODS]   # (flood levels come from searches)
+    for method in dict.fromkeys(one_run_methods + list(method_params)):
         try:
-            build_method(method, **(params or {}))
+            build_method(method, **(method_params.get(method) or {}))
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
     figures = config["figures"]

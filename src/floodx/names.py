@@ -8,8 +8,10 @@ import re
 
 from .errors import ConfigError
 
-METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x")  # Table 2's rows
-BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert")  # one training run each
+# Table 2's rows: the paper's seven, then the loss-restriction family since 2022 (docs/baselines.md).
+METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x", "iflood", "ttso", "ttso_pp",
+           "als")
+BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "iflood", "ttso", "ttso_pp", "als")  # one run each
 FLOOD_METHODS = ("flooding", "flooding_x")  # one run per flood level searched, then a choice
 RECIPES = ("textfooler", "bertattack", "textbugger")  # TextAttack recipes, Table 2's column order
 # A resource-free attack composed from TextAttack parts: smoke runs and tests only, never a paper number.
@@ -19,6 +21,7 @@ PROBE_METHOD = "accordance_probe"  # the training method of the accordance probe
 METHOD_LABELS = {
     "finetune": "Fine-tune", "pgd": "PGD", "freelb": "FreeLB", "tavat": "TAVAT",
     "infobert": "InfoBERT", "flooding": "Flooding", "flooding_x": "Flooding-X",
+    "iflood": "iFlood", "ttso": "TTSO", "ttso_pp": "TTSO++", "als": "ALS",
 }
 RECIPE_LABELS = {"textfooler": "TextFooler", "bertattack": "BERT-Attack", "textbugger": "TextBugger"}
 DATASET_LABELS = {

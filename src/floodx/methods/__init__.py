@@ -13,6 +13,10 @@ REGISTRY = {
     "freelb": "floodx.methods.freelb:FreeLB",
     "tavat": "floodx.methods.tavat:TAVAT",
     "infobert": "floodx.methods.infobert:InfoBERT",
+    "iflood": "floodx.methods.iflood:IFlood",
+    "ttso": "floodx.methods.ttso:TTSO",
+    "ttso_pp": "floodx.methods.ttso:TTSOPlusPlus",
+    "als": "floodx.methods.als:AdversarialLabelSmoothing",
     "accordance_probe": "floodx.methods.probe:AccordanceProbe",
 }
 

@@ -4,6 +4,7 @@ A method decides the forward/backward work of one optimisation step; the loop in
 `floodx.training` owns everything else (optimiser, schedule, clipping, checkpoints, metrics).
 """
 
+import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
@@ -23,6 +24,17 @@ def classification_loss(model, batch, inputs_embeds=None):
         inputs["inputs_embeds"] = inputs_embeds
     logits = model(**inputs).logits
     return F.cross_entropy(logits, batch["labels"]), logits
+
+
+def at_least_fp32(tensor):
+    """bf16/fp16 logits (under autocast) up to fp32 for a loss written by hand; fp32 and fp64 unchanged."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
+def per_example_losses(model, batch):
+    """Cross-entropy of each example of the batch (not averaged), and the logits."""
+    logits = model(**model_inputs(batch)).logits
+    return F.cross_entropy(logits, batch["labels"], reduction="none"), logits
 
 
 def word_embeddings(model):

@@ -33,7 +33,8 @@ def load_times(paths):
     return pd.DataFrame(rows)
 
 
-TABLE3_METHODS = ("finetune", "flooding", "flooding_x", "tavat", "freelb", "pgd", "infobert")  # paper's order
+TABLE3_METHODS = ("finetune", "flooding", "flooding_x", "tavat", "freelb", "pgd", "infobert",   # paper's order,
+                  "iflood", "ttso", "ttso_pp", "als")                                          # then its successors
 
 
 def table3(times, paper_map=None, paper=None):
