@@ -16,7 +16,7 @@ from floodx.methods.base import FineTune, classification_loss
 from floodx.methods.flooding import flooded
 from floodx.methods.ttso import prediction_entropy, temperature_scaled_loss
 
-SUCCESSORS = {"iflood": {"flood_level": 0.3}, "ttso": {}, "ttso_pp": {}, "als": {}}
+SUCCESSORS = {"iflood": {"flood_level": 0.3}, "ttso": {}, "ttso_pp": {}, "als": {}}   # (AdaFlood: below)
 
 
 def logits_and_labels(seed=0, n=7, classes=3, scale=2.0):
@@ -67,7 +67,7 @@ def test_iflood_equals_flooding_when_every_example_is_on_one_side(level):
     assert bool((losses > level).all()) or bool((losses < level).all())
     per_example = build_method("iflood", flood_level=level).per_example_objective(losses)
     per_batch = flooded(losses.mean(), level)
-    assert float(per_example) == pytest.approx(float(per_batch), abs=1e-12)
+    assert float(per_example.detach()) == pytest.approx(float(per_batch.detach()), abs=1e-12)
     assert torch.allclose(gradient(per_example, logits), gradient(per_batch, logits), atol=1e-12)
 
 
@@ -143,6 +143,104 @@ def test_als_with_alpha_zero_is_cross_entropy():
     assert torch.allclose(gradient(ours, logits), gradient(reference, logits), atol=1e-6)
 
 
+# ------------------------------------------------------------------ AdaFlood
+def brute_adaflood(logits, labels, aux, gamma):
+    total = 0.0
+    for i in range(len(labels)):
+        theta = -math.log((1 - gamma) * math.exp(-aux[i]) + gamma)
+        total = total + abs(brute_cross_entropy(logits[i], labels[i]) - theta) + theta
+    return total / len(labels)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 0.9])
+def test_adaflood_floods_each_example_at_its_corrected_auxiliary_loss(gamma):
+    from floodx.methods.adaflood import adaflood_levels
+
+    logits, labels = logits_and_labels(seed=6)
+    aux = [0.05, 0.2, 0.7, 1.5, 3.0, 0.01, 0.9]
+    losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    levels = adaflood_levels(torch.tensor(aux, dtype=torch.float64), gamma)
+    ours = build_method("adaflood", gamma=gamma).per_example_objective(losses, levels)
+    brute = brute_adaflood(logits, labels, aux, gamma)
+    assert float(ours.detach()) == pytest.approx(float(brute.detach()), abs=1e-12)
+    assert torch.allclose(gradient(ours, logits), gradient(brute, logits), atol=1e-12)
+    if gamma == 0.0:
+        assert torch.allclose(levels, torch.tensor(aux, dtype=torch.float64))   # gamma 0: the auxiliary loss itself
+
+
+def test_adaflood_with_gamma_one_is_cross_entropy():
+    from floodx.methods.adaflood import adaflood_levels
+
+    logits, labels = logits_and_labels(seed=7)
+    levels = adaflood_levels(torch.tensor([0.3] * 7, dtype=torch.float64), 1.0)
+    assert torch.equal(levels, torch.zeros(7, dtype=torch.float64))
+    losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    ours = build_method("adaflood", gamma=1.0).per_example_objective(losses, levels)
+    assert float(ours.detach()) == pytest.approx(float(losses.mean().detach()), abs=1e-12)
+
+
+def write_aux_losses(path, losses):
+    import json
+
+    path.write_text(json.dumps({"losses": {str(i): v for i, v in losses.items()}}))
+    return path
+
+
+def test_adaflood_looks_each_example_up_by_idx_and_refuses_a_missing_one(tmp_path, tiny_model, batch_of, sentences):
+    from floodx.training import make_loader
+
+    model, tokenizer = tiny_model
+    examples = [{"idx": 10 + i, "text": t, "label": y} for i, (t, y) in enumerate(sentences[:8])]
+    loader = make_loader(examples, tokenizer, 4, 32, with_ids=True)
+    assert sorted(int(i) for b in loader for i in b["idx"]) == list(range(10, 18))
+    aux = {10 + i: 0.1 * (i + 1) for i in range(8)}
+    method = build_method("adaflood", gamma=0.5, aux_losses=str(write_aux_losses(tmp_path / "aux.json", aux)))
+    method.setup(model, tokenizer, loader)
+    batch = loader[0]
+    expected = [-math.log(0.5 * math.exp(-aux[int(i)]) + 0.5) for i in batch["idx"]]
+    assert method.example_levels(batch["idx"], torch.zeros(1)).tolist() == pytest.approx(expected)
+    assert method.step(model, batch) > 0
+    del aux[13]
+    short = build_method("adaflood", aux_losses=str(write_aux_losses(tmp_path / "short.json", aux)))
+    with pytest.raises(Exception, match=r"no auxiliary loss for training example\(s\) idx \[13\]"):
+        short.setup(model, tokenizer, loader)
+    with pytest.raises(ConfigError, match="needs the auxiliary losses"):
+        build_method("adaflood").setup(model, tokenizer, loader)
+
+
+def test_folds_partition_the_training_split_and_gather_checks_coverage(tmp_path, sentences):
+    import json
+
+    from conftest import write_prepared
+    from floodx.auxiliary import gather, split_folds
+    from floodx.data import load_split
+    from floodx.errors import DataError
+
+    examples = [{"idx": i} for i in range(11)]
+    parts = [split_folds(examples, k, 3) for k in range(3)]
+    held = [ex["idx"] for _, out in parts for ex in out]
+    assert sorted(held) == list(range(11)) and all(len(kept) + len(out) == 11 for kept, out in parts)
+    data = tmp_path / "data"
+    write_prepared(data, sentences)
+    train = [ex["idx"] for ex in load_split(data, "train")]
+    paths = []
+    for fold in range(2):
+        record = {"identity": {"dataset": "toy", "seed": 1, "fold": fold, "folds": 2}, "dev_acc": 0.5,
+                  "losses": {str(i): 0.1 * fold for n, i in enumerate(train) if n % 2 == fold}}
+        paths.append(tmp_path / f"fold{fold}.json")
+        paths[-1].write_text(json.dumps(record))
+    joined = gather(paths, data, tmp_path / "losses.json")
+    assert sorted(map(int, joined["losses"])) == sorted(train) and joined["identity"] == {"dataset": "toy", "seed": 1,
+                                                                                         "folds": 2}
+    with pytest.raises(DataError, match="not folds 0..K-1"):
+        gather(paths[:1], data, tmp_path / "bad.json")
+    record = json.loads(paths[1].read_text())
+    record["losses"].pop(next(iter(record["losses"])))
+    paths[1].write_text(json.dumps(record))
+    with pytest.raises(DataError, match="do not cover the training split"):
+        gather(paths, data, tmp_path / "bad.json")
+
+
 # ------------------------------------------------------------------ in the training loop
 @pytest.mark.parametrize("name", sorted(SUCCESSORS))
 def test_each_successor_takes_a_real_step_and_logs_the_plain_loss(name, tiny_model, batch_of, sentences):
@@ -180,6 +278,8 @@ def test_the_fine_tune_cases_give_fine_tune_gradients(tiny_model, batch_of, sent
     ("iflood", {}, r"needs a positive flood_level \(config key method_params.iflood.flood_level\)"),
     ("ttso", {"temperature": 0}, r"temperature must be > 0"),
     ("als", {"alpha": 1.0}, r"alpha must lie in \[0, 1\)"),
+    ("adaflood", {"gamma": 2}, r"gamma must lie in \[0, 1\]"),
+    ("adaflood", {"folds": 1}, r"folds must be an integer >= 2"),
     ("ttso_pp", {"tmperature": 5}, r"unknown parameter\(s\) \['tmperature'\] for method 'ttso_pp'"),
 ])
 def test_bad_parameters_name_the_config_key(name, params, message):
@@ -200,7 +300,7 @@ def test_a_successor_in_methods_is_checked_before_any_job():
 
 # ------------------------------------------------------------------ the whole DAG
 SUCCESSORS_OVERLAY = {
-    "methods": ["finetune", "flooding_x", "iflood", "ttso", "ttso_pp", "als"],
+    "methods": ["finetune", "flooding_x", "iflood", "adaflood", "ttso", "ttso_pp", "als"],
     "method_params": {"iflood": {"flood_level": 0.3}},
     "figures": {"per_epoch_methods": ["finetune", "iflood"], "grid_test_attack": False},
     "attacks": {"recipes": ["textfooler"], "shards": 1},
@@ -226,15 +326,24 @@ def test_every_successor_through_the_whole_dag(tmp_path):
     results = tmp_path / "results"
     table = pd.read_csv(results / "tables/table2.csv")
     assert set(table.method) == set(SUCCESSORS_OVERLAY["methods"])
-    for method in ("iflood", "ttso", "ttso_pp", "als"):
+    for method in ("iflood", "adaflood", "ttso", "ttso_pp", "als"):
         row = table[table.method == method].iloc[0]
         assert 0 <= row.textfooler_aua_mean <= 100 and row.textfooler_aua_high >= row.textfooler_aua_low
         assert row.textfooler_aua_vs_finetune_p_value == row.textfooler_aua_vs_finetune_p_value   # tested (not NaN)
         metrics = json.loads((results / f"train/tiny/{method}/seed1/metrics.json").read_text())
-        assert metrics["method"] == method and metrics["method_params"] == build_method(
-            method, **SUCCESSORS_OVERLAY["method_params"].get(method, {})).params
+        expected = dict(SUCCESSORS_OVERLAY["method_params"].get(method, {}))
+        if method == "adaflood":       # its auxiliary losses, the workflow's own input
+            expected["aux_losses"] = "results/aux/tiny/seed1/losses.json"
+        assert metrics["method"] == method and metrics["method_params"] == build_method(method, **expected).params
     assert json.loads((results / "train/tiny/iflood/seed1/metrics.json").read_text())["method_params"] == \
         {"flood_level": 0.3}
+    # AdaFlood: two auxiliary fold runs, each scoring the half it did not train on, joined once.
+    aux = json.loads((results / "aux/tiny/seed1/losses.json").read_text())
+    train = [json.loads(line)["idx"] for line in (results / "data/tiny/train.jsonl").read_text().splitlines()]
+    assert sorted(map(int, aux["losses"])) == sorted(train) and len(aux["folds"]) == 2
+    fold0 = json.loads((results / "aux/tiny/seed1/fold0/losses.json").read_text())
+    assert fold0["n_trained"] + fold0["n_held_out"] == len(train)
     table3 = pd.read_csv(results / "tables/table3.csv")
-    assert {"iflood", "ttso", "ttso_pp", "als"} <= set(table3.method)
+    assert {"iflood", "adaflood", "ttso", "ttso_pp", "als"} <= set(table3.method)
+    assert "AdaFlood: its epochs are timed as iFlood's" in (results / "tables/table3.md").read_text()
     assert "TTSO++" in (results / "tables/table2.md").read_text()

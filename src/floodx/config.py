@@ -242,15 +242,34 @@ def kept_epochs(config, run, window_levels=(), seed=None):
     return None if every else [attacked_epoch(config)]
 
 
+def adaflood_losses_path(dataset, seed):
+    return f"results/aux/{dataset}/seed{seed}/losses.json"
+
+
+def adaflood_folds(config):
+    from .methods import build_method
+
+    return build_method("adaflood", **(config.get("method_params", {}).get("adaflood") or {})).folds
+
+
 def run_spec(config, dataset, run, seed, resources="resources", window_levels=()):
     method, params = parse_run(run)
     if method in config.get("method_params", {}):
         params = {**config["method_params"][method], **params}
+    if method == "adaflood":
+        params = {**params, "aux_losses": adaflood_losses_path(dataset, seed)}
     return {
         "dataset": dataset, "run": run, "method": method, "method_params": params,
         "seed": int(seed), "model": config["model"], "training": dataset_training(config, dataset),
         "resources": resources, "keep_epochs": kept_epochs(config, run, window_levels, seed),
     }
+
+
+def aux_fold_spec(config, dataset, seed, fold, resources="resources"):
+    """One AdaFlood auxiliary run (floodx.auxiliary): fine-tuning on the other folds, the final epoch kept."""
+    spec = run_spec(config, dataset, "finetune", seed, resources)
+    return {**spec, "run": f"adaflood-aux-fold{fold}", "fold": int(fold), "folds": adaflood_folds(config),
+            "keep_epochs": []}   # only the final checkpoint (a resumed job scores with it)
 
 
 def window_spec(config):

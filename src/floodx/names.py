@@ -9,9 +9,10 @@ import re
 from .errors import ConfigError
 
 # Table 2's rows: the paper's seven, then the loss-restriction family since 2022 (docs/baselines.md).
-METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x", "iflood", "ttso", "ttso_pp",
-           "als")
-BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "iflood", "ttso", "ttso_pp", "als")  # one run each
+METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x", "iflood", "adaflood", "ttso",
+           "ttso_pp", "als")
+BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "iflood", "adaflood", "ttso", "ttso_pp",
+                "als")  # one training run each (AdaFlood's auxiliary fold runs come before its own)
 FLOOD_METHODS = ("flooding", "flooding_x")  # one run per flood level searched, then a choice
 RECIPES = ("textfooler", "bertattack", "textbugger")  # TextAttack recipes, Table 2's column order
 # A resource-free attack composed from TextAttack parts: smoke runs and tests only, never a paper number.
@@ -21,7 +22,7 @@ PROBE_METHOD = "accordance_probe"  # the training method of the accordance probe
 METHOD_LABELS = {
     "finetune": "Fine-tune", "pgd": "PGD", "freelb": "FreeLB", "tavat": "TAVAT",
     "infobert": "InfoBERT", "flooding": "Flooding", "flooding_x": "Flooding-X",
-    "iflood": "iFlood", "ttso": "TTSO", "ttso_pp": "TTSO++", "als": "ALS",
+    "iflood": "iFlood", "adaflood": "AdaFlood", "ttso": "TTSO", "ttso_pp": "TTSO++", "als": "ALS",
 }
 RECIPE_LABELS = {"textfooler": "TextFooler", "bertattack": "BERT-Attack", "textbugger": "TextBugger"}
 DATASET_LABELS = {

@@ -33,8 +33,9 @@ from .methods import build_method
 from .files import write_json
 from .provenance import provenance
 
-# Methods that train with the Flooding code path (Flooding-X is Flooding at another level).
-FLOODING_ALIASES = {"flooding_x": "flooding"}
+# Methods timed through another one's code path: Flooding-X is Flooding at another level; AdaFlood's step is
+# iFlood's (a per-example flood) with a looked-up level per example (its auxiliary trainings are costed apart).
+FLOODING_ALIASES = {"flooding_x": "flooding", "adaflood": "iflood"}
 DEFAULT_WARMUP_STEPS = 2
 _clock = time.perf_counter  # replaced by a fake clock in tests
 
@@ -164,7 +165,7 @@ def profile_methods(base_model, tokenizer, examples, methods, training, device, 
         if registry in runners:
             continue
         params = dict(method_params.get(registry, {}))
-        if registry == "flooding":
+        if registry in ("flooding", "iflood"):
             params.setdefault("flood_level", flood_level)
         runners[registry] = _Runner(api, base_model, tokenizer, registry, params, setup_batches, training,
                                     total_steps, device, seed)

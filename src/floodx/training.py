@@ -40,9 +40,10 @@ STATE_FILE = "trainer_state.pt"
 class Collator:
     """Tokenises a list of examples and pads to the longest one in the batch."""
 
-    def __init__(self, tokenizer, max_length):
+    def __init__(self, tokenizer, max_length, with_ids=False):
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.with_ids = with_ids    # each example's idx as batch["idx"] (a method that looks examples up)
 
     def __call__(self, examples):
         texts = [ex["text"] for ex in examples]
@@ -53,6 +54,8 @@ class Collator:
         )
         batch = dict(encoded)
         batch["labels"] = torch.tensor([int(ex["label"]) for ex in examples])
+        if self.with_ids:
+            batch["idx"] = torch.tensor([int(ex["idx"]) for ex in examples])
         return batch
 
 
@@ -79,9 +82,9 @@ def batch_order(num_examples, batch_size, seed, epoch, shuffle=True, lengths=Non
 
 
 def make_loader(examples, tokenizer, batch_size, max_length, shuffle=False, seed=0, epoch=0,
-                group_by_length=False):
+                group_by_length=False, with_ids=False):
     """A list of tokenised batches (CPU tensors) for one pass over `examples`."""
-    collate = Collator(tokenizer, max_length)
+    collate = Collator(tokenizer, max_length, with_ids)
     lengths = [len(ex["text"]) + len(ex.get("text_pair") or "") for ex in examples] if group_by_length else None
     return [collate([examples[i] for i in idx])
             for idx in batch_order(len(examples), batch_size, seed, epoch, shuffle, lengths)]
@@ -306,8 +309,9 @@ class Trainer:
         batch_size = training["batch_size"]
         steps_per_epoch = math.ceil(len(train) / batch_size)
         epochs = int(training["epochs"])
+        with_ids = getattr(self.method, "needs_example_ids", False)
         first_loader = make_loader(train, self.tokenizer, batch_size, training["max_length"], True, self.seed, 1,
-                                   training.get("group_by_length", True))
+                                   training.get("group_by_length", True), with_ids)
         self.method.setup(self.model, self.tokenizer, first_loader)
         optimisation = Optimisation(self.model, self.method, training, steps_per_epoch * epochs, self.device)
         optimizer, scheduler = optimisation.optimizer, optimisation.scheduler
@@ -320,7 +324,7 @@ class Trainer:
         for epoch in range(start_epoch + 1, epochs + 1):
             loader = first_loader if epoch == 1 else make_loader(
                 train, self.tokenizer, batch_size, training["max_length"], True, self.seed, epoch,
-                training.get("group_by_length", True))
+                training.get("group_by_length", True), with_ids)
             started = time.perf_counter()
             losses = []
             state.epoch = epoch

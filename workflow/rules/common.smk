@@ -6,8 +6,8 @@ import sys
 
 from floodx.captions import caption_for
 from floodx.config import (
-    attack_spec, attacked_epoch, flooding_grid, gather_spec, paper_map, per_epoch_window, probe_spec, profile_spec,
-    run_spec, search_spec,
+    adaflood_folds, adaflood_losses_path, attack_spec, attacked_epoch, aux_fold_spec, flooding_grid, gather_spec,
+    paper_map, per_epoch_window, probe_spec, profile_spec, run_spec, search_spec,
     validate_config, window_job_spec,
 )
 from floodx.data import check_before_run
@@ -67,6 +67,7 @@ wildcard_constraints:
     flood_method="|".join(FLOOD_METHODS),
     attack="|".join(RECIPES),
     shard=r"\d+",
+    fold=r"\d+",
     epoch=r"\d+",
 
 
@@ -101,6 +102,16 @@ def window_levels_of(paths):
 def train_priority(wildcards):
     """Longest training jobs first (Table 3's order), so that a small machine does not end on one."""
     return {"infobert": 4, "freelb": 3, "tavat": 3, "pgd": 3}.get(parse_run(wildcards.run)[0], 0)
+
+
+def adaflood_inputs(wildcards):
+    """AdaFlood trains on its auxiliary held-out losses; every other run needs none."""
+    return [adaflood_losses_path(wildcards.dataset, wildcards.seed)] if wildcards.run == "adaflood" else []
+
+
+def adaflood_fold_losses(wildcards):
+    return [f"results/aux/{wildcards.dataset}/seed{wildcards.seed}/fold{fold}/losses.json"
+            for fold in range(adaflood_folds(config))]
 
 
 def run_dir(dataset, run, seed):

@@ -19,7 +19,7 @@ DPI = 150
 METHOD_COLORS = {
     "finetune": "#7f7f7f", "pgd": "#1f77b4", "freelb": "#2ca02c", "tavat": "#9467bd",
     "infobert": "#8c564b", "flooding": "#ff7f0e", "flooding_x": "#d62728",
-    "iflood": "#e377c2", "ttso": "#17becf", "ttso_pp": "#bcbd22", "als": "#393b79",
+    "iflood": "#e377c2", "adaflood": "#aec7e8", "ttso": "#17becf", "ttso_pp": "#bcbd22", "als": "#393b79",
 }
 WINDOW_COLOR = "#ffd92f"  # the paper marks the accordance window in yellow
 
@@ -28,7 +28,7 @@ WINDOW_COLOR = "#ffd92f"  # the paper marks the accordance window in yellow
 METHOD_STYLES = {
     "finetune": ("o", "-"), "pgd": ("s", "--"), "freelb": ("^", "--"), "tavat": ("v", "-."),
     "infobert": ("D", ":"), "flooding": ("P", "-."), "flooding_x": ("*", "-"),
-    "iflood": ("X", "-."), "ttso": ("<", ":"), "ttso_pp": (">", ":"), "als": ("h", "--"),
+    "iflood": ("X", "-."), "adaflood": ("d", "-."), "ttso": ("<", ":"), "ttso_pp": (">", ":"), "als": ("h", "--"),
 }
 
 

@@ -14,6 +14,7 @@ REGISTRY = {
     "tavat": "floodx.methods.tavat:TAVAT",
     "infobert": "floodx.methods.infobert:InfoBERT",
     "iflood": "floodx.methods.iflood:IFlood",
+    "adaflood": "floodx.methods.adaflood:AdaFlood",
     "ttso": "floodx.methods.ttso:TTSO",
     "ttso_pp": "floodx.methods.ttso:TTSOPlusPlus",
     "als": "floodx.methods.als:AdversarialLabelSmoothing",

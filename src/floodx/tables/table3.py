@@ -11,6 +11,13 @@ from ..files import read_result
 from .common import DEFAULT_PAPER_MAP, latex_escape, order, paper_dataset_for, paper_table3
 
 
+# AdaFlood's epochs cost an iFlood epoch (it is timed so); its auxiliary runs come on top.
+ADAFLOOD_COST = ("AdaFlood: its epochs are timed as iFlood's (the same per-example flood, with a looked-up level); "
+                 "before them come K auxiliary fine-tunings (method_params.adaflood.folds, default 2), each on "
+                 "(K-1)/K of the training data: about K-1 fine-tuning runs more in all (their job times: "
+                 "benchmarks/adaflood_fold/).")
+
+
 # ---------------------------------------------------------------- Table 3
 def load_times(paths):
     rows = []
@@ -34,7 +41,7 @@ def load_times(paths):
 
 
 TABLE3_METHODS = ("finetune", "flooding", "flooding_x", "tavat", "freelb", "pgd", "infobert",   # paper's order,
-                  "iflood", "ttso", "ttso_pp", "als")                                          # then its successors
+                  "iflood", "adaflood", "ttso", "ttso_pp", "als")                                          # then its successors
 
 
 def table3(times, paper_map=None, paper=None):
@@ -124,6 +131,8 @@ def table3_markdown(frame, caption=None):
                      f"{_ascent_steps(frame[frame.dataset == d])}.")
     lines.append("Paper: NVIDIA RTX 2080Ti, whole training sets; its Flooding row is shown for "
                  "Flooding-X too (same code, another flood level). Compare ratios, not seconds.")
+    if "adaflood" in methods:
+        lines.append(ADAFLOOD_COST)
     return "\n".join(lines) + "\n"
 
 
