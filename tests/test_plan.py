@@ -29,6 +29,20 @@ def test_the_planned_jobs_are_the_dry_runs(tmp_path, configfiles):
     assert figures["jobs"] > figures["jobs_before_checkpoints"]          # the window runs, Figure 4's attacks
 
 
+def test_the_successors_and_adaflood_folds_are_planned_as_the_dry_run_lists_them(tmp_path):
+    import yaml
+
+    overlay = {"methods": ["finetune", "flooding", "flooding_x", "iflood", "adaflood", "ttso", "ttso_pp", "als"],
+               "method_params": {"iflood": {"flood_level": 0.1}, "adaflood": {"folds": 3}}}
+    (tmp_path / "successors.yaml").write_text(yaml.safe_dump(overlay))
+    counts = dry_run_counts(tmp_path, "successors.yaml")
+    result = plan.plan(plan.load([tmp_path / "successors.yaml"]), results=tmp_path / "no-results")
+    assert plan.summary(result)["jobs_before_checkpoints"] + 1 == counts["total"]
+    assert counts["adaflood_fold"] == 3 and counts["adaflood_losses"] == 1
+    aux = [r for r in result["rows"] if r["stage"] == "AdaFlood auxiliary folds"]
+    assert aux[0]["jobs"] == 4 and aux[0]["epochs"] == 3 * 10
+
+
 def test_every_time_says_whether_it_was_measured_or_assumed(tmp_path, capsys):
     plan.main(["--configfile", str(plan.ROOT / "config/paper.yaml"), "--results", str(tmp_path)])
     out = capsys.readouterr().out

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import attacked_epoch, flooding_grid, kept_epochs, run_config
+from .config import adaflood_folds, attacked_epoch, flooding_grid, kept_epochs, run_config
 from .errors import ConfigError, run_main
 from .files import read_json
 from .names import BASE_METHODS, flood_run
@@ -207,6 +207,10 @@ def plan(config, results="results", device_profile=None):
         add("prepare", 1)
         add("probe + window", 2 * S, epochs_=S * config["probe"]["max_epochs"],
             hours=S * config["probe"]["max_epochs"] * ft * PROBE_EPOCH_RATIO / 3600)
+        if "adaflood" in base:    # K auxiliary fine-tunings on (K-1)/K of the data, then their join
+            folds = adaflood_folds(config)
+            add("AdaFlood auxiliary folds", S * (folds + 1), epochs_=S * folds * epochs,
+                hours=S * folds * epochs * ft * (folds - 1) / folds / 3600)
         for method in base:
             add(f"train {method}", S, epochs_=S * epochs, hours=S * epochs * per_epoch.get(method, ft) / 3600)
         flood = per_epoch.get("flooding", ft)
