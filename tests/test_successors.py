@@ -275,7 +275,7 @@ def test_the_fine_tune_cases_give_fine_tune_gradients(tiny_model, batch_of, sent
 
 
 @pytest.mark.parametrize("name, params, message", [
-    ("iflood", {}, r"needs a positive flood_level \(config key method_params.iflood.flood_level\)"),
+    ("iflood", {}, r"needs a positive flood_level or \"flooding\""),
     ("ttso", {"temperature": 0}, r"temperature must be > 0"),
     ("als", {"alpha": 1.0}, r"alpha must lie in \[0, 1\)"),
     ("adaflood", {"gamma": 2}, r"gamma must lie in \[0, 1\]"),
@@ -285,6 +285,25 @@ def test_the_fine_tune_cases_give_fine_tune_gradients(tiny_model, batch_of, sent
 def test_bad_parameters_name_the_config_key(name, params, message):
     with pytest.raises(ConfigError, match=message):
         build_method(name, **params)
+
+
+def test_iflood_at_floodings_dev_choice_is_resolved_by_the_workflow(tiny_model):
+    from floodx.config import run_config, run_spec, validate_config
+
+    config = copy.deepcopy(run_config())
+    config["methods"] = ["finetune", "flooding", "iflood"]
+    config["figures"]["per_epoch_methods"] = None
+    config["method_params"] = {"iflood": {"flood_level": "flooding"}}
+    config = validate_config(config)
+    assert run_spec(config, "rt", "iflood", 42, flooding_choice="0.20")["method_params"] == {"flood_level": 0.2}
+    assert run_spec(config, "rt", "finetune", 42)["method_params"] == {}
+    with pytest.raises(ConfigError, match="Flooding's dev choice is needed"):
+        run_spec(config, "rt", "iflood", 42)
+    with pytest.raises(ConfigError, match="resolved by the workflow"):
+        build_method("iflood", flood_level="flooding").setup(*tiny_model, [])
+    config["methods"] = ["finetune", "iflood"]
+    with pytest.raises(ConfigError, match="flooding is not in methods"):
+        validate_config(config)
 
 
 def test_a_successor_in_methods_is_checked_before_any_job():
@@ -300,8 +319,8 @@ def test_a_successor_in_methods_is_checked_before_any_job():
 
 # ------------------------------------------------------------------ the whole DAG
 SUCCESSORS_OVERLAY = {
-    "methods": ["finetune", "flooding_x", "iflood", "adaflood", "ttso", "ttso_pp", "als"],
-    "method_params": {"iflood": {"flood_level": 0.3}},
+    "methods": ["finetune", "flooding", "iflood", "adaflood", "ttso", "ttso_pp", "als"],
+    "method_params": {"iflood": {"flood_level": "flooding"}},         # at Flooding's dev-chosen level
     "figures": {"per_epoch_methods": ["finetune", "iflood"], "grid_test_attack": False},
     "attacks": {"recipes": ["textfooler"], "shards": 1},
 }
@@ -334,9 +353,12 @@ def test_every_successor_through_the_whole_dag(tmp_path):
         expected = dict(SUCCESSORS_OVERLAY["method_params"].get(method, {}))
         if method == "adaflood":       # its auxiliary losses, the workflow's own input
             expected["aux_losses"] = "results/aux/tiny/seed1/losses.json"
+        if method == "iflood":
+            continue
         assert metrics["method"] == method and metrics["method_params"] == build_method(method, **expected).params
+    chosen = json.loads((results / "search/tiny/flooding/seed1/choice.json").read_text())["chosen"]
     assert json.loads((results / "train/tiny/iflood/seed1/metrics.json").read_text())["method_params"] == \
-        {"flood_level": 0.3}
+        {"flood_level": float(chosen)}
     # AdaFlood: two auxiliary fold runs, each scoring the half it did not train on, joined once.
     aux = json.loads((results / "aux/tiny/seed1/losses.json").read_text())
     train = [json.loads(line)["idx"] for line in (results / "data/tiny/train.jsonl").read_text().splitlines()]

@@ -125,6 +125,9 @@ def _check_consistency(config, source):
             build_method(method, **(method_params.get(method) or {}))
         except ConfigError as err:
             raise ConfigError(f"{source}: {err}") from None
+    if iflood_follows_flooding(config) and "flooding" not in config["methods"]:
+        raise ConfigError(f"{source}: method_params.iflood.flood_level is 'flooding' (Flooding's dev choice), "
+                          "but flooding is not in methods")
     figures = config["figures"]
     if figures.get("per_epoch_methods") is None:   # the paper's Figure 4 methods among those that run
         figures["per_epoch_methods"] = [m for m in FIGURE4_METHODS if m in config["methods"]] or config["methods"][:1]
@@ -252,12 +255,24 @@ def adaflood_folds(config):
     return build_method("adaflood", **(config.get("method_params", {}).get("adaflood") or {})).folds
 
 
-def run_spec(config, dataset, run, seed, resources="resources", window_levels=()):
+def iflood_follows_flooding(config):
+    """iFlood trains at the level Flooding's dev search chose (method_params.iflood.flood_level: flooding)."""
+    from .methods.iflood import FLOODING_CHOICE
+
+    return "iflood" in config["methods"] and \
+        (config.get("method_params", {}).get("iflood") or {}).get("flood_level") == FLOODING_CHOICE
+
+
+def run_spec(config, dataset, run, seed, resources="resources", window_levels=(), flooding_choice=None):
     method, params = parse_run(run)
     if method in config.get("method_params", {}):
         params = {**config["method_params"][method], **params}
     if method == "adaflood":
         params = {**params, "aux_losses": adaflood_losses_path(dataset, seed)}
+    if method == "iflood" and iflood_follows_flooding(config):
+        if flooding_choice is None:
+            raise ConfigError(f"iflood on {dataset} seed {seed}: Flooding's dev choice is needed for its flood level")
+        params = {**params, "flood_level": float(flooding_choice)}
     return {
         "dataset": dataset, "run": run, "method": method, "method_params": params,
         "seed": int(seed), "model": config["model"], "training": dataset_training(config, dataset),

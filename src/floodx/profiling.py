@@ -165,8 +165,8 @@ def profile_methods(base_model, tokenizer, examples, methods, training, device, 
         if registry in runners:
             continue
         params = dict(method_params.get(registry, {}))
-        if registry in ("flooding", "iflood"):
-            params.setdefault("flood_level", flood_level)
+        if registry in ("flooding", "iflood") and not isinstance(params.get("flood_level"), (int, float)):
+            params["flood_level"] = flood_level     # (the level does not change the cost; iFlood may follow Flooding)
         runners[registry] = _Runner(api, base_model, tokenizer, registry, params, setup_batches, training,
                                     total_steps, device, seed)
     order = list(runners)

@@ -6,7 +6,7 @@ import sys
 
 from floodx.captions import caption_for
 from floodx.config import (
-    adaflood_folds, adaflood_losses_path, attack_spec, attacked_epoch, aux_fold_spec, flooding_grid, gather_spec,
+    adaflood_folds, adaflood_losses_path, attack_spec, iflood_follows_flooding, attacked_epoch, aux_fold_spec, flooding_grid, gather_spec,
     paper_map, per_epoch_window, probe_spec, profile_spec, run_spec, search_spec,
     validate_config, window_job_spec,
 )
@@ -102,6 +102,22 @@ def window_levels_of(paths):
 def train_priority(wildcards):
     """Longest training jobs first (Table 3's order), so that a small machine does not end on one."""
     return {"infobert": 4, "freelb": 3, "tavat": 3, "pgd": 3}.get(parse_run(wildcards.run)[0], 0)
+
+
+def iflood_level_input(wildcards):
+    """iFlood at Flooding's dev-chosen level waits for that choice (method_params.iflood.flood_level: flooding)."""
+    if wildcards.run == "iflood" and iflood_follows_flooding(config):
+        return [checkpoints.select_flood_level.get(dataset=wildcards.dataset, flood_method="flooding",
+                                                   seed=wildcards.seed).output[0]]
+    return []
+
+
+def chosen_level_of(paths):
+    """The flood level a select_flood_level choice names (Snakemake hands one named input file as a string)."""
+    for path in [paths] if isinstance(paths, str) else paths:
+        with open(path) as handle:
+            return json.load(handle)["chosen"]
+    return None
 
 
 def adaflood_inputs(wildcards):

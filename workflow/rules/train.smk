@@ -7,6 +7,7 @@ rule train:
         model=starting_weights(),
         window=train_window,
         aux=adaflood_inputs,
+        flooding_choice=iflood_level_input,
     output:
         metrics="results/train/{dataset}/{run}/seed{seed}/metrics.json",
         # keep_checkpoints: chosen: what a dev attack waits for (common.smk weights_ready)
@@ -14,7 +15,8 @@ rule train:
     params:
         offline=OFFLINE,
         spec=lambda w, input: as_json(
-            run_spec(config, w.dataset, w.run, w.seed, RESOURCES, window_levels_of(input.window))),
+            run_spec(config, w.dataset, w.run, w.seed, RESOURCES, window_levels_of(input.window),
+                     chosen_level_of(input.flooding_choice))),
     priority: train_priority
     threads: 1
     resources:

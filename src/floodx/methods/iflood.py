@@ -11,6 +11,10 @@ from ..errors import ConfigError
 from .base import TrainingMethod, per_example_losses
 from .flooding import flooded
 
+# flood_level: "flooding" -- the level Flooding's search chose on dev data for the same data set and seed
+# (the workflow puts the number in before training: floodx.config.run_spec).
+FLOODING_CHOICE = "flooding"
+
 
 class IFlood(TrainingMethod):
     name = "iflood"
@@ -18,11 +22,18 @@ class IFlood(TrainingMethod):
 
     def __init__(self, **params):
         super().__init__(**params)
-        if self.flood_level is None or not float(self.flood_level) > 0:
-            raise ConfigError(f"method 'iflood' needs a positive flood_level (config key "
-                              f"method_params.iflood.flood_level), got {self.flood_level!r}")
+        if self.flood_level == FLOODING_CHOICE:
+            return
+        if self.flood_level is None or isinstance(self.flood_level, str) or not float(self.flood_level) > 0:
+            raise ConfigError(f"method 'iflood' needs a positive flood_level or \"{FLOODING_CHOICE}\" (Flooding's "
+                              f"dev choice) (config key method_params.iflood.flood_level), got {self.flood_level!r}")
         self.flood_level = float(self.flood_level)
         self.params["flood_level"] = self.flood_level
+
+    def setup(self, model, tokenizer, train_loader):
+        if self.flood_level == FLOODING_CHOICE:
+            raise ConfigError("method 'iflood': flood_level \"flooding\" is resolved by the workflow (run_spec) from "
+                              "Flooding's dev choice; a job spec must carry the number")
 
     def per_example_objective(self, losses):
         return flooded(losses, self.flood_level).mean()
