@@ -25,6 +25,7 @@ help:
 	@echo "make dryrun    the jobs a run would start (CONFIG= as for run)"
 	@echo "make plan      what a config costs before it runs (CONFIG=, RESULTS=, PLAN_CORES=, DEVICE_PROFILE=)"
 	@echo "make evidence  the evidence run (config/evidence.yaml) in runs/evidence/; resumes with the same command"
+	@echo "               (CONFIG=config/successors.yaml adds Flooding's successors to it)"
 	@echo "make publish   a finished run's results page into docs/results/NAME (RUN=runs/evidence NAME=evidence)"
 	@echo "make gpu-check on a GPU: BERT-base speed, Table 3 ratios, memory; writes DEVICE_PROFILE"
 	@echo "make lint      snakemake --lint"
@@ -57,7 +58,7 @@ evidence: $(STAMP)
 	mkdir -p $(EVIDENCE_DIR)
 	$(BIN)/python -m floodx.locks --dir $(EVIDENCE_DIR)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake -s $(abspath workflow/Snakefile) -d $(EVIDENCE_DIR) \
-		--configfile $(abspath config/evidence.yaml) --cores $(CORES) $(GPU_RESOURCES)
+		--configfile $(abspath config/evidence.yaml) $(if $(CONFIG),$(abspath $(CONFIG))) --cores $(CORES) $(GPU_RESOURCES)
 
 publish: $(STAMP)
 	$(BIN)/python -m floodx.results_page publish --results $(RUN)/results --to docs/results/$(NAME)

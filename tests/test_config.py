@@ -19,6 +19,14 @@ def default_config():
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
+def test_the_successors_overlay_validates_over_the_evidence_config():
+    from floodx.config import run_config
+
+    config = run_config([ROOT / "config" / "evidence.yaml", ROOT / "config" / "successors.yaml"])
+    assert {"iflood", "adaflood", "ttso", "ttso_pp", "als"} <= set(config["methods"])
+    assert config["datasets"]["rt"]["attack_examples"] == 300          # the evidence run's own data and budget
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
 def test_shipped_configs_validate(name):
     config = load_config(ROOT / "config" / name)

@@ -23,7 +23,8 @@ except `datasets`, which an overlay replaces as a whole. An unknown key, a wrong
 range stops the run before any job, naming the key. The default column is config.yaml's value where it\nsets the key, else the schema's, marked (schema): each key has its default in one of the two, never both.
 
 Overlays in this folder: `tiny.yaml` (smoke test), `seeds.yaml` (three seeds), `evidence.yaml` (the
-evidence run, `make evidence`), `paper.yaml` (the paper's setting, for a GPU cluster).
+evidence run, `make evidence`), `successors.yaml` (Flooding's successors added to the evidence run,
+`make evidence CONFIG=config/successors.yaml`), `paper.yaml` (the paper's setting, for a GPU cluster).
 
 | key | type | default | meaning |
 |---|---|---|---|
