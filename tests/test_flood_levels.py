@@ -28,6 +28,16 @@ def test_window_holds_the_best_level():
     assert result["chosen"]["flooding"]["rank"] == 3 and not result["chosen"]["flooding"]["not_worse_than_best"]
 
 
+def test_a_window_holding_one_robust_level_among_weak_ones_is_said_so():
+    outcomes = curve({"0.02": 60, "0.03": 28, "0.04": 27, "0.30": 50, "0.40": 30})
+    result = flood_levels.judge(outcomes, WINDOW, {"flooding": "0.30", "flooding_x": "0.02"})
+    assert result["verdict"] == "holds_best"
+    text = flood_levels.verdict_text(result)
+    assert "the window's other levels (0.03, 0.04) are significantly below the best" in text
+    smooth = flood_levels.judge(curve({"0.02": 60, "0.03": 59, "0.30": 20}), WINDOW, {"flooding_x": "0.02"})
+    assert "other level" not in flood_levels.verdict_text(smooth)
+
+
 def test_window_misses_when_each_of_its_levels_is_significantly_worse():
     outcomes = curve({"0.02": 20, "0.04": 22, "0.30": 80, "0.40": 78})
     result = flood_levels.judge(outcomes, WINDOW, {"flooding": "0.30", "flooding_x": "0.04"})

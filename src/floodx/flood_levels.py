@@ -156,6 +156,12 @@ def verdict_text(result, label="", attack_label="TextFooler"):
         "untested": f"no tested level lies in the accordance window {bounds}",
     }[result["verdict"]]
     parts.append(says)
+    below = [level for level in inside if not not_worse(records[level])]
+    if result["verdict"] in ("holds_best", "holds_not_worse") and below:
+        parts.append(f"but the window's other level{'s' if len(below) > 1 else ''} ({', '.join(below)}) "
+                     f"{'are' if len(below) > 1 else 'is'} significantly below the best: the window holds one "
+                     "robust level, not a robust range, and with one training run per level a robust level "
+                     "cannot be told from a lucky run without more seeds")
     if result["flat"]:
         parts.append("but no level is significantly below the best, so at this resolution the test cannot tell "
                      "flood levels apart and the window's 'holding' the best says little")
