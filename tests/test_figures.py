@@ -289,6 +289,25 @@ def test_figure4(tmp_path):
     assert "hollow markers" in caption_text(fig)
 
 
+def test_figure4_with_one_seed_draws_each_epochs_wilson_interval(tmp_path):
+    from matplotlib.container import ErrorbarContainer
+
+    from floodx.stats import wilson_interval
+
+    metrics = {"finetune": [{"seed": 1, "epochs": [{"epoch": e, "train_loss_mean": 0.5 / e} for e in (1, 2)],
+                             "method_params": {}}]}
+    aua = {("finetune", e): [{"aua": value, "provenance": {"seed": 1}, "n_attacked": 20}]
+           for e, value in ((1, 30.0), (2, 5.0))}
+    losses, auas, levels = figure4.figure4_inputs(metrics, aua)
+    fig = figure4.figure4(losses, auas, tmp_path / "f4.png", "rt", levels)
+    bars = [c for c in fig.axes[1].containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 1
+    segments = bars[0].lines[2][0].get_segments()
+    low, high = wilson_interval(6, 20)
+    assert segments[0][:, 1].tolist() == pytest.approx([100 * low, 100 * high])    # 6 of 20 robust at epoch 1
+    assert "bars: 95% Wilson interval" in caption_text(fig) and fig.axes[1].get_ylim()[1] > 100 * high
+
+
 def test_coinciding_curves():
     frame = pd.DataFrame({"method": ["finetune"] * 2 + ["flooding_x"] * 2 + ["freelb"] * 2,
                           "epoch": [1, 2] * 3, "train_loss": [0.5, 0.2, 0.5, 0.2, 0.5, 0.3]})

@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..names import dataset_label, method_label, recipe_label
+from ..stats import wilson_interval
 from ..files import read_result
 from ..tables.common import no_better_than_majority
 from .common import finish_figure, mean_band, method_color, method_style, new_figure, ordered_methods
@@ -58,6 +59,20 @@ def coinciding(frame, value):
             if curves[a].index.equals(curves[b].index) and curves[a].equals(curves[b])]
 
 
+def interval_bars(ax, auas, method, index, shift):
+    """95% Wilson interval of each epoch's Aua% where the epoch has one seed (a few examples a point)."""
+    if "n" not in auas:
+        return
+    single = auas.groupby("epoch").filter(lambda group: len(group) == 1).dropna(subset=["aua", "n"])
+    if single.empty:
+        return
+    bounds = [wilson_interval(round(aua * n / 100), int(n)) for aua, n in zip(single.aua, single.n)]
+    low = [aua - 100 * b[0] for aua, b in zip(single.aua, bounds)]
+    high = [100 * b[1] - aua for aua, b in zip(single.aua, bounds)]
+    ax.errorbar(single.epoch + shift, single.aua, yerr=[low, high], fmt="none",
+                ecolor=method_color(method, index), alpha=0.45, capsize=2, lw=1)
+
+
 def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", caption=None):
     """Training loss (left) and Aua% (right) per epoch for each method (mean over seeds, band =
     std for >= 2 seeds); Flooding(-X)'s flood level as a dashed line on the loss panel."""
@@ -72,6 +87,7 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
         sub = auas[auas.method == method]
         if len(sub):
             mean_band(ax_aua, sub, "aua", method, i, shift)
+            interval_bars(ax_aua, sub, method, i, shift)
             hollow = sub[at_majority_baseline(sub)].groupby("epoch").aua.mean()
             if len(hollow):
                 style = method_style(method, i)
@@ -90,7 +106,8 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
     ax_loss.set_ylabel("training loss, epoch mean (nats)")
     ax_loss.set_ylim(bottom=0)
     ax_aua.set_ylabel(f"Aua% under {recipe_label(attack)} (%)")
-    ax_aua.set_ylim(0, min(100, max(10.0, float(auas.aua.max()) if len(auas) else 0) * 1.1 + 1))
+    top = max(float(auas.aua.max()) if len(auas) else 0.0, ax_aua.get_ylim()[1] / 1.1)   # the bars' tops too
+    ax_aua.set_ylim(0, min(100, max(10.0, top) * 1.1 + 1))
     ax_loss.set_title("training loss", fontsize="medium")
     sizes = sorted({int(n) for n in auas.get("n", pd.Series(dtype=float)).dropna()})
     subset = (f"first {sizes[0]} test examples" if len(sizes) == 1 else
@@ -100,7 +117,7 @@ def figure4(losses, auas, out, dataset, flood_levels=None, attack="textfooler", 
     ax_aua.legend(fontsize="small")
     n_seeds = max([losses.groupby("method").seed.nunique().max() if len(losses) else 0,
                    auas.groupby("method").seed.nunique().max() if len(auas) else 0])
-    notes = ["bands: ± std over seeds" if n_seeds >= 2 else None,
+    notes = ["bands: ± std over seeds" if n_seeds >= 2 else "bars: 95% Wilson interval over the examples",
              "methods drawn slightly apart on the epoch axis"]
     if at_majority_baseline(auas).any():
         notes.append("hollow markers: that epoch's model is not significantly better than always "
