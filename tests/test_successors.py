@@ -198,7 +198,7 @@ def test_adaflood_looks_each_example_up_by_idx_and_refuses_a_missing_one(tmp_pat
     method.setup(model, tokenizer, loader)
     batch = loader[0]
     expected = [-math.log(0.5 * math.exp(-aux[int(i)]) + 0.5) for i in batch["idx"]]
-    assert method.example_levels(batch["idx"], torch.zeros(1)).tolist() == pytest.approx(expected)
+    assert method.example_levels(batch, torch.zeros(1)).tolist() == pytest.approx(expected)
     assert method.step(model, batch) > 0
     del aux[13]
     short = build_method("adaflood", aux_losses=str(write_aux_losses(tmp_path / "short.json", aux)))

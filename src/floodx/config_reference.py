@@ -10,9 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import SCHEMA
-
-BASE_CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"   # read by every run, first
+from .config import BASE_CONFIG, SCHEMA
 
 HEADER = """# Config reference (generated)
 

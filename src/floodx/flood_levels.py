@@ -157,7 +157,7 @@ def verdict_text(result, label="", attack_label="TextFooler"):
     }[result["verdict"]]
     parts.append(says)
     below = [level for level in inside if not not_worse(records[level])]
-    if result["verdict"] in ("holds_best", "holds_not_worse") and below:
+    if result["verdict"] == "holds_best" and below:
         parts.append(f"but the window's other level{'s' if len(below) > 1 else ''} ({', '.join(below)}) "
                      f"{'are' if len(below) > 1 else 'is'} significantly below the best: the window holds one "
                      "robust level, not a robust range, and with one training run per level a robust level "

@@ -15,8 +15,7 @@ import torch
 
 from ..errors import ConfigError, DataError
 from ..files import read_json
-from .base import TrainingMethod, per_example_losses
-from .flooding import flooded
+from .iflood import PerExampleFlood
 
 
 def adaflood_levels(aux_losses, gamma):
@@ -24,7 +23,7 @@ def adaflood_levels(aux_losses, gamma):
     return -torch.log((1 - gamma) * torch.exp(-aux_losses) + gamma)
 
 
-class AdaFlood(TrainingMethod):
+class AdaFlood(PerExampleFlood):
     name = "adaflood"
     # `aux_losses`: the held-out losses file, filled in by the workflow (floodx.config.run_spec), not by users.
     defaults = {"gamma": 0.5, "folds": 2, "aux_losses": None}
@@ -56,13 +55,7 @@ class AdaFlood(TrainingMethod):
             raise DataError(f"{self.aux_losses}: no auxiliary loss for training example(s) idx {missing[:5]}"
                             f"{' ...' if len(missing) > 5 else ''}")
 
-    def example_levels(self, idx, like):
-        return self.levels[idx.cpu()].to(device=like.device, dtype=like.dtype)
-
-    def per_example_objective(self, losses, levels):
-        return flooded(losses, levels).mean()
-
-    def step(self, model, batch):
-        losses, _ = per_example_losses(model, batch)
-        self.per_example_objective(losses, self.example_levels(batch["idx"], losses)).backward()
-        return losses.mean().detach()
+    def example_levels(self, batch, losses):
+        if self.levels.device != losses.device:      # once: the table moves to the training device
+            self.levels = self.levels.to(losses.device)
+        return self.levels[batch["idx"]].to(losses.dtype)

@@ -16,7 +16,23 @@ from .flooding import flooded
 FLOODING_CHOICE = "flooding"
 
 
-class IFlood(TrainingMethod):
+class PerExampleFlood(TrainingMethod):
+    """The step iFlood and AdaFlood share: each example's loss flooded at its own level, then averaged."""
+
+    def example_levels(self, batch, losses):
+        """The flood level of each example of the batch (a number, or a tensor like `losses`)."""
+        raise NotImplementedError
+
+    def per_example_objective(self, losses, levels=None):
+        return flooded(losses, self.flood_level if levels is None else levels).mean()
+
+    def step(self, model, batch):
+        losses, _ = per_example_losses(model, batch)
+        self.per_example_objective(losses, self.example_levels(batch, losses)).backward()
+        return losses.mean().detach()      # the training loss J that metrics.json logs, as for Flooding
+
+
+class IFlood(PerExampleFlood):
     name = "iflood"
     defaults = {"flood_level": None}
 
@@ -35,10 +51,5 @@ class IFlood(TrainingMethod):
             raise ConfigError("method 'iflood': flood_level \"flooding\" is resolved by the workflow (run_spec) from "
                               "Flooding's dev choice; a job spec must carry the number")
 
-    def per_example_objective(self, losses):
-        return flooded(losses, self.flood_level).mean()
-
-    def step(self, model, batch):
-        losses, _ = per_example_losses(model, batch)
-        self.per_example_objective(losses).backward()
-        return losses.mean().detach()      # the training loss J that metrics.json logs, as for Flooding
+    def example_levels(self, batch, losses):
+        return self.flood_level
