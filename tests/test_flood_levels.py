@@ -107,6 +107,45 @@ def test_analyse_reads_identity_from_the_files(tmp_path):
         flood_levels.analyse([paths[0], paths[0]], [tmp_path / "choice.json"], tmp_path / "window.json")
 
 
+def test_a_levelled_method_is_placed_on_the_curve_and_tested_against_flooding_at_its_level(tmp_path):
+    """iFlood trained at 0.20 (its metrics.json says so): its Aua% sits at 0.20 beside Flooding's run there,
+    with the paired test of the two (iFlood robust on 9 more examples, losing none)."""
+    paths = []
+    for n, (level, k) in enumerate({"0.03": 9, "0.20": 4}.items()):
+        summary = {"identity": {"dataset": "rt", "seed": 1, "recipe": "textfooler", "flood_level": float(level),
+                                "run": f"flooding-b{level}", "method": "flooding"}, "clean_acc": 80.0, "n_clean": 20}
+        paths.append(_attacked(tmp_path / f"x{n}", summary, k))
+    iflood = _attacked(tmp_path / "iflood", {"identity": {"dataset": "rt", "seed": 1, "recipe": "textfooler",
+                                                          "method": "iflood", "run": "iflood", "flood_level": None},
+                                             "clean_acc": 78.0}, 13)
+    (tmp_path / "iflood" / "metrics.json").write_text(json.dumps({"method_params": {"flood_level": 0.2}}))
+    (tmp_path / "window.json").write_text(json.dumps(WINDOW))
+    (tmp_path / "choice.json").write_text(json.dumps({"identity": {"method": "flooding"}, "chosen": "0.20"}))
+    result = flood_levels.analyse(paths, [tmp_path / "choice.json"], tmp_path / "window.json",
+                                  levelled_paths=[iflood, tmp_path / "iflood" / "metrics.json"])
+    place = result["levelled"]["iflood"]
+    assert place["level"] == "0.20" and place["aua"] == pytest.approx(100 * 13 / 20)
+    against = place["versus_flooding"]
+    assert (against["wins"], against["losses"]) == (9, 0) and against["p_value"] == pytest.approx(2 * 0.5 ** 9)
+    assert against["significant"]
+    assert "iFlood at b = 0.20 has Aua% 65.0" in result["text"] and "+45.0 points from Flooding" in result["text"]
+    from floodx.figures.figure2 import figure2_test
+    figure2_test(result, tmp_path / "f.png", "rt")
+    with pytest.raises(Exception, match="pairs"):
+        flood_levels.analyse(paths, [tmp_path / "choice.json"], tmp_path / "window.json", levelled_paths=[iflood])
+
+
+def _attacked(folder, summary, robust_first, n=20):
+    """A summary.json with examples.csv: the first `robust_first` of n examples survive the attack."""
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(summary))
+    write_rows(folder / "examples.csv", [
+        {"idx": i, "original": "a film", "perturbed": "a movie", "result": "failed" if i < robust_first else "successful",
+         "queries": 5, "ground_truth": 1, "original_output": 1, "perturbed_output": 1 if i < robust_first else 0}
+        for i in range(n)])
+    return folder / "summary.json"
+
+
 def test_the_reading_carries_the_verdict():
     from floodx.tables.reading import flood_levels_markdown
 

@@ -444,3 +444,43 @@ def test_a_host_dependent_wordnet_is_named_in_table2s_notes(summaries, tmp_path)
     assert f"attacks on this host (3 of {len(summaries)} summaries): {deviation}" in table.attrs["notes"]
     clean = table2.table2(table2.load_attack_summaries(summaries[3:]))
     assert not any("on this host" in note for note in clean.attrs["notes"])
+
+
+def test_successors_are_tested_against_flooding_x_and_carry_their_clean_cost(tmp_path):
+    """TTSO wins 12 examples over fine-tune and 10 over Flooding-X; iFlood equals Flooding-X; ALS
+    trails it. Against Flooding-X, Holm runs over the three successors only."""
+    root = tmp_path / "attack"
+    plan = {"finetune": (outcomes(10, 8), 80.0), "flooding_x": (outcomes(12, 8), 81.0),
+            "ttso": (outcomes(22, 8), 70.0), "iflood": (outcomes(12, 8), 80.0), "als": (outcomes(10, 8), 80.0)}
+    paths = []
+    for method, (results, clean) in plan.items():
+        path = write_summary(root, "rt", method, 1, "textfooler", clean, 100 * results.count("failed") / 40, 50.0,
+                             11.0, majority=50.0, n_clean=400)
+        write_examples(path, results)
+        paths.append(path)
+    table = table2.table2(table2.load_attack_summaries(paths))
+    rows = table.set_index("method")
+    assert rows.textfooler_aua_vs_flooding_x_mark.to_dict() == {
+        "finetune": "", "flooding_x": "", "iflood": "", "ttso": "win", "als": ""}
+    assert rows.loc["ttso", "textfooler_aua_vs_flooding_x_n_tests"] == 3        # successors only
+    assert rows.loc["ttso", "textfooler_aua_vs_flooding_x_wins"] == 10
+    assert pd.isna(rows.loc["finetune", "textfooler_aua_vs_flooding_x_p_value"])    # not a successor: untested
+    # Clean cost: 70% vs 80% of 400 examples; MOVER from the two Wilson intervals, by hand.
+    from floodx import stats
+    low1, high1 = (100 * v for v in stats.wilson_interval(280, 400))
+    low2, high2 = (100 * v for v in stats.wilson_interval(320, 400))
+    assert rows.loc["ttso", "clean_vs_finetune_difference"] == pytest.approx(-10.0)
+    assert rows.loc["ttso", "clean_vs_finetune_low"] == pytest.approx(-10 - math.hypot(70 - low1, high2 - 80))
+    assert rows.loc["ttso", "clean_vs_finetune_high"] == pytest.approx(-10 + math.hypot(high1 - 70, 80 - low2))
+    assert math.isnan(rows.loc["finetune", "clean_vs_finetune_difference"])
+    text = reading.reading_markdown(table)
+    assert "## Flooding's successors against fine-tune and Flooding-X" in text
+    assert ("**Rotten Tomatoes**: significantly above fine-tune: TTSO (TextFooler); "
+            "significantly above Flooding-X: TTSO (TextFooler).") in text
+    assert "  - TTSO: Clean% −10.0 points (" in text
+    assert "TextFooler +30.0 ▲ vs fine-tune, +25.0 ▲ vs Flooding-X" in text
+    assert "  - iFlood: Clean% +0.0 points" in text and "+5.0 vs fine-tune, +0.0 vs Flooding-X" in text
+
+
+def test_no_successor_no_successor_section(tested):
+    assert "successors" not in reading.reading_markdown(table2.table2(table2.load_attack_summaries(tested)))

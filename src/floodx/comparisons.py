@@ -5,7 +5,8 @@ Every method is attacked on the same test examples, so methods are compared exam
 an example is *robust* when the model classified it correctly and the attack failed. Per data
 set and recipe each method is tested against fine-tune with the exact sign-flip test on the
 per-example differences summed over seeds (one seed: the exact McNemar test; `floodx.stats`),
-Holm-corrected over the methods. Intervals: one seed, Wilson for Clean%, Aua% and Suc% and
+Holm-corrected over the methods; Flooding's successors (`names.SUCCESSORS`) are tested against
+Flooding-X too, as a second family with its own Holm correction. Intervals: one seed, Wilson for Clean%, Aua% and Suc% and
 Student-t for #Query; several seeds, a two-stage bootstrap (seeds, then examples within a seed).
 `docs/statistics.md` gives the reasons.
 """
@@ -85,20 +86,25 @@ def cell_intervals(group):
     }
 
 
-def paired_tests(frame):
-    """One record per (dataset, attack, method != fine-tune): the paired comparison of robust
-    outcomes with fine-tune's, Holm-corrected over the methods of that data set and attack."""
+def paired_tests(frame, reference=REFERENCE, methods=None):
+    """One record per (dataset, attack, method != reference): the paired comparison of robust
+    outcomes with the reference's, Holm-corrected over the compared methods of that data set and
+    attack. `methods`: which to compare (default every other method in `frame`)."""
     records = []
     for (dataset, attack), group in frame.groupby(["dataset", "attack"], sort=False):
-        reference = group[group.method == REFERENCE]
-        if reference.empty:
+        base = group[group.method == reference]
+        if base.empty:
             continue
-        ref = {row.seed: {i: robust(r) for i, r in row.examples.items()} for row in reference.itertuples()}
+        ref = {row.seed: {i: robust(r) for i, r in row.examples.items()} for row in base.itertuples()}
+        compared = group[group.method != reference]
+        if methods is not None:
+            compared = compared[compared.method.isin(methods)]
         batch = []
-        for method, rows in group[group.method != REFERENCE].groupby("method", sort=False):
+        for method, rows in compared.groupby("method", sort=False):
             ours = {row.seed: {i: robust(r) for i, r in row.examples.items()} for row in rows.itertuples()}
             result = stats.paired_comparison(ours, ref)
-            batch.append({"dataset": dataset, "attack": attack, "method": method, **result})
+            batch.append({"dataset": dataset, "attack": attack, "method": method, "reference": reference,
+                          **result})
         adjusted = stats.holm([b["p_value"] for b in batch])
         n_tests = len(batch)
         for record, p_holm in zip(batch, adjusted):
@@ -108,6 +114,17 @@ def paired_tests(frame):
             record["mark"] = ("win" if record["difference"] > 0 else "loss") if significant else ""
         records += batch
     return records
+
+
+def difference_interval(estimate, low, high, ref_estimate, ref_low, ref_high):
+    """95% interval of estimate - ref_estimate from the two cells' own intervals (Zou & Donner's
+    MOVER; Newcombe's for two Wilson intervals). It treats the cells as independent, which is
+    conservative for two models scored on the same test examples (their errors correlate), and
+    needs no per-example predictions: Clean% covers the whole test split, whose per-example
+    predictions no result file keeps."""
+    difference = estimate - ref_estimate
+    return (difference - math.hypot(estimate - low, ref_high - ref_estimate),
+            difference + math.hypot(high - estimate, ref_estimate - ref_low))
 
 
 def detectable_points(n_examples, n_tests):

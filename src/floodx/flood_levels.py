@@ -16,10 +16,12 @@ and both dev-chosen levels land:
 
 `flat` says that no level at all is significantly worse than the best: then the test cannot tell levels
 apart and "holds" says little. Each level is also tested against fine-tune (post hoc, Holm over the
-levels), which bears on claim 1.
+levels), which bears on claim 1. A method with one flood level of its own (`names.LEVELLED_METHODS`:
+iFlood) is placed on the same curve and tested against Flooding's run at its level.
 
     python -m floodx.flood_levels --attacks <grid summary.json ...> --choices <choice.json ...>
-        --window window.json [--reference finetune summary.json] --out levels.json
+        --window window.json [--reference finetune summary.json]
+        [--levelled <summary.json metrics.json> ...] --out levels.json
 """
 
 import argparse
@@ -32,7 +34,7 @@ from . import stats
 from .comparisons import ALPHA, example_outcomes, robust
 from .errors import DataError, run_main
 from .files import read_json, read_result, write_json
-from .names import level_string
+from .names import level_string, method_label
 from .provenance import provenance
 
 VERDICTS = ("holds_best", "holds_not_worse", "misses", "untested")
@@ -186,6 +188,13 @@ def verdict_text(result, label="", attack_label="TextFooler"):
                      + (f"levels {', '.join(above)} are significantly more robust" if above else
                         "no level is significantly more robust")
                      + f" (post hoc, Holm over {len(records)} levels)")
+    for place in (result.get("levelled") or {}).values():
+        against = place["versus_flooding"]
+        parts.append(f"{method_label(place['method'])} at b = {place['level']} has Aua% {place['aua']:.1f} "
+                     f"({place['aua_interval'][0]:.1f}–{place['aua_interval'][1]:.1f})"
+                     + (f", {_points(against['difference'])} points from Flooding at the same level (p = "
+                        f"{against['p_value']:.3g}{', significant' if against['significant'] else ''})"
+                        if against else ""))
     onset = result.get("onset") or {}
     if onset.get("dev_min_train_loss") is not None:
         parts.append(f"the training loss was {onset['dev_min_train_loss']:.3f} at the probe's dev-loss minimum"
@@ -224,7 +233,7 @@ def load_outcomes(summary_paths):
     return outcomes, summaries, identity or {}
 
 
-def analyse(attack_paths, choice_paths, window_path, reference_path=None):
+def analyse(attack_paths, choice_paths, window_path, reference_path=None, levelled_paths=()):
     outcomes, summaries, identity = load_outcomes(attack_paths)
     window = read_json(window_path)
     chosen = {}
@@ -255,8 +264,49 @@ def analyse(attack_paths, choice_paths, window_path, reference_path=None):
                               "aua_interval": [100 * v for v in stats.wilson_interval(k, n)],
                               "clean_acc": reference_clean}
     result["identity"] = identity
+    result["levelled"] = {method: placed_method(summary, metrics, outcomes, identity)
+                          for method, (summary, metrics) in _levelled_pairs(levelled_paths).items()}
     result["text"] = verdict_text(result)
     return result
+
+
+def _levelled_pairs(paths):
+    """[summary, metrics, summary, metrics, ...] -> {method: (summary path, metrics path)}."""
+    paths = list(paths or ())
+    if len(paths) % 2:
+        raise DataError(f"--levelled takes pairs of summary.json and metrics.json, got {len(paths)} paths: {paths}")
+    pairs = {}
+    for summary, metrics in zip(paths[::2], paths[1::2]):
+        method = (read_result(summary).get("identity") or {}).get("method")
+        if method is None:
+            raise DataError(f"{summary}: identity.method missing")
+        pairs[method] = (summary, metrics)
+    return pairs
+
+
+def placed_method(summary_path, metrics_path, outcomes, identity):
+    """A method with one flood level of its own (iFlood) on the flood-level curve: its test Aua at the level
+    it trained with (its metrics.json), and its paired test against Flooding's run at that level, where that
+    level was searched (one test, no correction: it asks whether flooding per example differs from flooding
+    per batch at the same level)."""
+    summary, metrics = read_result(summary_path), read_result(metrics_path)
+    ident = summary.get("identity") or {}
+    key = {k: ident.get(k) for k in ("dataset", "seed", "recipe")}
+    if identity and key != identity:
+        raise DataError(f"{summary_path}: {key} differs from the flood levels' {identity}")
+    level = (metrics.get("method_params") or {}).get("flood_level")
+    if level is None:
+        raise DataError(f"{metrics_path}: method_params.flood_level missing (a levelled method records its level)")
+    level = level_string(level)
+    mine = {idx: robust(row) for idx, row in example_outcomes(summary_path).items()}
+    k, n = int(sum(mine.values())), len(mine)
+    record = {"method": ident.get("method"), "level": level, "aua": 100 * _rate(mine), "n_attacked": n,
+              "aua_interval": [100 * v for v in stats.wilson_interval(k, n)], "clean_acc": summary.get("clean_acc"),
+              "versus_flooding": None}
+    if level in outcomes:
+        test = stats.paired_comparison({0: mine}, {0: outcomes[level]})
+        record["versus_flooding"] = _test_record(test, test["p_value"], ALPHA)
+    return record
 
 
 def _main(argv=None):
@@ -265,9 +315,11 @@ def _main(argv=None):
     parser.add_argument("--choices", nargs="+", required=True, help="choice.json of Flooding and Flooding-X")
     parser.add_argument("--window", required=True, help="the probe's window.json")
     parser.add_argument("--reference", default=None, help="fine-tune's test attack summary.json (same recipe)")
+    parser.add_argument("--levelled", nargs="*", default=[],
+                        help="summary.json and metrics.json, in pairs, of each method with a flood level of its own")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    result = analyse(args.attacks, args.choices, args.window, args.reference)
+    result = analyse(args.attacks, args.choices, args.window, args.reference, args.levelled)
     result["provenance"] = provenance(spec={"attacks": args.attacks, "choices": args.choices, "window": args.window},
                                       seed=result["identity"].get("seed"))
     write_json(Path(args.out), result)

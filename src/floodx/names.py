@@ -9,8 +9,11 @@ import re
 from .errors import ConfigError
 
 # Table 2's rows: the paper's seven, then the loss-restriction family since 2022 (docs/baselines.md).
-METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x", "iflood", "adaflood", "ttso",
-           "ttso_pp", "als")
+PAPER_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x")
+SUCCESSORS = ("iflood", "adaflood", "ttso", "ttso_pp", "als")  # each also compared with Flooding-X
+METHODS = PAPER_METHODS + SUCCESSORS
+PAPER_METHOD = "flooding_x"  # the paper's own method: what the successors must beat
+LEVELLED_METHODS = ("iflood",)  # one flood level of their own: drawn on the flood-level curve (Figure 2 (test))
 BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "iflood", "adaflood", "ttso", "ttso_pp",
                 "als")  # one training run each (AdaFlood's auxiliary fold runs come before its own)
 FLOOD_METHODS = ("flooding", "flooding_x")  # one run per flood level searched, then a choice

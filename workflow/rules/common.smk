@@ -13,7 +13,8 @@ from floodx.config import (
 from floodx.data import check_before_run
 from floodx.retention import READY_FILE
 from floodx.names import (
-    BASE_METHODS, FLOOD_METHODS, METHODS as ALL_METHODS, RECIPES, RUN_PATTERN, flood_run, parse_run, result_identity,
+    BASE_METHODS, FLOOD_METHODS, LEVELLED_METHODS, METHODS as ALL_METHODS, RECIPES, RUN_PATTERN, flood_run, parse_run,
+    result_identity,
 )
 
 # Config files given with --configfile merge into config/config.yaml key by key, except
@@ -272,6 +273,10 @@ def grid_attack_inputs(wildcards):
     }
     if "finetune" in METHODS and attack in ATTACKS:
         inputs["reference"] = f"results/attack/{wildcards.dataset}/finetune/seed{wildcards.seed}/{attack}/summary.json"
+    if attack in ATTACKS:   # iFlood on the same curve: its test attack and the level it trained with
+        inputs["levelled"] = [path for method in METHODS if method in LEVELLED_METHODS for path in (
+            f"results/attack/{wildcards.dataset}/{method}/seed{wildcards.seed}/{attack}/summary.json",
+            f"{run_dir(wildcards.dataset, method, wildcards.seed)}/metrics.json")]
     return inputs
 
 

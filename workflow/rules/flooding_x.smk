@@ -121,13 +121,14 @@ rule flood_levels:
         attacks=lambda w, input: " ".join(input.get("attacks", [])),
         choices=lambda w, input: " ".join(input.get("choices", [])),
         reference=lambda w, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
+        levelled=lambda w, input: " ".join(input.get("levelled", [])),
     log:
         "logs/grid_attack/{dataset}/seed{seed}/levels.log",
     conda:
         ENV
     shell:
         "python -m floodx.flood_levels --attacks {params.attacks} --choices {params.choices} --window {input.window} "
-        "{params.reference} --out {output} > {log} 2>&1"
+        "{params.reference} --levelled {params.levelled} --out {output} > {log} 2>&1"
 
 
 checkpoint select_flood_level:

@@ -8,7 +8,7 @@ import pandas as pd
 from ..errors import DataError
 from ..names import dataset_label, method_label, recipe_label
 from ..files import read_result
-from .common import WINDOW_COLOR, finish_figure, method_color, new_figure
+from .common import WINDOW_COLOR, finish_figure, method_color, method_style, new_figure
 
 
 def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_summaries=None,
@@ -133,6 +133,13 @@ def figure2_test(levels, out, dataset, caption=None):
         if place.get("aua") is not None:
             top.plot([level], [place["aua"]], marker="*", ms=16, color=method_color(method), mec="black", mew=0.8,
                      ls="none", zorder=5, label=f"{method_label(method)}'s dev choice b = {level:.2f}")
+    for place in (levels.get("levelled") or {}).values():   # iFlood at its own level: a per-example flood
+        level, method = float(place["level"]), place["method"]
+        low, high = place["aua_interval"]
+        top.errorbar([level], [place["aua"]], yerr=[[place["aua"] - low], [high - place["aua"]]],
+                     marker=method_style(method)["marker"], ms=8, color=method_color(method), mec="black",
+                     capsize=3, ls="none", zorder=6,
+                     label=f"{method_label(method)} at b = {level:.2f} (test, 95% interval)")
     clean = [(float(r["level"]), r["clean_acc"], r.get("clean_interval")) for r in records
              if r.get("clean_acc") is not None]
     if clean:

@@ -1,7 +1,7 @@
 """What Table 2 shows, in words, generated from its paired tests (`reading.md`)."""
 
 from .. import comparisons
-from ..names import dataset_label, method_label, recipe_label
+from ..names import PAPER_METHOD, SUCCESSORS, dataset_label, method_label, recipe_label
 from .common import ATTACKS
 
 
@@ -33,6 +33,58 @@ def flood_levels_markdown(analyses):
         verdict = analysis["verdict"].replace("_", " ")
         lines.append(f"- {verdict_text(analysis, label, recipe_label(identity.get('recipe') or 'textfooler'))} "
                      f"Verdict: **{verdict}**{' (flat)' if analysis.get('flat') else ''}.")
+    return lines
+
+
+def _signed(test):
+    """'+7.0 ▲' / '−2.3' / '–': a paired difference in points, marked where Holm says significant."""
+    if not test:
+        return "–"
+    return _points(100 * test["difference"]) + {"win": " ▲", "loss": " ▼"}.get(test["mark"], "")
+
+
+def _clean_cost(row, reference):
+    difference = row.get(f"clean_vs_{reference}_difference")
+    if difference is None or difference != difference:
+        return "Clean% difference not available"
+    low, high = row[f"clean_vs_{reference}_low"], row[f"clean_vs_{reference}_high"]
+    return f"Clean% {_points(difference)} points ({_points(low)} to {_points(high)})"
+
+
+def successors_markdown(table):
+    """Which of Flooding's successors beat fine-tune and Flooding-X significantly, per data set and
+    attack, and at what clean-accuracy cost (issue #24's question, from the table's tests)."""
+    present = [m for m in SUCCESSORS if m in set(table.method)]
+    if not present:
+        return []
+    by_key = {(t["dataset"], t["attack"], t["method"], t["reference"]): t
+              for t in list(table.attrs.get("tests") or []) + list(table.attrs.get("successor_tests") or [])}
+    attacks = table.attrs.get("attacks", ATTACKS)
+    ref_label = method_label(PAPER_METHOD)
+    lines = ["", f"## Flooding's successors against fine-tune and {ref_label}", "",
+             f"Each successor's Aua% minus fine-tune's and minus {ref_label}'s on the same attacked examples, in "
+             f"points (▲/▼: significant; Holm over all methods against fine-tune, over the successors against "
+             f"{ref_label}); its clean cost is its Clean% minus fine-tune's on the whole test split, with a 95% "
+             "interval that treats the two models as independent (conservative).", ""]
+    for dataset in dict.fromkeys(table.dataset):
+        rows = table[table.dataset == dataset].set_index("method")
+        methods = [m for m in present if m in rows.index]
+        if not methods or PAPER_METHOD not in rows.index:
+            continue
+        verdicts = []
+        for reference in (comparisons.REFERENCE, PAPER_METHOD):
+            won = {m: [recipe_label(a) for a in attacks
+                       if (by_key.get((dataset, a, m, reference)) or {}).get("mark") == "win"] for m in methods}
+            beaten = [f"{method_label(m)} ({', '.join(recipes)})" for m, recipes in won.items() if recipes]
+            label = "fine-tune" if reference == comparisons.REFERENCE else ref_label
+            verdicts.append(f"significantly above {label}: {'; '.join(beaten) or 'none'}")
+        lines.append(f"- **{dataset_label(dataset)}**: " + "; ".join(verdicts) + ".")
+        for method in methods:
+            per_attack = [f"{recipe_label(a)} {_signed(by_key.get((dataset, a, method, comparisons.REFERENCE)))} vs "
+                          f"fine-tune, {_signed(by_key.get((dataset, a, method, PAPER_METHOD)))} vs {ref_label}"
+                          for a in attacks]
+            lines.append(f"  - {method_label(method)}: {_clean_cost(rows.loc[method], comparisons.REFERENCE)}; "
+                         + "; ".join(per_attack) + ".")
     return lines
 
 
@@ -86,5 +138,6 @@ def reading_markdown(table, caption=None, flood_levels=()):
     lines += ["", "Tests: exact paired sign-flip test of Aua% against fine-tune on the same examples "
               "(McNemar for one seed), Holm-corrected per data set and attack; intervals of differences: "
               "bootstrap over examples (docs/statistics.md)."]
+    lines += successors_markdown(table)
     lines += flood_levels_markdown(list(flood_levels))
     return "\n".join(lines) + "\n"

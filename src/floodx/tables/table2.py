@@ -9,7 +9,7 @@ import pandas as pd
 from .. import comparisons
 from ..config import PAPER_DATASETS
 from ..errors import DataError
-from ..names import METHODS, dataset_label, method_label, recipe_label
+from ..names import METHODS, PAPER_METHOD, SUCCESSORS, dataset_label, method_label, recipe_label
 from ..files import read_result
 from .common import (
     ATTACK_METRICS, ATTACKS, DECIMALS, HIGHER_IS_BETTER, MAJORITY_TEST_LEVEL, METRIC_LABELS, SUMMARY_FIELDS, fmt,
@@ -120,15 +120,13 @@ def table2(summaries):
     table["_d"] = table.dataset.map({d: i for i, d in enumerate(order(table.dataset, PAPER_DATASETS))})
     table["_m"] = table.method.map({m: i for i, m in enumerate(order(table.method, METHODS))})
     table = table.sort_values(["_d", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
-    tests = comparisons.paired_tests(frame[frame.examples.notna()]) if "examples" in frame else []
-    by_key = {(t["dataset"], t["attack"], t["method"]): t for t in tests}
-    for attack in attacks:
-        found = [by_key.get((d, attack, m), {}) for d, m in zip(table.dataset, table.method)]
-        table[f"{attack}_aua_vs_finetune_mark"] = [t.get("mark", "") for t in found]
-        for key in ("difference", "p_value", "p_holm", "wins", "losses", "n_tests"):
-            table[f"{attack}_aua_vs_finetune_{key}"] = [t.get(key) for t in found]
-        for side, key in enumerate(("low", "high")):
-            table[f"{attack}_aua_vs_finetune_{key}"] = [(t.get("interval") or (None, None))[side] for t in found]
+    tested = frame[frame.examples.notna()] if "examples" in frame else frame.iloc[:0]
+    tests = comparisons.paired_tests(tested) if len(tested) else []
+    successor_tests = (comparisons.paired_tests(tested, reference=PAPER_METHOD, methods=SUCCESSORS)
+                       if len(tested) else [])
+    _add_test_columns(table, tests, attacks, comparisons.REFERENCE)
+    _add_test_columns(table, successor_tests, attacks, PAPER_METHOD)
+    _add_clean_differences(table, comparisons.REFERENCE)
     for column, metric in number_columns(attacks):
         table[f"{column}_best"] = False
         if metric == "aua":   # bold: the highest Aua% among significant wins over fine-tune
@@ -142,10 +140,44 @@ def table2(summaries):
     table.attrs["notes"] = notes
     table.attrs["attacks"] = attacks
     table.attrs["tests"] = tests
+    table.attrs["successor_tests"] = successor_tests
     if "examples" in frame and frame.examples.isna().any():
         table.attrs["notes"].append("some attacks have no examples.csv: their cells carry no interval and "
                                     "no paired test")
     return table
+
+
+def _add_test_columns(table, tests, attacks, reference):
+    """`{attack}_aua_vs_{reference}_{mark,difference,p_value,p_holm,wins,losses,n_tests,low,high}`."""
+    by_key = {(t["dataset"], t["attack"], t["method"]): t for t in tests}
+    for attack in attacks:
+        found = [by_key.get((d, attack, m), {}) for d, m in zip(table.dataset, table.method)]
+        prefix = f"{attack}_aua_vs_{reference}"
+        table[f"{prefix}_mark"] = [t.get("mark", "") for t in found]
+        for key in ("difference", "p_value", "p_holm", "wins", "losses", "n_tests"):
+            table[f"{prefix}_{key}"] = [t.get(key) for t in found]
+        for side, key in enumerate(("low", "high")):
+            table[f"{prefix}_{key}"] = [(t.get("interval") or (None, None))[side] for t in found]
+
+
+def _add_clean_differences(table, reference):
+    """`clean_vs_{reference}_{difference,low,high}` in points: the clean-accuracy cost of each method
+    (`comparisons.difference_interval`; NaN where a cell has no interval)."""
+    columns = {key: [] for key in ("difference", "low", "high")}
+    for row in table.itertuples():
+        ref = table[(table.dataset == row.dataset) & (table.method == reference)]
+        cells = [getattr(row, f"clean_{k}", float("nan")) for k in ("mean", "low", "high")]
+        cells += [ref.iloc[0].get(f"clean_{k}", float("nan")) if len(ref) else float("nan")
+                  for k in ("mean", "low", "high")]
+        if row.method == reference or any(missing(v) for v in cells):
+            values = (float("nan"),) * 3
+        else:
+            low, high = comparisons.difference_interval(*cells)
+            values = (cells[0] - cells[3], low, high)
+        for key, value in zip(columns, values):
+            columns[key].append(value)
+    for key, values in columns.items():
+        table[f"clean_vs_{reference}_{key}"] = values
 
 
 DEGENERATE_NOTE = ("† Clean% not significantly above always predicting the most frequent test "
