@@ -5,6 +5,7 @@ import json
 import pytest
 
 from floodx import flood_levels
+from floodx.errors import DataError
 from floodx.attacks.rows import write_rows
 from floodx.stats import holm, sign_flip_p_value
 
@@ -128,10 +129,17 @@ def test_a_levelled_method_is_placed_on_the_curve_and_tested_against_flooding_at
     against = place["versus_flooding"]
     assert (against["wins"], against["losses"]) == (9, 0) and against["p_value"] == pytest.approx(2 * 0.5 ** 9)
     assert against["significant"]
-    assert "iFlood at b = 0.20 has Aua% 65.0" in result["text"] and "+45.0 points from Flooding" in result["text"]
+    assert ("iFlood at b = 0.20 has Aua% 65.0 (43.3–81.9), 45.0 points above Flooding at the same level "
+            "(exact McNemar p = 0.00391, uncorrected, significant)") in result["text"]
     from floodx.figures.figure2 import figure2_test
     figure2_test(result, tmp_path / "f.png", "rt")
-    with pytest.raises(Exception, match="pairs"):
+    # At a level Flooding did not search there is nothing to pair it with, and the text says so.
+    (tmp_path / "iflood" / "metrics.json").write_text(json.dumps({"method_params": {"flood_level": 0.33}}))
+    result = flood_levels.analyse(paths, [tmp_path / "choice.json"], tmp_path / "window.json",
+                                  levelled_paths=[iflood, tmp_path / "iflood" / "metrics.json"])
+    assert result["levelled"]["iflood"]["versus_flooding"] is None
+    assert "iFlood at b = 0.33 has Aua% 65.0 (43.3–81.9); Flooding trained no run at this level" in result["text"]
+    with pytest.raises(DataError, match="pairs"):
         flood_levels.analyse(paths, [tmp_path / "choice.json"], tmp_path / "window.json", levelled_paths=[iflood])
 
 
@@ -140,7 +148,8 @@ def _attacked(folder, summary, robust_first, n=20):
     folder.mkdir()
     (folder / "summary.json").write_text(json.dumps(summary))
     write_rows(folder / "examples.csv", [
-        {"idx": i, "original": "a film", "perturbed": "a movie", "result": "failed" if i < robust_first else "successful",
+        {"idx": i, "original": "a film", "perturbed": "a movie",
+         "result": "failed" if i < robust_first else "successful",
          "queries": 5, "ground_truth": 1, "original_output": 1, "perturbed_output": 1 if i < robust_first else 0}
         for i in range(n)])
     return folder / "summary.json"

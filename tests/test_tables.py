@@ -465,13 +465,11 @@ def test_successors_are_tested_against_flooding_x_and_carry_their_clean_cost(tmp
     assert rows.loc["ttso", "textfooler_aua_vs_flooding_x_n_tests"] == 3        # successors only
     assert rows.loc["ttso", "textfooler_aua_vs_flooding_x_wins"] == 10
     assert pd.isna(rows.loc["finetune", "textfooler_aua_vs_flooding_x_p_value"])    # not a successor: untested
-    # Clean cost: 70% vs 80% of 400 examples; MOVER from the two Wilson intervals, by hand.
-    from floodx import stats
-    low1, high1 = (100 * v for v in stats.wilson_interval(280, 400))
-    low2, high2 = (100 * v for v in stats.wilson_interval(320, 400))
-    assert rows.loc["ttso", "clean_vs_finetune_difference"] == pytest.approx(-10.0)
-    assert rows.loc["ttso", "clean_vs_finetune_low"] == pytest.approx(-10 - math.hypot(70 - low1, high2 - 80))
-    assert rows.loc["ttso", "clean_vs_finetune_high"] == pytest.approx(-10 + math.hypot(high1 - 70, 80 - low2))
+    # Clean cost: 70% vs 80% of 400 examples (a proportion, like the Aua differences), its interval
+    # below zero: Wilson 280/400 and 320/400 combined by MOVER (checked against Newcombe's table below).
+    ttso = rows.loc["ttso"]
+    assert ttso.clean_vs_finetune_difference == pytest.approx(-0.10)
+    assert -0.17 < ttso.clean_vs_finetune_low < -0.11 and -0.09 < ttso.clean_vs_finetune_high < -0.03
     assert math.isnan(rows.loc["finetune", "clean_vs_finetune_difference"])
     text = reading.reading_markdown(table)
     assert "## Flooding's successors against fine-tune and Flooding-X" in text
@@ -479,7 +477,36 @@ def test_successors_are_tested_against_flooding_x_and_carry_their_clean_cost(tmp
             "significantly above Flooding-X: TTSO (TextFooler).") in text
     assert "  - TTSO: Clean% −10.0 points (" in text
     assert "TextFooler +30.0 ▲ vs fine-tune, +25.0 ▲ vs Flooding-X" in text
-    assert "  - iFlood: Clean% +0.0 points" in text and "+5.0 vs fine-tune, +0.0 vs Flooding-X" in text
+    assert "  - iFlood: Clean% 0.0 points" in text and "+5.0 vs fine-tune, 0.0 vs Flooding-X" in text
+
+
+def test_clean_cost_interval_is_newcombes():
+    """Newcombe (1998, Stat Med 17:873, Table II, method 10): 56/70 − 48/80 = 0.2 has the 95% interval
+    0.0524 to 0.3339 from two Wilson score intervals."""
+    from floodx import comparisons, stats
+
+    cells = [56 / 70, *stats.wilson_interval(56, 70), 48 / 80, *stats.wilson_interval(48, 80)]
+    difference, low, high = comparisons.difference_interval(*cells)
+    assert difference == pytest.approx(0.2) and (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+def test_successors_without_flooding_x_or_fine_tune_are_said_untested(tmp_path):
+    root = tmp_path / "attack"
+    paths = []
+    for method, robust in (("finetune", 10), ("ttso", 22)):
+        path = write_summary(root, "rt", method, 1, "textfooler", 80.0, 100 * robust / 40, 50.0, 11.0,
+                             majority=50.0, n_clean=400)
+        write_examples(path, outcomes(robust, 8))
+        paths.append(path)
+    text = reading.reading_markdown(table2.table2(table2.load_attack_summaries(paths)))
+    assert ("significantly above fine-tune: TTSO (TextFooler); against Flooding-X: not tested (no Flooding-X row)"
+            in text)
+    assert "TextFooler +30.0 ▲ vs fine-tune, not tested vs Flooding-X" in text
+    path = write_summary(root, "rt", "flooding_x", 1, "textfooler", 80.0, 25.0, 50.0, 11.0, majority=50.0, n_clean=400)
+    write_examples(path, outcomes(10, 8))
+    without_fine_tune = reading.reading_markdown(table2.table2(table2.load_attack_summaries([path, paths[1]])))
+    assert ("against fine-tune: not tested (no fine-tune row); significantly above Flooding-X: TTSO (TextFooler)"
+            in without_fine_tune)
 
 
 def test_no_successor_no_successor_section(tested):

@@ -6,8 +6,9 @@ an example is *robust* when the model classified it correctly and the attack fai
 set and recipe each method is tested against fine-tune with the exact sign-flip test on the
 per-example differences summed over seeds (one seed: the exact McNemar test; `floodx.stats`),
 Holm-corrected over the methods; Flooding's successors (`names.SUCCESSORS`) are tested against
-Flooding-X too, as a second family with its own Holm correction. Intervals: one seed, Wilson for Clean%, Aua% and Suc% and
-Student-t for #Query; several seeds, a two-stage bootstrap (seeds, then examples within a seed).
+Flooding-X too, as a second family with its own Holm correction. Intervals: one seed, Wilson for
+Clean%, Aua% and Suc% and Student-t for #Query; several seeds, a two-stage bootstrap (seeds, then
+examples within a seed).
 `docs/statistics.md` gives the reasons.
 """
 
@@ -117,14 +118,21 @@ def paired_tests(frame, reference=REFERENCE, methods=None):
 
 
 def difference_interval(estimate, low, high, ref_estimate, ref_low, ref_high):
-    """95% interval of estimate - ref_estimate from the two cells' own intervals (Zou & Donner's
-    MOVER; Newcombe's for two Wilson intervals). It treats the cells as independent, which is
+    """(difference, low, high): estimate - ref_estimate and its 95% interval from the two cells' own
+    intervals (Zou & Donner's MOVER; Newcombe's for two Wilson intervals). It treats the cells as independent, which is
     conservative for two models scored on the same test examples (their errors correlate), and
     needs no per-example predictions: Clean% covers the whole test split, whose per-example
     predictions no result file keeps."""
     difference = estimate - ref_estimate
-    return (difference - math.hypot(estimate - low, ref_high - ref_estimate),
+    return (difference,
+            difference - math.hypot(estimate - low, ref_high - ref_estimate),
             difference + math.hypot(high - estimate, ref_estimate - ref_low))
+
+
+def signed_points(value):
+    """'+7.0', '−2.3', '0.0' (a difference in points, rounded; no sign where it rounds to zero)."""
+    text = f"{value:+.1f}"
+    return "0.0" if float(text) == 0 else text.replace("-", "\u2212")
 
 
 def detectable_points(n_examples, n_tests):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .comparisons import ALPHA, example_outcomes, robust
+from .comparisons import ALPHA, example_outcomes, robust, signed_points
 from .errors import DataError, run_main
 from .files import read_json, read_result, write_json
 from .names import level_string, method_label
@@ -127,8 +127,7 @@ def judge(outcomes, window, chosen, reference_outcomes=None, alpha=ALPHA):
             "window_levels_tested": [r["level"] for r in inside], "chosen": placed, "alpha": alpha}
 
 
-def _points(value):
-    return f"{value:+.1f}".replace("-", "\u2212")
+_points = signed_points
 
 
 def verdict_text(result, label="", attack_label="TextFooler"):
@@ -190,11 +189,16 @@ def verdict_text(result, label="", attack_label="TextFooler"):
                      + f" (post hoc, Holm over {len(records)} levels)")
     for place in (result.get("levelled") or {}).values():
         against = place["versus_flooding"]
+        if against is None:
+            beside = "; Flooding trained no run at this level"
+        else:
+            side = "above" if against["difference"] > 0 else "below"
+            beside = (f", {abs(against['difference']):.1f} points {side} Flooding at the same level "
+                      f"(exact McNemar p = {against['p_value']:.3g}, uncorrected"
+                      f"{', significant' if against['significant'] else ', not significant'})"
+                      if against["difference"] else ", equal to Flooding at the same level")
         parts.append(f"{method_label(place['method'])} at b = {place['level']} has Aua% {place['aua']:.1f} "
-                     f"({place['aua_interval'][0]:.1f}–{place['aua_interval'][1]:.1f})"
-                     + (f", {_points(against['difference'])} points from Flooding at the same level (p = "
-                        f"{against['p_value']:.3g}{', significant' if against['significant'] else ''})"
-                        if against else ""))
+                     f"({place['aua_interval'][0]:.1f}–{place['aua_interval'][1]:.1f}){beside}")
     onset = result.get("onset") or {}
     if onset.get("dev_min_train_loss") is not None:
         parts.append(f"the training loss was {onset['dev_min_train_loss']:.3f} at the probe's dev-loss minimum"
@@ -280,6 +284,8 @@ def _levelled_pairs(paths):
         method = (read_result(summary).get("identity") or {}).get("method")
         if method is None:
             raise DataError(f"{summary}: identity.method missing")
+        if method in pairs:
+            raise DataError(f"{summary}: method {method} given twice (also {pairs[method][0]})")
         pairs[method] = (summary, metrics)
     return pairs
 
@@ -320,7 +326,8 @@ def _main(argv=None):
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     result = analyse(args.attacks, args.choices, args.window, args.reference, args.levelled)
-    result["provenance"] = provenance(spec={"attacks": args.attacks, "choices": args.choices, "window": args.window},
+    result["provenance"] = provenance(spec={"attacks": args.attacks, "choices": args.choices, "window": args.window,
+                                            "levelled": args.levelled},
                                       seed=result["identity"].get("seed"))
     write_json(Path(args.out), result)
     print(result["text"])

@@ -276,7 +276,7 @@ def grid_attack_inputs(wildcards):
     if attack in ATTACKS:   # iFlood on the same curve: its test attack and the level it trained with
         inputs["levelled"] = [path for method in METHODS if method in LEVELLED_METHODS for path in (
             f"results/attack/{wildcards.dataset}/{method}/seed{wildcards.seed}/{attack}/summary.json",
-            f"{run_dir(wildcards.dataset, method, wildcards.seed)}/metrics.json")]
+            final_metrics_of(wildcards.dataset, method, wildcards.seed))]
     return inputs
 
 

@@ -1,13 +1,12 @@
 """What Table 2 shows, in words, generated from its paired tests (`reading.md`)."""
 
 from .. import comparisons
-from ..names import PAPER_METHOD, SUCCESSORS, dataset_label, method_label, recipe_label
-from .common import ATTACKS
+from ..names import SUCCESSOR_REFERENCE, SUCCESSORS, dataset_label, method_label, recipe_label
+from .common import ATTACKS, missing
 
 
 # ---------------------------------------------------------------- the reading, generated
-def _points(value):
-    return f"{value:+.1f}".replace("-", "−")
+_points = comparisons.signed_points
 
 
 def _comparison_text(test):
@@ -37,55 +36,62 @@ def flood_levels_markdown(analyses):
 
 
 def _signed(test):
-    """'+7.0 ▲' / '−2.3' / '–': a paired difference in points, marked where Holm says significant."""
+    """'+7.0 ▲' / '−2.3' / 'not tested': a paired difference in points, marked where Holm says significant."""
     if not test:
-        return "–"
+        return "not tested"
     return _points(100 * test["difference"]) + {"win": " ▲", "loss": " ▼"}.get(test["mark"], "")
 
 
 def _clean_cost(row, reference):
     difference = row.get(f"clean_vs_{reference}_difference")
-    if difference is None or difference != difference:
+    if missing(difference):
         return "Clean% difference not available"
-    low, high = row[f"clean_vs_{reference}_low"], row[f"clean_vs_{reference}_high"]
-    return f"Clean% {_points(difference)} points ({_points(low)} to {_points(high)})"
+    low, high = (100 * row[f"clean_vs_{reference}_{side}"] for side in ("low", "high"))
+    return f"Clean% {_points(100 * difference)} points ({_points(low)} to {_points(high)})"
+
+
+def _marked(by_key, dataset, method, reference, attacks, mark):
+    """The recipes under which `method` is significantly above ('win') or below ('loss') `reference`."""
+    return [recipe_label(a) for a in attacks if (by_key.get((dataset, a, method, reference)) or {}).get("mark") == mark]
 
 
 def successors_markdown(table):
     """Which of Flooding's successors beat fine-tune and Flooding-X significantly, per data set and
     attack, and at what clean-accuracy cost (issue #24's question, from the table's tests)."""
-    present = [m for m in SUCCESSORS if m in set(table.method)]
-    if not present:
-        return []
     by_key = {(t["dataset"], t["attack"], t["method"], t["reference"]): t
               for t in list(table.attrs.get("tests") or []) + list(table.attrs.get("successor_tests") or [])}
     attacks = table.attrs.get("attacks", ATTACKS)
-    ref_label = method_label(PAPER_METHOD)
-    lines = ["", f"## Flooding's successors against fine-tune and {ref_label}", "",
-             f"Each successor's Aua% minus fine-tune's and minus {ref_label}'s on the same attacked examples, in "
-             f"points (▲/▼: significant; Holm over all methods against fine-tune, over the successors against "
-             f"{ref_label}); its clean cost is its Clean% minus fine-tune's on the whole test split, with a 95% "
-             "interval that treats the two models as independent (conservative).", ""]
+    references = {comparisons.REFERENCE: "fine-tune", SUCCESSOR_REFERENCE: method_label(SUCCESSOR_REFERENCE)}
+    lines = []
     for dataset in dict.fromkeys(table.dataset):
         rows = table[table.dataset == dataset].set_index("method")
-        methods = [m for m in present if m in rows.index]
-        if not methods or PAPER_METHOD not in rows.index:
+        methods = [m for m in SUCCESSORS if m in rows.index]
+        if not methods:
             continue
         verdicts = []
-        for reference in (comparisons.REFERENCE, PAPER_METHOD):
-            won = {m: [recipe_label(a) for a in attacks
-                       if (by_key.get((dataset, a, m, reference)) or {}).get("mark") == "win"] for m in methods}
-            beaten = [f"{method_label(m)} ({', '.join(recipes)})" for m, recipes in won.items() if recipes]
-            label = "fine-tune" if reference == comparisons.REFERENCE else ref_label
-            verdicts.append(f"significantly above {label}: {'; '.join(beaten) or 'none'}")
+        for reference, label in references.items():
+            if reference not in rows.index:
+                verdicts.append(f"against {label}: not tested (no {label} row)")
+                continue
+            for mark, side in (("win", "above"), ("loss", "below")):
+                marked = [(m, _marked(by_key, dataset, m, reference, attacks, mark)) for m in methods]
+                named = [f"{method_label(m)} ({', '.join(recipes)})" for m, recipes in marked if recipes]
+                if named or mark == "win":
+                    verdicts.append(f"significantly {side} {label}: {'; '.join(named) or 'none'}")
         lines.append(f"- **{dataset_label(dataset)}**: " + "; ".join(verdicts) + ".")
         for method in methods:
-            per_attack = [f"{recipe_label(a)} {_signed(by_key.get((dataset, a, method, comparisons.REFERENCE)))} vs "
-                          f"fine-tune, {_signed(by_key.get((dataset, a, method, PAPER_METHOD)))} vs {ref_label}"
-                          for a in attacks]
+            per_attack = [", ".join(f"{_signed(by_key.get((dataset, a, method, reference)))} vs {label}"
+                                    for reference, label in references.items()) for a in attacks]
             lines.append(f"  - {method_label(method)}: {_clean_cost(rows.loc[method], comparisons.REFERENCE)}; "
-                         + "; ".join(per_attack) + ".")
-    return lines
+                         + "; ".join(f"{recipe_label(a)} {text}" for a, text in zip(attacks, per_attack)) + ".")
+    if not lines:
+        return []
+    flood_x = references[SUCCESSOR_REFERENCE]
+    return ["", f"## Flooding's successors against fine-tune and {flood_x}", "",
+            f"Each successor's Aua% minus fine-tune's and minus {flood_x}'s on the same attacked examples, in points "
+            f"(▲/▼: significant; Holm over all methods against fine-tune, over the successors against {flood_x}); "
+            "its clean cost is its Clean% minus fine-tune's on the whole test split, with a 95% interval that treats "
+            "the two models as independent (conservative).", ""] + lines
 
 
 def reading_markdown(table, caption=None, flood_levels=()):
@@ -93,7 +99,7 @@ def reading_markdown(table, caption=None, flood_levels=()):
     `flood_levels` (levels.json contents), the verdict on the accordance criterion after it."""
     lines = ["# What Table 2 shows (generated)", ""] + ([caption, ""] if caption else [])
     tests = table.attrs.get("tests") or []
-    if not tests:
+    if not tests and not table.attrs.get("successor_tests"):
         return "\n".join(lines + ["No per-example attack outcomes (examples.csv) or no fine-tune row: "
                                    "nothing was tested."]) + "\n"
     groups = {}

@@ -9,7 +9,7 @@ import pandas as pd
 from .. import comparisons
 from ..config import PAPER_DATASETS
 from ..errors import DataError
-from ..names import METHODS, PAPER_METHOD, SUCCESSORS, dataset_label, method_label, recipe_label
+from ..names import METHODS, SUCCESSOR_REFERENCE, SUCCESSORS, dataset_label, method_label, recipe_label
 from ..files import read_result
 from .common import (
     ATTACK_METRICS, ATTACKS, DECIMALS, HIGHER_IS_BETTER, MAJORITY_TEST_LEVEL, METRIC_LABELS, SUMMARY_FIELDS, fmt,
@@ -122,10 +122,10 @@ def table2(summaries):
     table = table.sort_values(["_d", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
     tested = frame[frame.examples.notna()] if "examples" in frame else frame.iloc[:0]
     tests = comparisons.paired_tests(tested) if len(tested) else []
-    successor_tests = (comparisons.paired_tests(tested, reference=PAPER_METHOD, methods=SUCCESSORS)
+    successor_tests = (comparisons.paired_tests(tested, reference=SUCCESSOR_REFERENCE, methods=SUCCESSORS)
                        if len(tested) else [])
     _add_test_columns(table, tests, attacks, comparisons.REFERENCE)
-    _add_test_columns(table, successor_tests, attacks, PAPER_METHOD)
+    _add_test_columns(table, successor_tests, attacks, SUCCESSOR_REFERENCE)
     _add_clean_differences(table, comparisons.REFERENCE)
     for column, metric in number_columns(attacks):
         table[f"{column}_best"] = False
@@ -161,8 +161,8 @@ def _add_test_columns(table, tests, attacks, reference):
 
 
 def _add_clean_differences(table, reference):
-    """`clean_vs_{reference}_{difference,low,high}` in points: the clean-accuracy cost of each method
-    (`comparisons.difference_interval`; NaN where a cell has no interval)."""
+    """`clean_vs_{reference}_{difference,low,high}`: the clean-accuracy cost of each method, a proportion
+    like the Aua differences (`comparisons.difference_interval`; NaN where a cell has no interval)."""
     columns = {key: [] for key in ("difference", "low", "high")}
     for row in table.itertuples():
         ref = table[(table.dataset == row.dataset) & (table.method == reference)]
@@ -172,8 +172,7 @@ def _add_clean_differences(table, reference):
         if row.method == reference or any(missing(v) for v in cells):
             values = (float("nan"),) * 3
         else:
-            low, high = comparisons.difference_interval(*cells)
-            values = (cells[0] - cells[3], low, high)
+            values = [v / 100 for v in comparisons.difference_interval(*cells)]   # the cells are in %
         for key, value in zip(columns, values):
             columns[key].append(value)
     for key, values in columns.items():
