@@ -231,7 +231,7 @@ def plan(config, results="results", device_profile=None):
         add("flood-level choice", 2 * S)
         if prune:
             add("prune unchosen flood runs", S)
-        add("test attacks", S * len(methods) * (shards + len(recipes)),
+        add("test attacks", S * len(methods) * (shards + len(recipes) + 1),   # + each model's softmax saturation
             examples=S * len(methods) * len(recipes) * attacked,
             attack_hours=S * len(methods) * len(recipes) * attacked * per_example / 3600)
         if config["figures"]["grid_test_attack"]:

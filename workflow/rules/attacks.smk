@@ -56,6 +56,29 @@ rule gather_attack:
         "--out-examples {output.examples} --out-summary {output.summary} > {log} 2>&1"
 
 
+rule softmax_saturation:
+    """How often the attacked model's fp32 softmax is exactly 1.0 on the test split (floodx.saturation): where it
+    is, score-based attacks are blind, and Table 2's reading warns that Aua% may be masked scores."""
+    input:
+        metrics=final_metrics,
+    output:
+        "results/attack/{dataset}/{method}/seed{seed}/saturation.json",
+    params:
+        offline=OFFLINE,
+        checkpoint=final_checkpoint,
+        max_length=lambda w: config["datasets"][w.dataset]["max_length"],
+        identity=lambda w: as_json(result_identity(w.dataset, w.method, final_run_name(w.dataset, w.method, w.seed),
+                                                   w.seed, epoch=attack_epoch(w))),
+    threads: 1
+    log:
+        "logs/attack/{dataset}/{method}/seed{seed}/saturation.log",
+    conda:
+        ENV
+    shell:
+        "{params.offline} python -m floodx.saturation --checkpoint {params.checkpoint} --data results/data/{wildcards.dataset} "
+        "--identity {params.identity} --max-length {params.max_length} --threads {threads} --out {output} > {log} 2>&1"
+
+
 rule epoch_attack:
     """Figure 4: accuracy under attack of every epoch's checkpoint, on a few test examples.
 

@@ -70,6 +70,8 @@ rule table2:
                          dataset=DATASETS, method=METHODS, seed=SEEDS, attack=ATTACKS),
         flood_levels=expand("results/grid_attack/{dataset}/seed{seed}/levels.json", dataset=DATASETS, seed=SEEDS)
         if GRID_TEST_ATTACK else [],
+        saturation=expand("results/attack/{dataset}/{method}/seed{seed}/saturation.json",
+                          dataset=DATASETS, method=METHODS, seed=SEEDS),
     output:
         "results/tables/table2.md",
         report("results/tables/table2.html", caption="../report/table2.rst", category="Tables", labels={"table": "Table 2"}),
@@ -91,6 +93,7 @@ rule table2:
         ENV
     shell:
         "python -m floodx.tables table2 --summaries {input.summaries} --flood-levels {input.flood_levels} "
+        "--saturation {input.saturation} "
         "--out-dir results/tables --paper-map {params.paper_map} --caption {params.caption} > {log} 2>&1"
 
 

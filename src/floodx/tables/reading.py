@@ -1,6 +1,7 @@
 """What Table 2 shows, in words, generated from its paired tests (`reading.md`)."""
 
 from .. import comparisons
+from ..saturation import SATURATED_WARNING
 from ..names import SUCCESSOR_REFERENCE, SUCCESSORS, dataset_label, method_label, recipe_label
 from .common import ATTACKS, missing
 
@@ -55,6 +56,25 @@ def _marked(by_key, dataset, method, reference, attacks, mark):
     return [recipe_label(a) for a in attacks if (by_key.get((dataset, a, method, reference)) or {}).get("mark") == mark]
 
 
+def masking_markdown(table):
+    """The score-masking warning: models whose fp32 softmax is saturated on many test examples, where the
+    score-based attacks are blind and Aua% may be an illusion of robustness (floodx.saturation)."""
+    if "softmax_saturated" not in table:
+        return []
+    flagged = table[table.softmax_saturated >= SATURATED_WARNING]
+    if flagged.empty:
+        return []
+    named = "; ".join(f"{method_label(row.method)} on {dataset_label(row.dataset)} ({100 * row.softmax_saturated:.1f}% "
+                      "of test examples)" for row in flagged.itertuples())
+    return ["", "## Warning: masked scores", "",
+            f"The fp32 softmax of these models is exactly 1.0 on at least {100 * SATURATED_WARNING:.0f}% of their test "
+            f"examples: {named}. TextFooler, TextBugger and BERT-Attack rank and accept word changes by how much they "
+            "lower the true class's probability; where it is 1.0 to the last bit, no change scores and the search is "
+            "blind. Their Aua% (and any ▲) may be an illusion of robustness (Raina et al., 2024, arXiv 2402.17509): "
+            "not counted as robustness until an attack with test-time temperature calibration confirms it "
+            "(not built yet; docs/baselines.md)."]
+
+
 def successors_markdown(table):
     """Which of Flooding's successors beat fine-tune and Flooding-X significantly, per data set and
     attack, and at what clean-accuracy cost (issue #24's question, from the table's tests)."""
@@ -82,8 +102,11 @@ def successors_markdown(table):
         for method in methods:
             per_attack = [", ".join(f"{_signed(by_key.get((dataset, a, method, reference)))} vs {label}"
                                     for reference, label in references.items()) for a in attacks]
+            share = rows.loc[method].get("softmax_saturated")
+            masked = (f" Masked scores: its softmax is saturated on {100 * share:.1f}% of test examples (see the "
+                      "warning above)." if not missing(share) and share >= SATURATED_WARNING else "")
             lines.append(f"  - {method_label(method)}: {_clean_cost(rows.loc[method], comparisons.REFERENCE)}; "
-                         + "; ".join(f"{recipe_label(a)} {text}" for a, text in zip(attacks, per_attack)) + ".")
+                         + "; ".join(f"{recipe_label(a)} {text}" for a, text in zip(attacks, per_attack)) + "." + masked)
     if not lines:
         return []
     flood_x = references[SUCCESSOR_REFERENCE]
@@ -144,6 +167,7 @@ def reading_markdown(table, caption=None, flood_levels=()):
     lines += ["", "Tests: exact paired sign-flip test of Aua% against fine-tune on the same examples "
               "(McNemar for one seed), Holm-corrected per data set and attack; intervals of differences: "
               "bootstrap over examples (docs/statistics.md)."]
+    lines += masking_markdown(table)
     lines += successors_markdown(table)
     lines += flood_levels_markdown(list(flood_levels))
     return "\n".join(lines) + "\n"

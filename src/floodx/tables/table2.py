@@ -9,6 +9,7 @@ import pandas as pd
 from .. import comparisons
 from ..config import PAPER_DATASETS
 from ..errors import DataError
+from ..saturation import SATURATED_WARNING
 from ..names import METHODS, SUCCESSOR_REFERENCE, SUCCESSORS, dataset_label, method_label, recipe_label
 from ..files import read_result
 from .common import (
@@ -64,6 +65,18 @@ def load_attack_summaries(paths):
     return frame
 
 
+def load_saturation(paths):
+    """{(dataset, method): [saturated share per seed]} from saturation.json files (floodx.saturation)."""
+    shares = {}
+    for path in paths:
+        result = read_result(path)
+        identity = result.get("identity") or {}
+        if identity.get("dataset") is None or identity.get("method") is None or "saturated" not in result:
+            raise DataError(f"{path}: identity.dataset, identity.method or saturated missing (floodx.saturation)")
+        shares.setdefault((identity["dataset"], identity["method"]), []).append(float(result["saturated"]))
+    return shares
+
+
 def _stats(values):
     values = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     n = len(values)
@@ -72,13 +85,14 @@ def _stats(values):
     return mean, std, n
 
 
-def table2(summaries):
+def table2(summaries, saturation=None):
     """Table 2 in wide form: one row per (dataset, method) in the paper's order.
 
     Columns: dataset, method, n_seeds, seeds, clean_mean/_std/_n, then for every attack present
     `{attack}_{aua,suc,query}_{mean,std}` and `{attack}_n`, and a boolean `{column}_best` for
     every number column (bold in the paper's style; ties are all bold). Clean% of one seed is the
     mean clean_acc of that model's attack summaries (they share the attacked test subset).
+    `saturation` (`load_saturation`) adds `softmax_saturated`: the mean share of saturated test examples.
     """
     frame = summaries
     attacks = order(frame.attack, ATTACKS)
@@ -124,6 +138,9 @@ def table2(summaries):
     tests = comparisons.paired_tests(tested) if len(tested) else []
     successor_tests = (comparisons.paired_tests(tested, reference=SUCCESSOR_REFERENCE, methods=SUCCESSORS)
                        if len(tested) else [])
+    shares = [(saturation or {}).get((d, m)) for d, m in zip(table.dataset, table.method)]
+    table["softmax_saturated"] = [float(np.mean(v)) if v else float("nan") for v in shares]
+    table["masked_scores"] = table.softmax_saturated >= SATURATED_WARNING   # NaN compares False
     _add_test_columns(table, tests, attacks, comparisons.REFERENCE)
     _add_test_columns(table, successor_tests, attacks, SUCCESSOR_REFERENCE)
     _add_clean_differences(table, comparisons.REFERENCE)
@@ -195,14 +212,32 @@ TABLE2_NOTE = (
     "not tested and not bolded (docs/statistics.md).")
 
 
+MASKED_NOTE = (f"‡ The model's fp32 softmax is exactly 1.0 on at least {100 * SATURATED_WARNING:.0f}% of its test "
+               "examples, so the score-based attacks cannot rank its word changes: its Aua% may be masked scores, an "
+               "illusion of robustness (Raina et al., 2024); it competes for no bold (reading.md, floodx.saturation).")
+
+# The flags after a method's name: (column, Markdown, LaTeX, note).
+ROW_FLAGS = (("degenerate", " †", r"$^\dagger$", DEGENERATE_NOTE),
+             ("masked_scores", " ‡", r"$^\ddagger$", MASKED_NOTE))
+
+
+def _flagged(row, style):
+    return "".join(md if style == "md" else tex for column, md, tex, _ in ROW_FLAGS if row.get(column))
+
+
+def _flag_notes(table):
+    return [note for column, _, _, note in ROW_FLAGS if column in table and table[column].astype(bool).any()]
+
+
 def _best_flags(table, column, metric):
     """Best per data set, compared at the displayed precision (so displayed ties are all bold).
 
-    Degenerate models (`no_better_than_majority`) compete for nothing.
+    Degenerate models (`no_better_than_majority`) and models with masked scores compete for nothing.
     """
     rounded = table[column].round(DECIMALS[metric])
-    if "degenerate" in table:
-        rounded = rounded.where(~table["degenerate"].astype(bool))
+    for flag in ("degenerate", "masked_scores"):
+        if flag in table:
+            rounded = rounded.where(~table[flag].astype(bool))
     best = rounded.groupby(table.dataset).transform("max" if HIGHER_IS_BETTER[metric] else "min")
     return (rounded == best) & rounded.notna()
 
@@ -244,14 +279,12 @@ def table2_markdown(table, caption=None):
     for _, row in table.iterrows():
         row = row.to_dict()
         cells = [dataset_label(row["dataset"]) if row["dataset"] != previous else "",
-                 method_label(row["method"]) + (" †" if row.get("degenerate") else ""), str(row["n_seeds"])]
+                 method_label(row["method"]) + _flagged(row, "md"), str(row["n_seeds"])]
         previous = row["dataset"]
         for column, metric in number_columns(attacks):
             cells.append(_cell(row, column, metric, "md", row["n_seeds"]))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", TABLE2_NOTE]
-    if "degenerate" in table and table["degenerate"].any():
-        lines.append(DEGENERATE_NOTE)
+    lines += ["", TABLE2_NOTE] + _flag_notes(table)
     for note in table.attrs.get("notes", []):
         lines.append(f"Note: {note}")
     return "\n".join(lines) + "\n"
@@ -273,15 +306,16 @@ def table2_latex(table, caption=None):
         if previous is not None and row["dataset"] != previous:
             lines.append(r"\midrule")
         cells = [latex_escape(dataset_label(row["dataset"])) if row["dataset"] != previous else "",
-                 latex_escape(method_label(row["method"])) + (r"$^\dagger$" if row.get("degenerate") else "")]
+                 latex_escape(method_label(row["method"])) + _flagged(row, "tex")]
         previous = row["dataset"]
         for column, metric in number_columns(attacks):
             cells.append(_cell(row, column, metric, "tex", row["n_seeds"]))
         lines.append(" & ".join(cells) + r" \\")
     text = (latex_escape(caption.rstrip(". ")) + ". ") if caption else ""
     text += latex_escape(TABLE2_NOTE).replace("▲", r"$\blacktriangle$").replace("▼", r"$\blacktriangledown$")
-    if "degenerate" in table and table["degenerate"].any():
-        text += r" $^\dagger$" + latex_escape(DEGENERATE_NOTE.removeprefix("†"))
+    for column, _, tex, note in ROW_FLAGS:
+        if column in table and table[column].astype(bool).any():
+            text += " " + tex + latex_escape(note[1:])
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{text}}}", r"\label{tab:floodx-table2}",
               r"\end{table*}"]
     return "\n".join(lines) + "\n"

@@ -10,17 +10,17 @@ from ..files import read_result, write_text
 from .common import parse_paper_map, write_csv
 from .reading import reading_markdown
 from .search import search_markdown, search_summary
-from .table2 import load_attack_summaries, table2, table2_latex, table2_markdown
+from .table2 import load_attack_summaries, load_saturation, table2, table2_latex, table2_markdown
 from .table3 import load_times, table3, table3_latex, table3_markdown
 from .versus_paper import table2_vs_paper, table2_vs_paper_markdown
 
 
 # ---------------------------------------------------------------- writing everything
-def write_table2(summary_paths, out_dir, paper_map=None, caption=None, flood_level_paths=()):
+def write_table2(summary_paths, out_dir, paper_map=None, caption=None, flood_level_paths=(), saturation_paths=()):
     """Table 2 and its reading; `flood_level_paths` (levels.json, figures.grid_test_attack) add the verdict on
-    the accordance criterion to the reading."""
+    the accordance criterion to the reading, `saturation_paths` (saturation.json) its score-masking warning."""
     out_dir = Path(out_dir)
-    table = table2(load_attack_summaries(summary_paths))
+    table = table2(load_attack_summaries(summary_paths), load_saturation(saturation_paths))
     export = table.copy()
     write_csv(out_dir / "table2.csv", export)
     write_markdown(out_dir / "table2.md", table2_markdown(table, caption), "Table 2")
@@ -63,6 +63,8 @@ def _main(argv=None):
     t2.add_argument("--caption", default=None)
     t2.add_argument("--flood-levels", nargs="*", default=[], metavar="LEVELS_JSON",
                     help="flood-level analyses (figures.grid_test_attack): the reading adds their verdicts")
+    t2.add_argument("--saturation", nargs="*", default=[], metavar="SATURATION_JSON",
+                    help="each model's softmax saturation (floodx.saturation): the reading warns of masked scores")
     t3 = sub.add_parser("table3", help="Table 3 from profiling times.json files")
     t3.add_argument("--times", nargs="+", required=True)
     t3.add_argument("--out-dir", required=True)
@@ -78,7 +80,7 @@ def _main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "table2":
         table, _ = write_table2(args.summaries, args.out_dir, parse_paper_map(args.paper_map), args.caption,
-                                args.flood_levels)
+                                args.flood_levels, args.saturation)
         print(f"table2: {len(table)} rows -> {args.out_dir}")
     elif args.command == "table3":
         frame = write_table3(args.times, args.out_dir, parse_paper_map(args.paper_map), args.caption)
