@@ -6,6 +6,7 @@ import re
 import pytest
 import torch
 
+from floodx.errors import DataError
 from floodx.methods import build_method
 from floodx.methods.flooding import flooded
 from floodx.training import STATE_FILE, Trainer, batch_order, make_optimizer, train
@@ -111,9 +112,10 @@ def test_training_writes_checkpoints_and_metrics(tmp_path, sentences):
     assert not (tmp_path / "run" / "checkpoints" / "epoch-1").exists()   # only the newest is kept
 
 
-def test_under_bf16_the_attacked_checkpoint_is_evaluated_in_fp32_too(tmp_path, sentences, monkeypatch):
-    """A GPU run evaluates in bf16, the attacks query in fp32: the epochs the attacks read carry both
-    (CPU bf16 autocast stands in for the GPU's here), and the attack stages take the fp32 Clean%."""
+def test_under_bf16_training_every_evaluation_is_fp32_and_test_only_where_read(tmp_path, sentences, monkeypatch):
+    """bf16 autocast speeds the steps only: each epoch is evaluated once, in fp32 (the precision the
+    attacks query in and take Clean% from), and the test split only for the checkpoints the attacks
+    read (CPU bf16 autocast stands in for a GPU's here)."""
     from contextlib import nullcontext
 
     from floodx import training
@@ -125,21 +127,30 @@ def test_under_bf16_the_attacked_checkpoint_is_evaluated_in_fp32_too(tmp_path, s
     trainer = training.Trainer(tiny_spec(epochs=2), data, tmp_path / "run", device=torch.device("cpu"))
     result = trainer.run()
     first, last = result["epochs"]
-    assert result["evaluation_precision"] == "bf16"
-    assert "test_acc_fp32" not in first                          # epoch 1 is not kept: nothing reads it
+    assert result["training_precision"] == "bf16" and result["evaluation_precision"] == "fp32"
+    assert "dev_acc" in first and "test_acc" not in first        # epoch 1 is not kept: nothing reads its test figures
     for split in ("dev", "test"):
-        fp32 = trainer.evaluate_split(split, autocast=nullcontext, predictions=True)
-        bf16 = trainer.evaluate_split(split, predictions=True)
-        assert last[f"{split}_acc_fp32"] == fp32["acc"] and last[f"{split}_acc"] == bf16["acc"]
-        assert last[f"{split}_bf16_fp32_disagreements"] == int((fp32["predictions"] != bf16["predictions"]).sum())
+        fp32 = trainer.evaluate_split(split, autocast=nullcontext)
+        bf16 = trainer.evaluate_split(split)
+        assert last[f"{split}_acc"] == fp32["acc"] and last[f"{split}_loss"] == fp32["loss"]
+        assert last[f"{split}_loss"] != bf16["loss"]               # the bf16 evaluation is really another one
+        assert f"{split}_acc_fp32" not in last
     clean = recorded_clean_accuracy(tmp_path / "run" / "metrics.json", "test")
-    assert clean["clean_acc"] == pytest.approx(100 * last["test_acc_fp32"])
-    assert clean["bf16_fp32_disagreements"] == last["test_bf16_fp32_disagreements"] and "fp32" in clean["source"]
-    monkeypatch.undo()
-    fp32_spec = tiny_spec(epochs=2)
-    fp32_spec["training"]["bf16"] = False
-    on_cpu = train(fp32_spec, data, tmp_path / "cpu", device=torch.device("cpu"))
-    assert on_cpu["evaluation_precision"] == "fp32" and "test_acc_fp32" not in on_cpu["epochs"][-1]
+    assert clean["clean_acc"] == pytest.approx(100 * last["test_acc"]) and "fp32" in clean["source"]
+    with pytest.raises(DataError, match="no test_acc recorded for epoch 1"):
+        recorded_clean_accuracy(tmp_path / "run" / "metrics.json", "test", epoch=1)
+
+
+def test_a_bf16_run_recorded_before_single_fp32_evaluation_still_gives_its_fp32_clean_accuracy(tmp_path):
+    """Runs made before evaluation became fp32-only (the evidence run's seed 42) recorded a bf16
+    `test_acc` and an fp32 `test_acc_fp32`: Clean% is still the fp32 one."""
+    from floodx.attacks.metrics import recorded_clean_accuracy
+    from floodx.files import write_json
+
+    write_json(tmp_path / "metrics.json", {"evaluation_precision": "bf16", "epochs": [
+        {"epoch": 1, "test_acc": 0.70, "test_acc_fp32": 0.71, "test_bf16_fp32_disagreements": 2}]})
+    clean = recorded_clean_accuracy(tmp_path / "metrics.json", "test")
+    assert clean["clean_acc"] == pytest.approx(71.0) and clean["bf16_fp32_disagreements"] == 2
 
 
 def test_same_seed_same_metrics(tmp_path, sentences):
@@ -148,7 +159,8 @@ def test_same_seed_same_metrics(tmp_path, sentences):
     second = train(tiny_spec(epochs=2), data, tmp_path / "b", device=torch.device("cpu"))
     for a, b in zip(first["epochs"], second["epochs"]):
         assert a["train_loss_per_batch"] == b["train_loss_per_batch"]
-        assert (a["dev_loss"], a["test_acc"]) == (b["dev_loss"], b["test_acc"])
+        assert (a["dev_loss"], a["dev_acc"], a.get("test_acc")) == (b["dev_loss"], b["dev_acc"], b.get("test_acc"))
+    assert first["epochs"][-1]["test_acc"] == second["epochs"][-1]["test_acc"]
 
 
 class Interrupt(Exception):

@@ -247,20 +247,16 @@ class Trainer:
         return evaluate(self.model, self._eval_cache[split], self.device, autocast or self.autocast, predictions)
 
     def evaluate_epoch(self, attacked):
-        """Dev and test loss and accuracy of this epoch's model, as an epoch record's fields.
+        """Dev (and, for a checkpoint the attacks read, test) loss and accuracy of this epoch's model.
 
-        Under bf16 autocast, a checkpoint the attacks read (`attacked`) is evaluated in fp32 as well:
-        the attacks query in fp32 and take Clean% from here, so the record gives `{split}_acc_fp32`
-        and how many predicted labels bf16 and fp32 disagree on (`{split}_bf16_fp32_disagreements`)."""
-        check = attacked and self.autocast is not nullcontext
+        Always in fp32, whatever the training precision: the attacks query in fp32 and take Clean%
+        from here, so one evaluation serves both (under bf16 training a second, bf16 evaluation of
+        the same checkpoint once cost as much as the epoch's steps). The test split is evaluated only
+        where something reads it (`attacked`: kept or final epochs); every epoch gets dev figures."""
         record = {}
-        for split in ("dev", "test"):
-            mixed = self.evaluate_split(split, predictions=check)
-            record.update({f"{split}_loss": mixed["loss"], f"{split}_acc": mixed["acc"]})
-            if check:
-                full = self.evaluate_split(split, autocast=nullcontext, predictions=True)
-                record[f"{split}_acc_fp32"] = full["acc"]
-                record[f"{split}_bf16_fp32_disagreements"] = int((mixed["predictions"] != full["predictions"]).sum())
+        for split in ("dev", "test") if attacked else ("dev",):
+            result = self.evaluate_split(split, autocast=nullcontext)
+            record.update({f"{split}_loss": result["loss"], f"{split}_acc": result["acc"]})
         return record
 
     def checkpoint_dir(self, epoch):
@@ -427,8 +423,8 @@ class Trainer:
             "checkpoints_kept": sorted(int(p.name.split("-")[1]) for p in (self.out_dir / "checkpoints").glob("epoch-*")
                                        if p.name.split("-")[1].isdigit()),
             "num_train_examples": len(self.splits["train"]),
-            # What the recorded accuracies were computed in: the attacks reuse them only when it is fp32.
-            "evaluation_precision": precision_name(self.autocast),
+            # What the recorded accuracies were computed in (evaluate_epoch): the attacks reuse them.
+            "evaluation_precision": "fp32",
             "training_precision": precision_name(self.autocast),
             "deviations": self.meta.get("deviations", []),
             "provenance": provenance(spec=self.spec, seed=self.seed),
