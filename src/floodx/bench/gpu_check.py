@@ -12,10 +12,10 @@ is downloaded. Prints `name: value` lines:
   round robin by `floodx.profiling.profile_methods`, the stage Table 3 comes from),
 - `probe_over_finetune_epoch_time` (`floodx.bench.probe.bench_probe`),
 - `peak_memory_gb_<method>` on CUDA (peak allocated over a few steps),
-- `bf16_fp32_label_agreement`: the share of predicted labels on which training's evaluation (bf16
-  autocast where the GPU supports it) and an attack's fp32 queries (`floodx.inference`) agree; the
-  model is untrained, its logits near ties, so this is a worst case (every bf16 training run records
-  the same on its real checkpoints: `{split}_bf16_fp32_disagreements` in metrics.json).
+- `bf16_fp32_label_agreement`: the share of predicted labels on which bf16 autocast (where the GPU
+  supports it: what `attacks.precision: bf16` queries in) and fp32 queries (`floodx.inference`)
+  agree; the model is untrained, its logits near ties, so this is a worst case (training runs
+  evaluate in fp32 whatever their training precision, so Clean% never depends on it).
 - `attack_model_queries_per_s`: the model side of an attack, perturbed sentences scored per second
   in fp32 through the attack's model wrapper path (`floodx.inference`, TextAttack's 32 per call).
   A whole TextAttack run is not timed here: its word embeddings and WordNet are not in the tree,
@@ -84,8 +84,8 @@ def peak_memory(model, tokenizer, examples, training, device, steps):
 
 
 def label_agreement(model, tokenizer, examples, training, device):
-    """Share of examples whose predicted label is the same under training's evaluation autocast
-    (bf16 on GPUs that support it) and under fp32 attack queries."""
+    """Share of examples whose predicted label is the same under training's bf16 autocast (where the
+    device supports it) and under fp32 attack queries."""
     from ..inference import predict_logits
     from ..training import autocast_for
 
