@@ -59,9 +59,9 @@ def _marked(by_key, dataset, method, reference, attacks, mark):
 def masking_markdown(table):
     """The score-masking warning: models whose fp32 softmax is saturated on many test examples, where the
     score-based attacks are blind and Aua% may be an illusion of robustness (floodx.saturation)."""
-    if "softmax_saturated" not in table:
+    if "masked_scores" not in table:
         return []
-    flagged = table[table.softmax_saturated >= SATURATED_WARNING]
+    flagged = table[table.masked_scores]
     if flagged.empty:
         return []
     named = "; ".join(f"{method_label(row.method)} on {dataset_label(row.dataset)} ({100 * row.softmax_saturated:.1f}% "
@@ -102,9 +102,8 @@ def successors_markdown(table):
         for method in methods:
             per_attack = [", ".join(f"{_signed(by_key.get((dataset, a, method, reference)))} vs {label}"
                                     for reference, label in references.items()) for a in attacks]
-            share = rows.loc[method].get("softmax_saturated")
-            masked = (f" Masked scores: its softmax is saturated on {100 * share:.1f}% of test examples (see the "
-                      "warning above)." if not missing(share) and share >= SATURATED_WARNING else "")
+            masked = (f" Masked scores: its softmax is saturated on {100 * rows.loc[method].softmax_saturated:.1f}% "
+                      "of test examples (see the warning above)." if rows.loc[method].get("masked_scores", False) else "")
             lines.append(f"  - {method_label(method)}: {_clean_cost(rows.loc[method], comparisons.REFERENCE)}; "
                          + "; ".join(f"{recipe_label(a)} {text}" for a, text in zip(attacks, per_attack)) + "." + masked)
     if not lines:
