@@ -232,3 +232,27 @@ def test_paired_comparison_rejects_bad_input():
         stats.paired_comparison({0: {"a": 2}}, {0: {"a": 1}})
     with pytest.raises(DataError):
         stats.paired_comparison({0: {"a": 1}}, {1: {"a": 1}})
+
+
+def test_median_ratio_interval_is_the_exact_bootstrap_range_for_three_rounds():
+    """Three rounds have 27 equally likely resamples, each of probability 1/27 > 2.5%: the 95%
+    percentile interval is the smallest and largest ratio among them, found here by enumeration."""
+    import statistics
+
+    method, reference = [2.0, 2.6, 2.2], [0.5, 0.55, 0.45]
+    exact = [statistics.median(method[i] for i in rows) / statistics.median(reference[i] for i in rows)
+             for rows in itertools.product(range(3), repeat=3)]
+    low, high = stats.median_ratio_interval(method, reference, draws=5000)
+    assert (low, high) == pytest.approx((min(exact), max(exact)), rel=1e-12)
+    assert stats.median_ratio_interval(method, draws=5000) == pytest.approx((2.0, 2.6))   # the median alone
+
+
+def test_median_ratio_interval_pairs_rounds_and_checks_its_input():
+    reference = [0.50, 0.61, 0.47, 0.55, 0.52]
+    assert stats.median_ratio_interval([3 * t for t in reference], reference) == pytest.approx((3.0, 3.0))
+    assert stats.median_ratio_interval(reference, reference) == (1.0, 1.0)   # pairs, not two samples
+    assert stats.median_ratio_interval([1.0, 2.0, 3.0], seed=1) == stats.median_ratio_interval([1.0, 2.0, 3.0], seed=1)
+    with pytest.raises(DataError, match="paired rounds differ in number: 2 and 5"):
+        stats.median_ratio_interval([1.0, 2.0], reference)
+    with pytest.raises(DataError, match="positive times"):
+        stats.median_ratio_interval([1.0, -2.0])

@@ -380,9 +380,32 @@ def test_table3_beside_the_paper(tmp_path):
     assert rows.loc["flooding_x", "paper_seconds_per_epoch"] == 272  # the paper's Flooding row
     assert list(frame.method) == ["finetune", "flooding", "flooding_x", "pgd"]  # the paper's order
     md = (tmp_path / "tables" / "table3.md").read_text()
-    assert "50 (×5.00)" in md and "1,305 (×5.02)" in md and "stand-in" in md
+    assert "50 ×5.00" in md and "1,305 (×5.02)" in md and "stand-in" in md
+    assert "bootstrap" not in md          # no timed steps in this times.json: no intervals claimed
     assert r"\times" in (tmp_path / "tables" / "table3.tex").read_text()
     assert "ascent steps" not in md  # K unknown: nothing claimed
+
+
+def test_table3_gives_each_ratio_its_interval_over_the_timed_rounds(tmp_path):
+    from floodx.stats import median_ratio_interval
+
+    path = write_times(tmp_path / "profile" / "rt" / "times.json", {"finetune": 0.5, "pgd": 2.5})
+    times = json.loads(path.read_text())
+    rounds = {"finetune": [0.50, 0.52, 0.48, 0.55, 0.50, 0.49], "pgd": [2.5, 2.7, 2.4, 2.9, 2.5, 2.45]}
+    for method, steps in rounds.items():
+        times["methods"][method]["step_seconds"] = steps
+    path.write_text(json.dumps(times))
+    frame = write.write_table3([path], tmp_path / "tables").set_index("method")
+    low, high = median_ratio_interval(rounds["pgd"], rounds["finetune"])
+    assert (frame.loc["pgd", "ratio_low"], frame.loc["pgd", "ratio_high"]) == (low, high) and low <= 5.0 <= high and low < high
+    assert frame.loc["finetune", "ratio_low"] == frame.loc["finetune", "ratio_high"] == 1.0
+    md = (tmp_path / "tables" / "table3.md").read_text()
+    assert f"×5.00 ({low:.2f}–{high:.2f})" in md and "percentile-bootstrap intervals over the timed rounds" in md
+    assert "| Fine-tune | 10 (" in md and "×1.00 |" in md       # its seconds have an interval, its ratio to itself none
+    times["methods"]["pgd"]["step_seconds"] = rounds["pgd"][:-1]
+    path.write_text(json.dumps(times))
+    with pytest.raises(DataError, match=r"methods.pgd.step_seconds: paired rounds differ in number: 5 and 6"):
+        write.write_table3([path], tmp_path / "tables")
 
 
 def test_table3_names_the_ascent_steps_timed(tmp_path):

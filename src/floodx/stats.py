@@ -11,6 +11,7 @@ example by example, which is far more sensitive than comparing two independent p
 - `min_detectable_examples`: how many examples a difference must involve to be detectable at all.
 - `bootstrap_interval`: percentile interval over seeds and examples together.
 - `paired_comparison`: method vs reference on aligned (seed, example) outcomes.
+- `median_ratio_interval`: Table 3's intervals, a bootstrap over the timed rounds.
 
 scipy comes with the pipeline's dependencies (see constraints.txt); only its t quantile is used.
 """
@@ -228,6 +229,41 @@ def bootstrap_interval(outcomes_by_seed, statistic=np.mean, draws=2000, level=0.
         values[draw] = statistic(pooled)
     tail = (1 - level) / 2
     low, high = np.quantile(values, [tail, 1 - tail])
+    return float(low), float(high)
+
+
+def _positive_times(values, name):
+    values = _finite_vector(values, name)
+    if values.size == 0 or (values <= 0).any():
+        raise DataError(f"{name} must be a non-empty sequence of positive times")
+    return values
+
+
+def _median_ratios(numerator, denominator, indices):
+    """median(numerator[rows]) / median(denominator[rows]) for each row of `indices` (rounds drawn)."""
+    top = np.median(numerator[indices], axis=1)
+    return top if denominator is None else top / np.median(denominator[indices], axis=1)
+
+
+def median_ratio_interval(numerator, denominator=None, draws=2000, level=0.95, seed=0):
+    """Percentile bootstrap interval of median(numerator) / median(denominator) over paired rounds.
+
+    Table 3 times one step of every method per round, so round r of a method and round r of
+    fine-tuning are a pair: a draw resamples rounds with replacement, the same rounds for both,
+    which keeps what a round shares (load from other processes). `denominator` None: the interval
+    of the median itself (seconds per step). Deterministic for a given `seed`."""
+    _check_level(level)
+    draws = _as_int(draws, "draws")
+    if draws < 1:
+        raise DataError(f"draws must be >= 1, got {draws}")
+    numerator = _positive_times(numerator, "numerator")
+    if denominator is not None:
+        denominator = _positive_times(denominator, "denominator")
+        if denominator.size != numerator.size:
+            raise DataError(f"paired rounds differ in number: {numerator.size} and {denominator.size}")
+    indices = np.random.default_rng(seed).integers(numerator.size, size=(draws, numerator.size))
+    tail = (1 - level) / 2
+    low, high = np.quantile(_median_ratios(numerator, denominator, indices), [tail, 1 - tail])
     return float(low), float(high)
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 from ..errors import DataError
 from ..names import dataset_label, method_label
 from ..files import read_result
+from ..stats import median_ratio_interval
 from .common import DEFAULT_PAPER_MAP, latex_escape, order, paper_dataset_for, paper_table3
 
 
@@ -19,6 +20,21 @@ ADAFLOOD_COST = ("AdaFlood: its epochs are timed as iFlood's (the same per-examp
 
 
 # ---------------------------------------------------------------- Table 3
+def _intervals(rec, reference):
+    """95% intervals of seconds per epoch and of the ratio to fine-tuning, from each timed step
+    (`step_seconds`, one per round, paired with fine-tuning's round by round); NaN where a
+    times.json predates them. Fine-tuning's ratio to itself is exactly 1."""
+    steps, reference_steps = rec.get("step_seconds"), (reference or {}).get("step_seconds")
+    if not steps or not rec.get("steps_per_epoch"):
+        return {"seconds_per_epoch_low": math.nan, "seconds_per_epoch_high": math.nan,
+                "ratio_low": math.nan, "ratio_high": math.nan}
+    low, high = median_ratio_interval(steps)
+    ratio = ((1.0, 1.0) if steps == reference_steps else
+             median_ratio_interval(steps, reference_steps) if reference_steps else (math.nan, math.nan))
+    return {"seconds_per_epoch_low": low * rec["steps_per_epoch"], "seconds_per_epoch_high": high * rec["steps_per_epoch"],
+            "ratio_low": ratio[0], "ratio_high": ratio[1]}
+
+
 def load_times(paths):
     rows = []
     for path in paths:
@@ -26,8 +42,13 @@ def load_times(paths):
         for field in ("methods", "dataset"):
             if not times.get(field):
                 raise DataError(f"{path}: field '{field}' missing (docs/design.md, Outputs)")
+        reference = times["methods"].get("finetune")
         for method, rec in times["methods"].items():
-            rows.append({"dataset": times["dataset"], "method": method,
+            try:
+                intervals = _intervals(rec, reference)
+            except DataError as err:
+                raise DataError(f"{path}: methods.{method}.step_seconds: {err}") from None
+            rows.append({**intervals, "dataset": times["dataset"], "method": method,
                          "seconds_per_step": rec.get("seconds_per_step"), "steps": rec.get("steps"),
                          "steps_per_epoch": rec.get("steps_per_epoch"),
                          "seconds_per_epoch": rec.get("seconds_per_epoch"),
@@ -79,6 +100,21 @@ def _seconds(value):
     return f"{value:.3g}"
 
 
+def _interval(low, high, fmt):
+    return "" if math.isnan(low) or low == high else f" ({fmt(low)}–{fmt(high)})"
+
+
+def _ours_cell(rec):
+    """'16.2 (15.8–16.9) ×4.52 (4.31–4.70)': seconds per epoch and the ratio, each with its interval."""
+    ratio = lambda value: f"{value:.2f}"    # noqa: E731
+    return (f"{_seconds(rec['seconds_per_epoch'])}{_interval(rec['seconds_per_epoch_low'], rec['seconds_per_epoch_high'], _seconds)}"
+            f" ×{ratio(rec['ratio_to_finetune'])}{_interval(rec['ratio_low'], rec['ratio_high'], ratio)}")
+
+
+INTERVALS_NOTE = ("In brackets: 95% percentile-bootstrap intervals over the timed rounds (a method's and fine-tuning's "
+                  "steps resampled by round, as they were timed side by side; docs/statistics.md).")
+
+
 def _table3_cells(frame):
     datasets = list(dict.fromkeys(frame.dataset))
     methods = order(frame.method, TABLE3_METHODS)
@@ -104,7 +140,7 @@ def table3_markdown(frame, caption=None):
     for d in datasets:
         rec = frame[frame.dataset == d].iloc[0]
         paper_ds = rec["paper_dataset"]
-        header.append(f"{dataset_label(d)} s/epoch (× fine-tune)")
+        header.append(f"{dataset_label(d)} s/epoch, × fine-tune")
         if isinstance(paper_ds, str):
             header.append(f"Paper {dataset_label(paper_ds)}{' (stand-in)' if rec['stand_in'] else ''}")
     lines = [caption, ""] if caption else []
@@ -115,7 +151,7 @@ def table3_markdown(frame, caption=None):
             has_paper = isinstance(frame[frame.dataset == d].iloc[0]["paper_dataset"], str)
             if (d, m) in index.index:
                 rec = index.loc[(d, m)]
-                cells.append(f"{_seconds(rec['seconds_per_epoch'])} (×{rec['ratio_to_finetune']:.2f})")
+                cells.append(_ours_cell(rec))
                 if has_paper:
                     cells.append("–" if math.isnan(rec["paper_seconds_per_epoch"]) else
                                  f"{rec['paper_seconds_per_epoch']:,.0f} (×{rec['paper_ratio_to_finetune']:.2f})")
@@ -129,6 +165,8 @@ def table3_markdown(frame, caption=None):
         lines.append(f"{dataset_label(d)}: batch size {rec['batch_size']}, {rec['steps']} timed steps per method, "
                      f"seconds per epoch = seconds per step × {steps} steps, device {rec['device']}"
                      f"{_ascent_steps(frame[frame.dataset == d])}.")
+    if frame.ratio_low.notna().any():
+        lines.append(INTERVALS_NOTE)
     lines.append("Paper: NVIDIA RTX 2080Ti, whole training sets; its Flooding row is shown for "
                  "Flooding-X too (same code, another flood level). Compare ratios, not seconds.")
     if "adaflood" in methods:
@@ -162,7 +200,7 @@ def table3_latex(frame, caption=None):
                 continue
             rec = index.loc[(d, m)]
             if kind == "ours":
-                cells.append(f"{_seconds(rec['seconds_per_epoch'])} ($\\times${rec['ratio_to_finetune']:.2f})")
+                cells.append(_ours_cell(rec).replace("–", "--").replace("×", r"$\times$"))
             elif math.isnan(rec["paper_seconds_per_epoch"]):
                 cells.append("--")
             else:
@@ -170,6 +208,7 @@ def table3_latex(frame, caption=None):
         lines.append(" & ".join(cells) + r" \\")
     text = (latex_escape(caption.rstrip(". ")) + ". ") if caption else ""
     text += (r"Training time (seconds) of one epoch, and the ratio to fine-tuning. "
-             r"Ours: extrapolated from timed steps; paper: RTX 2080Ti, whole training sets.")
+             r"Ours: extrapolated from timed steps, with 95\% bootstrap intervals over the timed rounds in brackets; "
+             r"paper: RTX 2080Ti, whole training sets.")
     lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{text}}}", r"\label{tab:floodx-table3}", r"\end{table}"]
     return "\n".join(lines) + "\n"
