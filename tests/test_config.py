@@ -27,6 +27,19 @@ def test_the_successors_overlay_validates_over_the_evidence_config():
     assert config["datasets"]["rt"]["attack_examples"] == 300          # the evidence run's own data and budget
 
 
+def test_the_evidence_runs_training_spec_is_the_one_its_seed_42_jobs_recorded():
+    """runs/evidence's jobs recorded this training spec (progress.json, 2026-12-01). A default that
+    changes it would make Snakemake retrain all of them, and a later seed differ from seed 42."""
+    from floodx.config import run_config
+
+    recorded = {"batch_size": 32, "bf16": "auto", "epochs": 10, "eval_batch_size": 128, "group_by_length": True,
+                "keep_checkpoints": "attacked", "learning_rate": 0.0002, "max_grad_norm": 1.0, "max_length": 64,
+                "warmup_ratio": 0.1, "weight_decay": 0.01}
+    for overlays in (["evidence.yaml"], ["evidence.yaml", "successors.yaml"], ["evidence.yaml", "seeds.yaml"]):
+        config = run_config([ROOT / "config" / name for name in overlays])
+        assert run_spec(config, "rt", "finetune", 43)["training"] == recorded, overlays
+
+
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
 def test_shipped_configs_validate(name):
     config = load_config(ROOT / "config" / name)

@@ -65,7 +65,7 @@ def run_fold(spec, data_dir, out_dir, device):
     if model is None:     # the run had finished before (a resumed job): its final checkpoint
         model, tokenizer = load_checkpoint(Path(out_dir) / metrics["final_checkpoint"], device)
     losses = example_losses(model, tokenizer, held, spec["training"]["max_length"],
-                            spec["training"].get("eval_batch_size", 128), device)
+                            spec["training"].get("eval_batch_size", 32), device)
     record = {"identity": {"dataset": spec["dataset"], "seed": int(spec["seed"]), "fold": fold, "folds": folds},
               "n_trained": len(kept), "n_held_out": len(held),
               "final_epoch": metrics["epochs"][-1]["epoch"], "dev_acc": metrics["epochs"][-1]["dev_acc"],

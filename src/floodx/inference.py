@@ -2,7 +2,8 @@
 wrapper query the model through `predict_logits`, so both see the same logits for the same batch.
 
 Training's `evaluate` does not: it scores the training Collator's cached batches on the device
-(bf16 autocast on GPUs, loss and accuracy summed there), which this CPU-logits helper would change.
+(loss and accuracy summed there; the probe's under the training precision's autocast), which this
+CPU-logits helper would change.
 Imports torch and transformers only when called.
 """
 

@@ -248,7 +248,7 @@ class Trainer:
         if split not in self._eval_cache:
             # Sorted by length, so evaluation batches carry little padding.
             self._eval_cache[split] = make_loader(
-                self.splits[split], self.tokenizer, self.training.get("eval_batch_size", 128),
+                self.splits[split], self.tokenizer, self.training.get("eval_batch_size", 32),
                 self.training["max_length"], group_by_length=True)
         return evaluate(self.model, self._eval_cache[split], self.device, autocast or self.autocast, predictions)
 
@@ -429,8 +429,9 @@ class Trainer:
             "checkpoints_kept": sorted(int(p.name.split("-")[1]) for p in (self.out_dir / "checkpoints").glob("epoch-*")
                                        if p.name.split("-")[1].isdigit()),
             "num_train_examples": len(self.splits["train"]),
-            # What the recorded accuracies were computed in (evaluate_epoch): the attacks reuse them.
-            "evaluation_precision": "fp32",
+            # What the recorded accuracies were computed in: fp32 (evaluate_epoch), except records written
+            # before 2026-12-01 under bf16 (they carry `{split}_acc_fp32` beside their bf16 `{split}_acc`).
+            "evaluation_precision": "bf16" if any("test_acc_fp32" in r for r in records) else "fp32",
             "training_precision": precision_name(self.autocast),
             "deviations": self.meta.get("deviations", []),
             "provenance": provenance(spec=self.spec, seed=self.seed),

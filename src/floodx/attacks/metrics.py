@@ -76,9 +76,9 @@ def majority_accuracy(data_dir, split):
 def recorded_clean_accuracy(metrics_json, split, epoch=None):
     """Clean% of a training run's epoch as its training job measured it, without a model.
 
-    The training loop evaluates every epoch's model on the whole dev and test splits, so the
-    attack stages reuse that number instead of loading the checkpoint again (~6 s a job on a
-    CPU).  `epoch` None means the run's final checkpoint.
+    The training loop evaluates every kept or final epoch's model on the whole dev and test splits
+    (in fp32), so the attack stages reuse that number instead of loading the checkpoint again
+    (~6 s a job on a CPU).  `epoch` None means the run's final checkpoint.
     """
     from ..files import read_result
 

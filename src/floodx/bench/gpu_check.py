@@ -14,8 +14,8 @@ is downloaded. Prints `name: value` lines:
 - `peak_memory_gb_<method>` on CUDA (peak allocated over a few steps),
 - `bf16_fp32_label_agreement`: the share of predicted labels on which bf16 autocast (where the GPU
   supports it: what `attacks.precision: bf16` queries in) and fp32 queries (`floodx.inference`)
-  agree; the model is untrained, its logits near ties, so this is a worst case (training runs
-  evaluate in fp32 whatever their training precision, so Clean% never depends on it).
+  agree; the model is untrained, its logits near ties, so this is a worst case (a training run's
+  per-epoch evaluation is fp32 whatever its training precision, so Clean% never depends on it).
 - `attack_model_queries_per_s`: the model side of an attack, perturbed sentences scored per second
   in fp32 through the attack's model wrapper path (`floodx.inference`, TextAttack's 32 per call).
   A whole TextAttack run is not timed here: its word embeddings and WordNet are not in the tree,

@@ -100,19 +100,39 @@ def _seconds(value):
     return f"{value:.3g}"
 
 
-def _interval(low, high, fmt):
-    return "" if math.isnan(low) or low == high else f" ({fmt(low)}–{fmt(high)})"
+def _outward(value, decimals, up):
+    """`value` rounded to `decimals` away from the interval's centre (down for a lower bound)."""
+    scale = 10.0 ** decimals
+    return (math.ceil if up else math.floor)(value * scale - (1e-9 if up else -1e-9)) / scale
 
 
-def _ours_cell(rec):
-    """'16.2 (15.8–16.9) ×4.52 (4.31–4.70)': seconds per epoch and the ratio, each with its interval."""
-    ratio = lambda value: f"{value:.2f}"    # noqa: E731
-    return (f"{_seconds(rec['seconds_per_epoch'])}{_interval(rec['seconds_per_epoch_low'], rec['seconds_per_epoch_high'], _seconds)}"
-            f" ×{ratio(rec['ratio_to_finetune'])}{_interval(rec['ratio_low'], rec['ratio_high'], ratio)}")
+def _seconds_decimals(value):
+    """The decimals `_seconds` shows for `value`."""
+    return 0 if value >= 100 else max(0, 2 - math.floor(math.log10(value))) if value > 0 else 3
+
+
+def _bound(value, up):
+    """A seconds bound at `_seconds`'s precision, rounded outward."""
+    decimals = _seconds_decimals(value)
+    return f"{_outward(value, decimals, up):,.{decimals}f}"
+
+
+def _ours_cell(rec, reference=False):
+    """'16.2 (15.8–16.9) ×4.52 (4.31–4.70)': seconds per epoch and the ratio, each with its 95%
+    interval rounded outward; no interval for fine-tuning's ratio to itself."""
+    cell = _seconds(rec["seconds_per_epoch"])
+    low, high = rec["seconds_per_epoch_low"], rec["seconds_per_epoch_high"]
+    if not math.isnan(low):
+        cell += f" ({_bound(low, False)}–{_bound(high, True)})"
+    cell += f" ×{rec['ratio_to_finetune']:.2f}"
+    if not reference and not math.isnan(rec["ratio_low"]):
+        cell += f" ({_outward(rec['ratio_low'], 2, False):.2f}–{_outward(rec['ratio_high'], 2, True):.2f})"
+    return cell
 
 
 INTERVALS_NOTE = ("In brackets: 95% percentile-bootstrap intervals over the timed rounds (a method's and fine-tuning's "
-                  "steps resampled by round, as they were timed side by side; docs/statistics.md).")
+                  "steps resampled by round, as they were timed on the same batch; bounds rounded outward; "
+                  "docs/statistics.md).")
 
 
 def _table3_cells(frame):
@@ -151,7 +171,7 @@ def table3_markdown(frame, caption=None):
             has_paper = isinstance(frame[frame.dataset == d].iloc[0]["paper_dataset"], str)
             if (d, m) in index.index:
                 rec = index.loc[(d, m)]
-                cells.append(_ours_cell(rec))
+                cells.append(_ours_cell(rec, reference=m == "finetune"))
                 if has_paper:
                     cells.append("–" if math.isnan(rec["paper_seconds_per_epoch"]) else
                                  f"{rec['paper_seconds_per_epoch']:,.0f} (×{rec['paper_ratio_to_finetune']:.2f})")
@@ -165,7 +185,7 @@ def table3_markdown(frame, caption=None):
         lines.append(f"{dataset_label(d)}: batch size {rec['batch_size']}, {rec['steps']} timed steps per method, "
                      f"seconds per epoch = seconds per step × {steps} steps, device {rec['device']}"
                      f"{_ascent_steps(frame[frame.dataset == d])}.")
-    if frame.ratio_low.notna().any():
+    if frame.seconds_per_epoch_low.notna().any():
         lines.append(INTERVALS_NOTE)
     lines.append("Paper: NVIDIA RTX 2080Ti, whole training sets; its Flooding row is shown for "
                  "Flooding-X too (same code, another flood level). Compare ratios, not seconds.")
@@ -200,7 +220,7 @@ def table3_latex(frame, caption=None):
                 continue
             rec = index.loc[(d, m)]
             if kind == "ours":
-                cells.append(_ours_cell(rec).replace("–", "--").replace("×", r"$\times$"))
+                cells.append(_ours_cell(rec, reference=m == "finetune").replace("–", "--").replace("×", r"$\times$"))
             elif math.isnan(rec["paper_seconds_per_epoch"]):
                 cells.append("--")
             else:
