@@ -250,7 +250,7 @@ def median_ratio_interval(numerator, denominator=None, draws=2000, level=0.95, s
 
     Table 3 times one step of every method per round, so round r of a method and round r of
     fine-tuning are a pair: a draw resamples rounds with replacement, the same rounds for both,
-    which keeps what a round shares (load from other processes). `denominator` None: the interval
+    which keeps what a round shares (the same batch, timed moments apart). `denominator` None: the interval
     of the median itself (seconds per step). Deterministic for a given `seed`."""
     _check_level(level)
     draws = _as_int(draws, "draws")

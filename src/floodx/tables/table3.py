@@ -23,14 +23,13 @@ ADAFLOOD_COST = ("AdaFlood: its epochs are timed as iFlood's (the same per-examp
 def _intervals(rec, reference):
     """95% intervals of seconds per epoch and of the ratio to fine-tuning, from each timed step
     (`step_seconds`, one per round, paired with fine-tuning's round by round); NaN where a
-    times.json predates them. Fine-tuning's ratio to itself is exactly 1."""
+    times.json predates them (fine-tuning's ratio to itself comes out exactly (1, 1))."""
     steps, reference_steps = rec.get("step_seconds"), (reference or {}).get("step_seconds")
     if not steps or not rec.get("steps_per_epoch"):
         return {"seconds_per_epoch_low": math.nan, "seconds_per_epoch_high": math.nan,
                 "ratio_low": math.nan, "ratio_high": math.nan}
     low, high = median_ratio_interval(steps)
-    ratio = ((1.0, 1.0) if steps == reference_steps else
-             median_ratio_interval(steps, reference_steps) if reference_steps else (math.nan, math.nan))
+    ratio = median_ratio_interval(steps, reference_steps) if reference_steps else (math.nan, math.nan)
     return {"seconds_per_epoch_low": low * rec["steps_per_epoch"], "seconds_per_epoch_high": high * rec["steps_per_epoch"],
             "ratio_low": ratio[0], "ratio_high": ratio[1]}
 
@@ -108,7 +107,7 @@ def _outward(value, decimals, up):
 
 def _seconds_decimals(value):
     """The decimals `_seconds` shows for `value`."""
-    return 0 if value >= 100 else max(0, 2 - math.floor(math.log10(value))) if value > 0 else 3
+    return 0 if value >= 100 else max(0, 2 - math.floor(math.log10(value)))   # times are > 0 (stats)
 
 
 def _bound(value, up):
