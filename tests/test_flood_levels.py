@@ -175,3 +175,118 @@ def test_the_test_figure_is_drawn(tmp_path):
         record.update(clean_acc=80.0, clean_interval=[77.0, 83.0])
     figure2_test(result, tmp_path / "f.png", "rt")
     assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+# ---------------------------------------------------------------- over several seeds
+def seed_analysis(outcomes, seed, window=WINDOW, chosen=None, reference=None):
+    """One seed's levels.json content as `analyse` writes it, from hand-made {level: {idx: 0/1}} outcomes."""
+    result = flood_levels.judge(outcomes, window, chosen or {}, reference)
+    for record in result["levels"]:
+        record.update(outcomes=flood_levels._stored(outcomes[record["level"]]), clean_acc=80.0, n_clean=N)
+    result |= {"window": window, "identity": {"dataset": "rt", "seed": seed, "recipe": "textfooler"}}
+    if reference:
+        result["finetune"] = {"aua": 100 * sum(reference.values()) / N, "aua_interval": [0.0, 100.0],
+                              "clean_acc": 80.0, "n_clean": N, "outcomes": flood_levels._stored(reference)}
+    return result
+
+
+def shifted(counts, offset, n=N):
+    """Like `curve`, but each level's robust examples start at `offset` (seeds differ example by example)."""
+    return {level: {i: int((i - offset) % n < k) for i in range(n)} for level, k in counts.items()}
+
+
+def test_one_seed_pooled_is_that_seed_number_for_number():
+    analysis = seed_analysis(curve({"0.03": 90, "0.10": 60, "0.20": 40}), 42, chosen={"flooding_x": "0.03"},
+                             reference={i: int(i < 40) for i in range(N)})
+    pooled = flood_levels.pool([analysis])
+    assert pooled["seeds"] == [42] and pooled["text"] is None and pooled["windows"][0]["verdict"] == "holds_best"
+    for mine, theirs in zip(pooled["levels"], analysis["levels"]):
+        for key in ("level", "aua", "aua_interval", "versus_best", "versus_finetune", "is_best"):
+            assert mine[key] == theirs[key], key
+    assert pooled["finetune"]["aua"] == pytest.approx(100 * 40 / N)
+
+
+def test_pooled_levels_against_a_brute_force_sign_flip_over_seed_example_pairs():
+    """Three seeds with different robust examples: the pooled Aua is the mean over all pairs, the test of
+    each level against the pooled best is the sign-flip test of the per-example sums over seeds, Holm over
+    the other levels; only the levels every seed trained are pooled."""
+    per_seed = {42: ({"0.03": 70, "0.10": 62, "0.20": 40}, 0), 43: ({"0.03": 50, "0.10": 66, "0.20": 45}, 17),
+                44: ({"0.03": 64, "0.10": 70, "0.20": 30, "0.06": 99}, 101)}
+    raw = {seed: shifted(counts, offset) for seed, (counts, offset) in per_seed.items()}
+    analyses = [seed_analysis(raw[seed], seed) for seed in per_seed]
+    pooled = flood_levels.pool(analyses)
+    records = {r["level"]: r for r in pooled["levels"]}
+    assert list(records) == ["0.03", "0.10", "0.20"]                # 0.06: one seed only
+    assert pooled["best"] == "0.10" and records["0.10"]["aua"] == pytest.approx(100 * (62 + 66 + 70) / (3 * N))
+    assert records["0.10"]["n_attacked"] == 3 * N and records["0.10"]["n_seeds"] == 3
+    others = ["0.03", "0.20"]
+    brute = []
+    for level in others:
+        d = [sum(raw[s][level][i] - raw[s]["0.10"][i] for s in raw) for i in range(N)]
+        brute.append(sign_flip_p_value(d))
+        assert records[level]["versus_best"]["wins"] == sum(x > 0 for x in d)
+        assert records[level]["versus_best"]["losses"] == sum(x < 0 for x in d)
+    for level, p_holm in zip(others, holm(brute)):
+        assert records[level]["versus_best"]["p_holm"] == pytest.approx(p_holm)
+    assert records["0.20"]["versus_best"]["significant"] and pooled["n_tests_versus_best"] == 2
+    low, high = records["0.10"]["aua_interval"]
+    assert low < records["0.10"]["aua"] < high                     # the two-stage bootstrap over seeds
+    assert records["0.10"]["clean_acc"] == pytest.approx(80.0) and records["0.10"]["n_clean"] == 3 * N
+
+
+def test_each_seeds_window_is_judged_on_the_pooled_curve_beside_its_own_verdict():
+    """Seed 43's own curve puts the best at 0.30 (its window holds 0.03, 4 examples below it), but pooled over
+    seeds 0.03 is the best: on the pooled curve that window holds the best. The reading says both."""
+    far = {"low": 0.25, "high": 0.35, "levels": ["0.30"]}
+    analyses = [seed_analysis(curve({"0.03": 90, "0.30": 40}), 42, chosen={"flooding": "0.30", "flooding_x": "0.03"}),
+                seed_analysis(curve({"0.03": 54, "0.30": 58}), 43, chosen={"flooding": "0.30", "flooding_x": "0.03"}),
+                seed_analysis(curve({"0.03": 85, "0.30": 35}), 44, window=far, chosen={"flooding_x": "0.30"})]
+    assert analyses[1]["verdict"] == "holds_not_worse" and analyses[2]["verdict"] == "misses"
+    pooled = flood_levels.pool(analyses)
+    assert pooled["best"] == "0.03"
+    verdicts = {w["seed"]: (w["own_verdict"], w["verdict"]) for w in pooled["windows"]}
+    assert verdicts == {42: ("holds_best", "holds_best"), 43: ("holds_not_worse", "holds_best"),
+                        44: ("misses", "misses")}
+    text = pooled["text"]
+    assert "over 3 seeds (42, 43, 44)" in text and "seed 43's window [0.019, 0.052] holds the pooled best" in text
+    assert "seed 44's window [0.250, 0.350] misses" in text and "Flooding-X chose b = 0.30" in text
+    from floodx.tables.reading import flood_levels_markdown
+
+    reading = "\n".join(flood_levels_markdown([pooled]))
+    assert reading.count("Verdict: **") == 3 and "Rotten Tomatoes, 3 seeds pooled" in reading
+    assert ("on its own curve, **holds best in 1, holds not worse in 1, misses in 1**; "
+            "on the pooled curve, **holds best in 2, misses in 1**") in reading
+
+
+def test_pooling_stops_on_files_it_cannot_pool(tmp_path):
+    good = seed_analysis(curve({"0.03": 90, "0.20": 40}), 42)
+    stale = seed_analysis(curve({"0.03": 90, "0.20": 40}), 43)
+    for record in stale["levels"]:
+        del record["outcomes"]
+    with pytest.raises(DataError, match="b.json: level 0.03 has no per-example outcomes"):
+        flood_levels.pool([good, stale], ["a.json", "b.json"])
+    with pytest.raises(DataError, match="seed 42 given twice"):
+        flood_levels.pool([good, good], ["a.json", "b.json"])
+    other = seed_analysis(curve({"0.40": 9}), 44)
+    with pytest.raises(DataError, match="no flood level was trained in every seed"):
+        flood_levels.pool([good, other])
+    other["identity"]["dataset"] = "sst2"
+    with pytest.raises(DataError, match="not the same data set and recipe"):
+        flood_levels.pool([good, other], ["a.json", "c.json"])
+    (tmp_path / "a.json").write_text(json.dumps(good))
+    (tmp_path / "b.json").write_text(json.dumps(seed_analysis(curve({"0.03": 80, "0.20": 41}), 43)))
+    result = flood_levels.main(["--pool", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                                "--out", str(tmp_path / "levels.json")])
+    written = json.loads((tmp_path / "levels.json").read_text())
+    assert written["seeds"] == [42, 43] and written["text"] == result["text"]
+    assert all("outcomes" not in r for analysis in written["per_seed"] for r in analysis["levels"])
+
+
+def test_the_test_figure_over_seeds_is_drawn(tmp_path):
+    from floodx.figures.figure2 import figure2_test
+
+    reference = {i: int(i < 40) for i in range(N)}
+    analyses = [seed_analysis(shifted({"0.03": 90 - 5 * s, "0.20": 40 + s}, 7 * s), 42 + s, reference=reference,
+                              chosen={"flooding": "0.20", "flooding_x": "0.03"}) for s in range(3)]
+    figure2_test(flood_levels.pool(analyses), tmp_path / "f.png", "rt")
+    assert (tmp_path / "f.png").stat().st_size > 10_000

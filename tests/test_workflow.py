@@ -54,6 +54,16 @@ def test_paper_config_dry_run_lists_the_whole_dag(tmp_path):
     assert "rt" not in result.stdout.split("Job stats:")[0].replace("report", "")
 
 
+def test_the_evidence_run_over_three_seeds_pools_its_flood_levels(tmp_path):
+    """Each seed's flood-level analysis, then one over the seeds, which Figure 2 (test) and Table 2's reading read."""
+    copy_workflow(tmp_path)
+    result = snakemake(tmp_path, "-n", "--configfile", "config/evidence.yaml", "config/seeds.yaml")
+    assert result.returncode == 0, result.stderr + result.stdout
+    counts = job_counts(result.stdout)
+    assert counts["probe"] == 3 and counts["flood_levels"] == 3 and counts["pool_flood_levels"] == 1
+    assert counts["figure2_test"] == 1 and counts["table2"] == 1
+
+
 def test_lint_is_clean(tmp_path):
     copy_workflow(tmp_path)
     result = snakemake(tmp_path, "--lint")
@@ -102,6 +112,8 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     assert {r["level"] for r in levels["levels"]} == searched and levels["verdict"] in (
         "holds_best", "holds_not_worse", "misses", "untested")
     assert all(r["n_attacked"] == 4 for r in levels["levels"]) and levels["finetune"]["n_attacked"] == 4
+    pooled = json.loads((results / "grid_attack/tiny/levels.json").read_text())   # one seed: that seed's curve
+    assert pooled["seeds"] == [1] and [r["aua"] for r in pooled["levels"]] == [r["aua"] for r in levels["levels"]]
     assert (results / "figures/figure2_test_tiny.png").stat().st_size > 10_000
     assert "The accordance criterion on the test set" in (results / "tables/reading.md").read_text()
     page = (results / "results.md").read_text()

@@ -58,6 +58,12 @@ def _wilson(values):
     return stats.wilson_interval(int(sum(values)), len(values))
 
 
+def proportion_interval(per_seed):
+    """(low, high) of a proportion of 0/1 outcomes given per seed: Wilson for one seed, the two-stage
+    bootstrap for several (Table 2's cells, the flood-level curve)."""
+    return _interval(per_seed, _wilson)
+
+
 def _percent(pair):
     return tuple(100 * v for v in pair)
 
@@ -80,9 +86,9 @@ def cell_intervals(group):
         suc.append([1 if r["result"] == "successful" else 0 for r in rows if r["result"] != "skipped"])
         query.append([float(r["queries"]) for r in rows if r["result"] != "skipped"])
     return {
-        "clean": _percent(_interval(clean, _wilson)),
-        "aua": _percent(_interval(aua, _wilson)),
-        "suc": _percent(_interval(suc, _wilson)),
+        "clean": _percent(proportion_interval(clean)),
+        "aua": _percent(proportion_interval(aua)),
+        "suc": _percent(proportion_interval(suc)),
         "query": _interval(query, stats.mean_interval),
     }
 

@@ -19,9 +19,13 @@ apart and "holds" says little. Each level is also tested against fine-tune (post
 levels), which bears on claim 1. A method with one flood level of its own (`names.LEVELLED_METHODS`:
 iFlood) is placed on the same curve and tested against Flooding's run at its level.
 
+Over several seeds, `pool` compares the levels trained in every seed over (seed, example) pairs and judges
+each seed's window on that pooled curve, beside the verdict it reached on its own.
+
     python -m floodx.flood_levels --attacks <grid summary.json ...> --choices <choice.json ...>
         --window window.json [--reference finetune summary.json]
-        [--levelled <summary.json metrics.json> ...] --out levels.json
+        [--levelled <summary.json metrics.json> ...] --out seed<s>/levels.json
+    python -m floodx.flood_levels --pool seed<s>/levels.json ... --out levels.json
 """
 
 import argparse
@@ -31,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
+from . import comparisons
 from .comparisons import ALPHA, example_outcomes, robust, signed_points
 from .errors import DataError, run_main
 from .files import read_json, read_result, write_json
@@ -55,29 +60,43 @@ def _rate(outcomes):
     return float(np.mean(values)) if values else math.nan
 
 
+def _pooled_rate(by_seed):
+    values = [v for outcomes in by_seed.values() for v in outcomes.values()]
+    return float(np.mean(values)) if values else math.nan
+
+
 def compare_levels(outcomes, reference_outcomes=None, alpha=ALPHA):
     """Per level: test Aua, its Wilson interval, and its paired test against the best level (and against
     `reference_outcomes`, fine-tune's, when given). `outcomes`: {level: {example id: 0/1 robust}}."""
+    return compare_levels_over_seeds({level: {0: values} for level, values in outcomes.items()},
+                                     {0: reference_outcomes} if reference_outcomes else None, alpha)
+
+
+def compare_levels_over_seeds(outcomes, reference_outcomes=None, alpha=ALPHA):
+    """`compare_levels` on {level: {seed: {example id: 0/1}}}: Aua over all (seed, example) pairs, its
+    interval (one seed: Wilson; several: the two-stage bootstrap of Table 2) and the sign-flip test over
+    (seed, example) pairs (one seed: exact McNemar), Holm over the levels tested."""
     if not outcomes:
         raise DataError("no flood level has test attack outcomes")
     levels = sorted(outcomes, key=float)
-    aua = {level: _rate(outcomes[level]) for level in levels}
+    aua = {level: _pooled_rate(outcomes[level]) for level in levels}
     top = max(aua.values())
     best_levels = [level for level in levels if aua[level] == top]
     best = best_levels[0]
     records = {}
     for level in levels:
-        k, n = int(sum(outcomes[level].values())), len(outcomes[level])
-        low, high = stats.wilson_interval(k, n)
+        low, high = comparisons.proportion_interval(
+            [list(outcomes[level][run_seed].values()) for run_seed in sorted(outcomes[level], key=repr)])
         records[level] = {"level": level, "aua": 100 * aua[level], "aua_interval": [100 * low, 100 * high],
-                          "n_attacked": n, "is_best": level in best_levels}
+                          "n_attacked": sum(len(v) for v in outcomes[level].values()),
+                          "n_seeds": len(outcomes[level]), "is_best": level in best_levels}
     others = [level for level in levels if level != best]
-    tests = [stats.paired_comparison({0: outcomes[level]}, {0: outcomes[best]}) for level in others]
+    tests = [stats.paired_comparison(outcomes[level], outcomes[best]) for level in others]
     for level, test, p_holm in zip(others, tests, stats.holm([t["p_value"] for t in tests])):
         records[level]["versus_best"] = _test_record(test, p_holm, alpha)
     records[best]["versus_best"] = None
     if reference_outcomes:
-        tests = [stats.paired_comparison({0: outcomes[level]}, {0: reference_outcomes}) for level in levels]
+        tests = [stats.paired_comparison(outcomes[level], reference_outcomes) for level in levels]
         for level, test, p_holm in zip(levels, tests, stats.holm([t["p_value"] for t in tests])):
             records[level]["versus_finetune"] = _test_record(test, p_holm, alpha)
     return {"levels": [records[level] for level in levels], "best": best, "best_levels": best_levels,
@@ -104,15 +123,7 @@ def judge(outcomes, window, chosen, reference_outcomes=None, alpha=ALPHA):
     records = {r["level"]: r for r in compared["levels"]}
     for record in records.values():
         record["in_window"] = in_window(record["level"], window)
-    inside = [r for r in records.values() if r["in_window"]]
-    if not inside:
-        verdict = "untested"
-    elif any(r["is_best"] for r in inside):
-        verdict = "holds_best"
-    elif any(not_worse(r) for r in inside):
-        verdict = "holds_not_worse"
-    else:
-        verdict = "misses"
+    verdict, inside = window_verdict(records.values(), window)
     flat = all(not_worse(r) for r in records.values())
     placed = {}
     for method, level in chosen.items():
@@ -124,10 +135,35 @@ def judge(outcomes, window, chosen, reference_outcomes=None, alpha=ALPHA):
                           "aua": record["aua"] if record else None,
                           "versus_best": record["versus_best"] if record else None}
     return {**compared, "levels": list(records.values()), "verdict": verdict, "flat": flat,
-            "window_levels_tested": [r["level"] for r in inside], "chosen": placed, "alpha": alpha}
+            "window_levels_tested": inside, "chosen": placed, "alpha": alpha}
+
+
+def window_verdict(records, window):
+    """(verdict, levels tested inside the window) of a window on a compared curve (`VERDICTS`)."""
+    inside = [r for r in records if in_window(r["level"], window)]
+    if not inside:
+        verdict = "untested"
+    elif any(r["is_best"] for r in inside):
+        verdict = "holds_best"
+    elif any(not_worse(r) for r in inside):
+        verdict = "holds_not_worse"
+    else:
+        verdict = "misses"
+    return verdict, [r["level"] for r in inside]
 
 
 _points = signed_points
+
+
+def _against_finetune(reference, records, pairs=""):
+    """'against fine-tune (Aua% 13.3) levels 0.03, 0.10 are significantly more robust (post hoc, ...)'."""
+    records = list(records)
+    above = [r["level"] for r in records if r.get("versus_finetune") and r["versus_finetune"]["significant"]
+             and r["versus_finetune"]["difference"] > 0]
+    return (f"against fine-tune (Aua% {reference['aua']:.1f}{pairs}) "
+            + (f"levels {', '.join(above)} are significantly more robust" if above else
+               "no level is significantly more robust")
+            + f" (post hoc, Holm over {len(records)} levels)")
 
 
 def verdict_text(result, label="", attack_label="TextFooler"):
@@ -178,15 +214,8 @@ def verdict_text(result, label="", attack_label="TextFooler"):
                  f"{_points(against['difference'])} points from the best (Holm p = {against['p_holm']:.3g})")
         parts.append(f"{name}'s dev choice b = {place['level']} ranks {place['rank']} of {place['of']} "
                      f"(Aua% {place['aua']:.1f}, {where})")
-    reference = result.get("finetune")
-    if reference is not None:
-        above = [r["level"] for r in records.values()
-                 if r.get("versus_finetune") and r["versus_finetune"]["significant"]
-                 and r["versus_finetune"]["difference"] > 0]
-        parts.append(f"against fine-tune (Aua% {reference['aua']:.1f}) "
-                     + (f"levels {', '.join(above)} are significantly more robust" if above else
-                        "no level is significantly more robust")
-                     + f" (post hoc, Holm over {len(records)} levels)")
+    if result.get("finetune") is not None:
+        parts.append(_against_finetune(result["finetune"], records.values()))
     for place in (result.get("levelled") or {}).values():
         against = place["versus_flooding"]
         if against is None:
@@ -260,18 +289,164 @@ def analyse(attack_paths, choice_paths, window_path, reference_path=None, levell
             k = int(round(record["clean_acc"] / 100 * record["n_clean"]))
             record["clean_interval"] = [100 * v for v in stats.wilson_interval(k, int(record["n_clean"]))]
         record["run"] = (summary.get("identity") or {}).get("run")
+        record["outcomes"] = _stored(outcomes[record["level"]])
     result["window"] = {k: window.get(k) for k in ("low", "high", "levels", "fallback")}
     result["onset"] = _onset(window)
     if reference is not None:
         k, n = int(sum(reference.values())), len(reference)
         result["finetune"] = {"aua": 100 * _rate(reference), "n_attacked": n,
                               "aua_interval": [100 * v for v in stats.wilson_interval(k, n)],
-                              "clean_acc": reference_clean}
+                              "clean_acc": reference_clean, "n_clean": read_result(reference_path).get("n_clean"),
+                              "outcomes": _stored(reference)}
     result["identity"] = identity
     result["levelled"] = {method: placed_method(summary, metrics, outcomes, identity)
                           for method, (summary, metrics) in _levelled_pairs(levelled_paths).items()}
     result["text"] = verdict_text(result)
     return result
+
+
+def _stored(outcomes):
+    """{example id: 0/1} as levels.json keeps it (JSON keys are strings), so seeds can be pooled later."""
+    return {str(idx): int(value) for idx, value in outcomes.items()}
+
+
+def _clean_vector(record):
+    """Clean% of a level in one seed as 0/1 outcomes (from Clean% and n_clean), or None."""
+    if record.get("clean_acc") is None or not record.get("n_clean"):
+        return None
+    n = int(record["n_clean"])
+    k = int(round(record["clean_acc"] / 100 * n))
+    return [1] * k + [0] * (n - k)
+
+
+def _pooled_clean(records):
+    vectors = [v for v in map(_clean_vector, records) if v is not None]
+    if len(vectors) != len(records):
+        return {}
+    pooled = [x for v in vectors for x in v]
+    return {"clean_acc": 100 * float(np.mean(pooled)), "n_clean": len(pooled),
+            "clean_interval": [100 * v for v in comparisons.proportion_interval(vectors)]}
+
+
+def _seed_outcomes(analysis, record, path):
+    if "outcomes" not in record:
+        raise DataError(f"{path}: level {record.get('level', '(fine-tune)')} has no per-example outcomes "
+                        "(written before floodx kept them for pooling seeds); delete the file and rerun, "
+                        "and Snakemake writes it again from the attack results")
+    return record["outcomes"]
+
+
+def pool(analyses, paths=None, alpha=ALPHA):
+    """The flood-level curve over seeds, from each seed's analysis (levels.json, written by `analyse`).
+
+    The levels trained in every seed (Flooding's grid; a window level only where every window has it) are
+    compared over (seed, example) pairs, as Table 2 compares methods. Each seed's own window is then judged on
+    this pooled curve (`window_verdict`), beside the verdict the seed reached on its own curve. With one seed
+    the pooled curve is that seed's, number for number."""
+    paths = list(paths) if paths is not None else [f"seed file #{i}" for i in range(len(analyses))]
+    if not analyses:
+        raise DataError("no per-seed flood-level analysis to pool")
+    identities = [a.get("identity") or {} for a in analyses]
+    key = {k: identities[0].get(k) for k in ("dataset", "recipe")}
+    seeds = []
+    for ident, path in zip(identities, paths):
+        if {k: ident.get(k) for k in ("dataset", "recipe")} != key:
+            raise DataError(f"{path}: {ident} is not the same data set and recipe as {paths[0]}'s {key}")
+        if ident.get("seed") in seeds:
+            raise DataError(f"{path}: seed {ident.get('seed')} given twice")
+        seeds.append(ident.get("seed"))
+    by_level = [{r["level"]: r for r in a["levels"]} for a in analyses]
+    common = sorted(set.intersection(*(set(levels) for levels in by_level)), key=float)
+    if not common:
+        raise DataError(f"no flood level was trained in every seed ({', '.join(map(str, seeds))})")
+    outcomes = {level: {seed: _seed_outcomes(a, levels[level], path)
+                        for seed, a, levels, path in zip(seeds, analyses, by_level, paths)} for level in common}
+    references = [a.get("finetune") for a in analyses]
+    reference = None
+    if all(references):
+        reference = {seed: _seed_outcomes(a, ref, path) for seed, a, ref, path in zip(seeds, analyses, references, paths)}
+    result = compare_levels_over_seeds(outcomes, reference, alpha)
+    for record in result["levels"]:
+        record.update(_pooled_clean([levels[record["level"]] for levels in by_level]))
+    result["flat"] = all(not_worse(r) for r in result["levels"])
+    result["windows"] = []
+    for seed, analysis in zip(seeds, analyses):
+        window = analysis.get("window") or {}
+        verdict, inside = window_verdict(result["levels"], window)
+        result["windows"].append({"seed": seed, **{k: window.get(k) for k in ("low", "high", "levels")},
+                                  "verdict": verdict, "window_levels_tested": inside,
+                                  "own_verdict": analysis["verdict"],
+                                  "chosen": {m: place["level"] for m, place in (analysis.get("chosen") or {}).items()}})
+    if reference is not None:
+        pooled = [v for outcomes_of_seed in reference.values() for v in outcomes_of_seed.values()]
+        result["finetune"] = {"aua": 100 * float(np.mean(pooled)), "n_attacked": len(pooled),
+                              "aua_interval": [100 * v for v in comparisons.proportion_interval(
+                                  [list(reference[seed].values()) for seed in seeds])],
+                              **_pooled_clean(references)}
+    result["per_seed"] = [{k: v for k, v in a.items() if k not in ("provenance",)} for a in analyses]
+    for analysis in result["per_seed"]:
+        analysis["levels"] = [{k: v for k, v in r.items() if k != "outcomes"} for r in analysis["levels"]]
+        if analysis.get("finetune"):
+            analysis["finetune"] = {k: v for k, v in analysis["finetune"].items() if k != "outcomes"}
+    result["seeds"] = seeds
+    result["identity"] = {**key, "seeds": seeds}
+    result["alpha"] = alpha
+    result["text"] = pooled_text(result) if len(seeds) > 1 else None
+    return result
+
+
+def as_pooled(analysis):
+    """A pooled analysis as it is, or one seed's analysis in the pooled shape (readers take either; a seed's
+    file written before seeds were pooled has no outcomes, and this needs none)."""
+    if "per_seed" in analysis:
+        return analysis
+    window = analysis.get("window") or {}
+    seed = (analysis.get("identity") or {}).get("seed")
+    return {**analysis, "seeds": [seed], "per_seed": [analysis],
+            "windows": [{"seed": seed, **{k: window.get(k) for k in ("low", "high", "levels")},
+                         "verdict": analysis["verdict"], "own_verdict": analysis["verdict"],
+                         "window_levels_tested": analysis.get("window_levels_tested", []),
+                         "chosen": {m: place["level"] for m, place in (analysis.get("chosen") or {}).items()}}]}
+
+
+def verdict_tally(verdicts):
+    """'holds best in 2, misses in 1' (in `VERDICTS` order)."""
+    verdicts = list(verdicts)
+    counts = {v: verdicts.count(v) for v in VERDICTS}
+    return ", ".join(f"{v.replace('_', ' ')} in {n}" for v, n in counts.items() if n)
+
+
+def pooled_text(result, label="", attack_label="TextFooler"):
+    """One paragraph on the curve over seeds and where each seed's window falls on it."""
+    records = {r["level"]: r for r in result["levels"]}
+    best = records[result["best"]]
+    seeds = result["seeds"]
+    head = f"**{label}**: " if label else ""
+    parts = [f"{head}over {len(seeds)} seeds ({', '.join(map(str, seeds))}), of the {len(records)} flood levels "
+             f"trained in every seed and attacked with {attack_label} on the same test examples "
+             f"({best['n_attacked']} (seed, example) pairs per level), b = {result['best']} has the highest Aua% "
+             f"({best['aua']:.1f}, 95% interval {best['aua_interval'][0]:.1f}–{best['aua_interval'][1]:.1f}, "
+             "bootstrap over seeds and examples)"
+             + (f", tied with {', '.join(level for level in result['best_levels'] if level != result['best'])}"
+                if len(result["best_levels"]) > 1 else "")]
+    worse = [r for r in records.values() if r["versus_best"] and r["versus_best"]["significant"]]
+    parts.append(f"{len(worse)} of the other {len(records) - 1} are significantly below it (sign-flip test over "
+                 f"(seed, example) pairs, Holm over {result['n_tests_versus_best']})")
+    if result["flat"]:
+        parts.append("so even pooled the test cannot tell these levels apart")
+    phrases = {"holds_best": "holds the pooled best", "holds_not_worse": "holds a level not significantly below it",
+               "misses": "misses (each of its pooled levels is significantly below it)",
+               "untested": "holds none of these levels"}
+    for window in result["windows"]:
+        bounds = f"[{window['low']:.3f}, {window['high']:.3f}]" if window.get("low") is not None else "(none)"
+        chosen = "; ".join(f"{name} chose b = {window['chosen'][m]}" for m, name in
+                           (("flooding", "Flooding"), ("flooding_x", "Flooding-X")) if m in window["chosen"])
+        parts.append(f"seed {window['seed']}'s window {bounds} {phrases[window['verdict']]} "
+                     f"(on its own curve: {window['own_verdict'].replace('_', ' ')}"
+                     + (f"; {chosen}" if chosen else "") + ")")
+    if result.get("finetune") is not None:
+        parts.append(_against_finetune(result["finetune"], records.values(), " over the same pairs"))
+    return "; ".join(parts) + "."
 
 
 def _levelled_pairs(paths):
@@ -317,14 +492,26 @@ def placed_method(summary_path, metrics_path, outcomes, identity):
 
 def _main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m floodx.flood_levels", description=__doc__.splitlines()[0])
-    parser.add_argument("--attacks", nargs="+", required=True, help="grid attack summary.json of each searched level")
-    parser.add_argument("--choices", nargs="+", required=True, help="choice.json of Flooding and Flooding-X")
-    parser.add_argument("--window", required=True, help="the probe's window.json")
+    parser.add_argument("--pool", nargs="+", metavar="LEVELS_JSON",
+                        help="pool these per-seed analyses (levels.json of one data set, one per seed) instead")
+    parser.add_argument("--attacks", nargs="+", help="grid attack summary.json of each searched level")
+    parser.add_argument("--choices", nargs="+", help="choice.json of Flooding and Flooding-X")
+    parser.add_argument("--window", help="the probe's window.json")
     parser.add_argument("--reference", default=None, help="fine-tune's test attack summary.json (same recipe)")
     parser.add_argument("--levelled", nargs="*", default=[],
                         help="summary.json and metrics.json, in pairs, of each method with a flood level of its own")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if args.pool:
+        result = pool([read_result(path) for path in args.pool], args.pool)
+        result["provenance"] = provenance(spec={"pool": args.pool})
+        write_json(Path(args.out), result)
+        print(result["text"] or f"one seed ({result['seeds'][0]}): the pooled curve is that seed's")
+        return result
+    missing = [flag for flag, value in (("--attacks", args.attacks), ("--choices", args.choices),
+                                        ("--window", args.window)) if not value]
+    if missing:
+        parser.error(f"{', '.join(missing)} required (or --pool)")
     result = analyse(args.attacks, args.choices, args.window, args.reference, args.levelled)
     result["provenance"] = provenance(spec={"attacks": args.attacks, "choices": args.choices, "window": args.window,
                                             "levelled": args.levelled},

@@ -194,8 +194,7 @@ def final_outputs():
     targets += expand("results/figures/figure{n}_{dataset}.png", n=[1, 2, 3, 4], dataset=DATASETS)
     if PRUNED_FLOOD_METHODS:
         targets += expand("results/search/{dataset}/seed{seed}/pruned.json", dataset=DATASETS, seed=SEEDS)
-    targets += expand("results/grid_attack/{dataset}/seed{seed}/levels.json", dataset=DATASETS, seed=SEEDS) \
-        if GRID_TEST_ATTACK else []
+    targets += expand("results/grid_attack/{dataset}/levels.json", dataset=DATASETS) if GRID_TEST_ATTACK else []
     return targets + ["results/results.md"]
 
 

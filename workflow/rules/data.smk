@@ -1,7 +1,7 @@
 # Fetching (the only jobs that may need the internet: run them on a login node) and preparation.
 
 
-localrules: adaflood_losses, fetch_model, fetch_hf_model, fetch_hf_dataset, fetch_corpora, fetch_attack_resources, prepare_data, flood_window, select_flood_level, prune_flood_runs, flood_levels
+localrules: adaflood_losses, fetch_model, fetch_hf_model, fetch_hf_dataset, fetch_corpora, fetch_attack_resources, prepare_data, flood_window, select_flood_level, prune_flood_runs, flood_levels, pool_flood_levels
 
 
 rule fetch_model:

@@ -131,6 +131,21 @@ rule flood_levels:
         "{params.reference} --levelled {params.levelled} --out {output} > {log} 2>&1"
 
 
+rule pool_flood_levels:
+    """The flood-level curve over seeds: levels trained in every seed compared over (seed, example) pairs, each
+    seed's window judged on it (floodx.flood_levels --pool; one seed: that seed's curve)."""
+    input:
+        expand("results/grid_attack/{{dataset}}/seed{seed}/levels.json", seed=SEEDS),
+    output:
+        "results/grid_attack/{dataset}/levels.json",
+    log:
+        "logs/grid_attack/{dataset}/levels.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.flood_levels --pool {input} --out {output} > {log} 2>&1"
+
+
 checkpoint select_flood_level:
     input:
         search_inputs,

@@ -96,21 +96,33 @@ def figure2_test(levels, out, dataset, caption=None):
     """Figure 2 as the paper draws it: test Aua% of every searched flood level (95% intervals) with the
     accordance window shaded, both dev-chosen levels and fine-tune's Aua% marked, and Clean% below.
 
-    `levels`: the flood-level analysis (floodx.flood_levels, levels.json). Hollow markers: levels
-    significantly less robust than the best (paired test, Holm)."""
+    `levels`: the flood-level analysis (floodx.flood_levels): pooled over seeds (levels.json beside the
+    seed folders) or one seed's. Over several seeds the curve is the pooled one (levels trained in every
+    seed), each seed's own curve is drawn thin, each seed's window shaded (darker where they overlap) and
+    each seed's dev choices starred on its own curve. Hollow markers: levels significantly less robust
+    than the best (paired test, Holm)."""
+    from ..flood_levels import as_pooled, verdict_tally
+
     levels = read_result(levels) if isinstance(levels, (str, Path)) else levels
+    levels = as_pooled(levels)
     records = sorted(levels["levels"], key=lambda r: float(r["level"]))
     if not records:
         raise DataError("figure 2 (test): levels.json has no levels")
+    seeds, per_seed, windows = levels["seeds"], levels["per_seed"], levels["windows"]
+    several = len(seeds) > 1
     x = np.array([float(r["level"]) for r in records])
     fig, axes = new_figure(nrows=2, width=7.5, height=6.4, sharex=True, height_ratios=[2, 1])
     top, bottom = axes[0][0], axes[1][0]
-    window = levels.get("window") or {}
     for ax in (top, bottom):
-        if window.get("low") is not None and window.get("high") is not None:
-            ax.axvspan(float(window["low"]), float(window["high"]), color=WINDOW_COLOR, alpha=0.45,
-                       label=f"accordance window [{float(window['low']):.3f}, {float(window['high']):.3f}]"
-                       if ax is top else None)
+        for i, window in enumerate(windows):
+            if window.get("low") is None or window.get("high") is None:
+                continue
+            label = None
+            if ax is top and i == 0:
+                label = (f"accordance windows of the {len(seeds)} seeds (darker where they overlap)" if several else
+                         f"accordance window [{float(window['low']):.3f}, {float(window['high']):.3f}]")
+            ax.axvspan(float(window["low"]), float(window["high"]), color=WINDOW_COLOR,
+                       alpha=0.3 if several else 0.45, label=label)
         ax.grid(True, alpha=0.3)
     reference = levels.get("finetune")
     if reference:
@@ -118,28 +130,47 @@ def figure2_test(levels, out, dataset, caption=None):
         top.axhspan(low, high, color=method_color("finetune"), alpha=0.15, lw=0)
         top.axhline(reference["aua"], color=method_color("finetune"), ls="--", lw=1.2,
                     label=f"fine-tune {reference['aua']:.1f} (95% interval {low:.1f}–{high:.1f})")
+    if several:
+        for i, analysis in enumerate(per_seed):
+            own = sorted(analysis["levels"], key=lambda r: float(r["level"]))
+            top.plot([float(r["level"]) for r in own], [r["aua"] for r in own], color="#999999", lw=0.8,
+                     alpha=0.8, zorder=2, label="each seed's own curve" if i == 0 else None)
     aua = np.array([r["aua"] for r in records])
     errors = np.array([[r["aua"] - r["aua_interval"][0], r["aua_interval"][1] - r["aua"]] for r in records]).T
-    top.errorbar(x, aua, yerr=errors, color="#333333", lw=1.3, capsize=3, zorder=3, label="test Aua% (95% interval)")
+    top.errorbar(x, aua, yerr=errors, color="#333333", lw=1.3, capsize=3, zorder=3,
+                 label=f"test Aua% over {len(seeds)} seeds (95% interval)" if several else "test Aua% (95% interval)")
     worse = np.array([bool(r.get("versus_best") and r["versus_best"]["significant"]) for r in records])
     top.plot(x[~worse], aua[~worse], "o", color="#333333", ms=6, zorder=4, label="not significantly below the best")
     if worse.any():
         top.plot(x[worse], aua[worse], "o", mfc="white", mec="#333333", ms=6, zorder=4,
                  label="significantly below the best (Holm)")
-    for method, place in (levels.get("chosen") or {}).items():
-        level = float(place["level"])
-        for ax in (top, bottom):
-            ax.axvline(level, color=method_color(method), ls=":", lw=1.4)
-        if place.get("aua") is not None:
-            top.plot([level], [place["aua"]], marker="*", ms=16, color=method_color(method), mec="black", mew=0.8,
-                     ls="none", zorder=5, label=f"{method_label(method)}'s dev choice b = {level:.2f}")
-    for place in (levels.get("levelled") or {}).values():   # iFlood at its own level: a per-example flood
-        level, method = float(place["level"]), place["method"]
-        low, high = place["aua_interval"]
-        top.errorbar([level], [place["aua"]], yerr=[[place["aua"] - low], [high - place["aua"]]],
-                     marker=method_style(method)["marker"], ms=8, color=method_color(method), mec="black",
-                     capsize=3, ls="none", zorder=6,
-                     label=f"{method_label(method)} at b = {level:.2f} (test, 95% interval)")
+    choices = {}
+    for analysis in per_seed:
+        for method, place in (analysis.get("chosen") or {}).items():
+            choices.setdefault(method, []).append(place)
+    for method, places in choices.items():
+        tested = [p for p in places if p.get("aua") is not None]
+        if several:
+            label = f"{method_label(method)}'s dev choices (one per seed: b = {', '.join(p['level'] for p in places)})"
+        else:
+            label = f"{method_label(method)}'s dev choice b = {float(places[0]['level']):.2f}"
+            for ax in (top, bottom):
+                ax.axvline(float(places[0]["level"]), color=method_color(method), ls=":", lw=1.4)
+        if tested:
+            top.plot([float(p["level"]) for p in tested], [p["aua"] for p in tested], marker="*", ms=16 if not several
+                     else 12, color=method_color(method), mec="black", mew=0.8, ls="none", zorder=5, label=label)
+    drawn = set()
+    for analysis in per_seed:
+        for place in (analysis.get("levelled") or {}).values():   # iFlood at its own level: a per-example flood
+            level, method = float(place["level"]), place["method"]
+            low, high = place["aua_interval"]
+            top.errorbar([level], [place["aua"]], yerr=[[place["aua"] - low], [high - place["aua"]]],
+                         marker=method_style(method)["marker"], ms=8, color=method_color(method), mec="black",
+                         capsize=3, ls="none", zorder=6,
+                         label=None if method in drawn else
+                         (f"{method_label(method)} at its own level, each seed (test, 95% interval)" if several else
+                          f"{method_label(method)} at b = {level:.2f} (test, 95% interval)"))
+            drawn.add(method)
     clean = [(float(r["level"]), r["clean_acc"], r.get("clean_interval")) for r in records
              if r.get("clean_acc") is not None]
     if clean:
@@ -159,11 +190,17 @@ def figure2_test(levels, out, dataset, caption=None):
     bottom.set_ylabel("Clean% (test)")
     bottom.set_xlabel("flood level b (training-loss units, nats)")
     top.legend(fontsize="x-small", loc="best")
-    verdict = {"holds_best": "the window holds the most robust level",
-               "holds_not_worse": "the window holds a level not significantly below the most robust",
-               "misses": "every window level is significantly below the most robust",
-               "untested": "no tested level lies in the window"}[levels["verdict"]]
-    note = (f"{n} test examples per level, the same for every level; {verdict}"
+    if several:
+        verdict = (f"each seed's window on the pooled curve: {verdict_tally(w['verdict'] for w in windows)}; "
+                   f"on its own curve: {verdict_tally(w['own_verdict'] for w in windows)}")
+        counted = f"{n} (seed, example) pairs per level, the same test examples in every seed"
+    else:
+        verdict = {"holds_best": "the window holds the most robust level",
+                   "holds_not_worse": "the window holds a level not significantly below the most robust",
+                   "misses": "every window level is significantly below the most robust",
+                   "untested": "no tested level lies in the window"}[windows[0]["verdict"]]
+        counted = f"{n} test examples per level, the same for every level"
+    note = (f"{counted}; {verdict}"
             + ("; no level is significantly below the best (flat at this resolution)" if levels.get("flat") else "")
             + "; levels were chosen on dev data, this is analysis after the fact")
     title = f"Figure 2 (test) – robustness vs flood level: {dataset_label(dataset)}"

@@ -19,20 +19,30 @@ def _comparison_text(test):
 
 
 def flood_levels_markdown(analyses):
-    """The verdict on the accordance criterion, one paragraph per (data set, seed) (floodx.flood_levels)."""
-    from ..flood_levels import verdict_text
+    """The verdict on the accordance criterion: one paragraph per (data set, seed), then, over several seeds,
+    one on the pooled curve (floodx.flood_levels). `analyses`: pooled or per-seed levels.json contents."""
+    from ..flood_levels import as_pooled, pooled_text, verdict_tally, verdict_text
 
     if not analyses:
         return []
     lines = ["", "## The accordance criterion on the test set (analysis after the fact)", "",
              "Every flood level either search trained, attacked on the same test examples; the levels were "
              "chosen on dev data only (Figure 2 (test)).", ""]
-    for analysis in analyses:
-        identity = analysis.get("identity") or {}
-        label = f"{dataset_label(identity.get('dataset'))}, seed {identity.get('seed')}"
-        verdict = analysis["verdict"].replace("_", " ")
-        lines.append(f"- {verdict_text(analysis, label, recipe_label(identity.get('recipe') or 'textfooler'))} "
-                     f"Verdict: **{verdict}**{' (flat)' if analysis.get('flat') else ''}.")
+    for pooled in map(as_pooled, analyses):
+        for analysis in pooled["per_seed"]:
+            identity = analysis.get("identity") or {}
+            label = f"{dataset_label(identity.get('dataset'))}, seed {identity.get('seed')}"
+            verdict = analysis["verdict"].replace("_", " ")
+            lines.append(f"- {verdict_text(analysis, label, recipe_label(identity.get('recipe') or 'textfooler'))} "
+                         f"Verdict: **{verdict}**{' (flat)' if analysis.get('flat') else ''}.")
+        if len(pooled["seeds"]) > 1:
+            identity = pooled.get("identity") or {}
+            label = f"{dataset_label(identity.get('dataset'))}, {len(pooled['seeds'])} seeds pooled"
+            windows = pooled["windows"]
+            lines.append(f"- {pooled_text(pooled, label, recipe_label(identity.get('recipe') or 'textfooler'))} "
+                         f"Verdict over seeds: on its own curve, **{verdict_tally(w['own_verdict'] for w in windows)}**; "
+                         f"on the pooled curve, **{verdict_tally(w['verdict'] for w in windows)}**"
+                         f"{' (flat)' if pooled.get('flat') else ''}.")
     return lines
 
 
