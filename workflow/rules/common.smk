@@ -12,6 +12,7 @@ from floodx.config import (
 )
 from floodx.data import check_before_run
 from floodx.retention import READY_FILE
+from floodx.run_folder import check_resume
 from floodx.names import (
     BASE_METHODS, FLOOD_METHODS, LEVELLED_METHODS, METHODS as ALL_METHODS, RECIPES, RUN_PATTERN, flood_run, parse_run,
     result_identity,
@@ -24,6 +25,8 @@ if "datasets" in _cli_config:
     config["datasets"] = _cli_config["datasets"]
 validate_config(config, source="snakemake config")
 if workflow.is_main_process:
+    # A resumed run must not rewrite the folder's tables with fewer methods, seeds or data sets.
+    check_resume(config)
     # Local data files are read and checked now, before any job: a bad file must not cost the
     # prepared data set (Snakemake removes a job's outputs before it runs).
     for _dataset, _spec in config["datasets"].items():

@@ -1,0 +1,67 @@
+"""A resumed run must not rewrite a folder's tables with fewer methods, seeds, recipes or data sets."""
+
+import copy
+import json
+
+import pytest
+
+from floodx import run_folder
+from floodx.errors import ConfigError
+from workflow_copy import copy_workflow, snakemake
+
+CONFIG = {"datasets": {"rt": {}}, "methods": ["finetune", "flooding", "flooding_x"], "seeds": [42, 43],
+          "attacks": {"recipes": ["textfooler", "bertattack"]}}
+
+
+def write_table2(results, rows, recipes=("textfooler", "bertattack")):
+    (results / "tables").mkdir(parents=True, exist_ok=True)
+    header = ["dataset", "method", "n_seeds", "seeds"] + [f"{r}_aua_mean" for r in recipes]
+    lines = [",".join(header)] + [",".join([d, m, str(len(s.split())), s] + ["1.0"] * len(recipes))
+                                  for d, m, s in rows]
+    (results / "tables" / "table2.csv").write_text("\n".join(lines) + "\n")
+
+
+def write_profile(results, dataset, methods):
+    (results / "profile" / dataset).mkdir(parents=True, exist_ok=True)
+    (results / "profile" / dataset / "times.json").write_text(json.dumps({"methods": {m: {} for m in methods}}))
+
+
+def test_the_same_config_or_a_larger_one_passes(tmp_path):
+    results = tmp_path / "results"
+    run_folder.check_resume(CONFIG, results)                 # an empty folder
+    write_table2(results, [("rt", "finetune", "42 43"), ("rt", "flooding_x", "42 43")])
+    write_profile(results, "rt", ["finetune", "flooding"])
+    run_folder.check_resume(CONFIG, results)
+    larger = copy.deepcopy(CONFIG) | {"methods": CONFIG["methods"] + ["ttso"], "seeds": [42, 43, 44]}
+    run_folder.check_resume(larger, results)
+
+
+def test_fewer_methods_seeds_recipes_or_data_sets_stop_naming_the_file_and_what_would_go(tmp_path):
+    results = tmp_path / "results"
+    write_table2(results, [("rt", "finetune", "42 43 44"), ("rt", "ttso", "42 43 44"), ("sst2", "finetune", "42")],
+                 recipes=("textfooler", "bertattack", "textbugger"))
+    write_profile(results, "rt", ["finetune", "flooding", "ttso", "als"])
+    lost = run_folder.dropped(CONFIG, results)
+    assert lost == {str(results / "tables/table2.csv"): {"dataset": ["sst2"], "method": ["ttso"], "seed": ["44"],
+                                                         "recipe": ["textbugger"]},
+                    str(results / "profile/rt/times.json"): {"method": ["als", "ttso"]}}
+    with pytest.raises(ConfigError) as err:
+        run_folder.check_resume(CONFIG, results)
+    message = str(err.value)
+    assert "table2.csv: datasets sst2; methods ttso; seeds 44; recipes textbugger" in message
+    assert "times.json: methods als, ttso" in message and "move the files named above away" in message
+
+
+def test_a_narrower_resume_stops_before_any_job_and_keeps_the_tables(tmp_path):
+    """The workflow stops at parse time (dry run included); the overlay that names the method lets it go on."""
+    copy_workflow(tmp_path)
+    results = tmp_path / "results"
+    write_table2(results, [("rt", "finetune", "42"), ("rt", "ttso", "42")], recipes=("textfooler",))
+    before = (results / "tables/table2.csv").read_text()
+    stopped = snakemake(tmp_path, "-n")
+    assert stopped.returncode != 0
+    assert "results/tables/table2.csv: methods ttso" in stopped.stdout + stopped.stderr
+    assert (results / "tables/table2.csv").read_text() == before
+    (tmp_path / "more.yaml").write_text("methods: [finetune, flooding, flooding_x, pgd, freelb, tavat, infobert, ttso]\n")
+    passed = snakemake(tmp_path, "-n", "--configfile", "more.yaml")
+    assert passed.returncode == 0, passed.stderr[-3000:]
