@@ -7,7 +7,7 @@ import pytest
 from floodx import flood_levels
 from floodx.errors import DataError
 from floodx.attacks.rows import write_rows
-from floodx.stats import holm, sign_flip_p_value
+from floodx.stats import bootstrap_interval, holm, sign_flip_p_value, wilson_interval
 
 N = 300
 
@@ -181,12 +181,16 @@ def test_the_test_figure_is_drawn(tmp_path):
 def seed_analysis(outcomes, seed, window=WINDOW, chosen=None, reference=None):
     """One seed's levels.json content as `analyse` writes it, from hand-made {level: {idx: 0/1}} outcomes."""
     result = flood_levels.judge(outcomes, window, chosen or {}, reference)
+    clean_interval = [100 * v for v in wilson_interval(int(0.8 * N), N)]
     for record in result["levels"]:
-        record.update(outcomes=flood_levels._stored(outcomes[record["level"]]), clean_acc=80.0, n_clean=N)
+        record.update(outcomes=flood_levels._stored(outcomes[record["level"]]), clean_acc=80.0, n_clean=N,
+                      clean_interval=clean_interval)
     result |= {"window": window, "identity": {"dataset": "rt", "seed": seed, "recipe": "textfooler"}}
     if reference:
-        result["finetune"] = {"aua": 100 * sum(reference.values()) / N, "aua_interval": [0.0, 100.0],
-                              "clean_acc": 80.0, "n_clean": N, "outcomes": flood_levels._stored(reference)}
+        k = sum(reference.values())
+        result["finetune"] = {"aua": 100 * k / N, "aua_interval": [100 * v for v in wilson_interval(k, N)],
+                              "n_attacked": N, "clean_acc": 80.0, "n_clean": N,
+                              "outcomes": flood_levels._stored(reference)}
     return result
 
 
@@ -201,9 +205,11 @@ def test_one_seed_pooled_is_that_seed_number_for_number():
     pooled = flood_levels.pool([analysis])
     assert pooled["seeds"] == [42] and pooled["text"] is None and pooled["windows"][0]["verdict"] == "holds_best"
     for mine, theirs in zip(pooled["levels"], analysis["levels"]):
-        for key in ("level", "aua", "aua_interval", "versus_best", "versus_finetune", "is_best"):
+        for key in ("level", "aua", "aua_interval", "versus_best", "versus_finetune", "is_best", "clean_acc",
+                    "clean_interval"):
             assert mine[key] == theirs[key], key
-    assert pooled["finetune"]["aua"] == pytest.approx(100 * 40 / N)
+    for key in ("aua", "aua_interval", "n_attacked", "clean_acc"):
+        assert pooled["finetune"][key] == pytest.approx(analysis["finetune"][key]), key
 
 
 def test_pooled_levels_against_a_brute_force_sign_flip_over_seed_example_pairs():
@@ -229,9 +235,36 @@ def test_pooled_levels_against_a_brute_force_sign_flip_over_seed_example_pairs()
     for level, p_holm in zip(others, holm(brute)):
         assert records[level]["versus_best"]["p_holm"] == pytest.approx(p_holm)
     assert records["0.20"]["versus_best"]["significant"] and pooled["n_tests_versus_best"] == 2
-    low, high = records["0.10"]["aua_interval"]
-    assert low < records["0.10"]["aua"] < high                     # the two-stage bootstrap over seeds
+    two_stage = bootstrap_interval([list(raw[seed]["0.10"].values()) for seed in sorted(raw)])
+    assert records["0.10"]["aua_interval"] == pytest.approx([100 * v for v in two_stage])
     assert records["0.10"]["clean_acc"] == pytest.approx(80.0) and records["0.10"]["n_clean"] == 3 * N
+    assert pooled["left_out"] == ["0.06"] and "levels trained in only some seeds are left out (0.06)" in pooled["text"]
+    assert records["0.10"]["best_in_seeds"] == 1 and "best on a seed's own curve in 1 of 3 seeds" in pooled["text"]
+
+
+def test_pooled_levels_against_finetune_by_brute_force_and_a_seed_without_finetune_is_said():
+    raw = {seed: shifted({"0.03": 90, "0.20": 45}, 13 * i) for i, seed in enumerate((42, 43))}
+    reference = {seed: shifted({"ft": 40}, 5 * i)["ft"] for i, seed in enumerate((42, 43))}
+    pooled = flood_levels.pool([seed_analysis(raw[s], s, reference=reference[s]) for s in raw])
+    records = {r["level"]: r for r in pooled["levels"]}
+    brute = [sign_flip_p_value([sum(raw[s][level][i] - reference[s][i] for s in raw) for i in range(N)])
+             for level in ("0.03", "0.20")]
+    for level, p_holm in zip(("0.03", "0.20"), holm(brute)):
+        assert records[level]["versus_finetune"]["p_holm"] == pytest.approx(p_holm)
+    assert pooled["finetune"]["aua"] == pytest.approx(100 * 80 / (2 * N))
+    assert "against fine-tune (Aua% 13.3 over the same pairs) levels 0.03 are significantly more robust" in pooled["text"]
+    alone = flood_levels.pool([seed_analysis(raw[42], 42, reference=reference[42]), seed_analysis(raw[43], 43)])
+    assert alone.get("finetune") is None and alone["finetune_missing_in"] == [43]
+    assert "fine-tune was not attacked in seed 43, so no level is tested against it here" in alone["text"]
+
+
+def test_one_level_in_common_is_no_curve_and_the_text_says_so():
+    pooled = flood_levels.pool([seed_analysis(curve({"0.03": 90, "0.20": 45}), 42),
+                                seed_analysis(curve({"0.04": 80, "0.20": 50}), 43)])
+    assert [r["level"] for r in pooled["levels"]] == ["0.20"]
+    assert "only b = 0.20 was trained in every seed" in pooled["text"] and "no pooled curve" in pooled["text"]
+    assert "0 of the other 0" not in pooled["text"]
+    assert flood_levels.verdicts_over_seeds(pooled).endswith("no pooled curve (one level trained in every seed)")
 
 
 def test_each_seeds_window_is_judged_on_the_pooled_curve_beside_its_own_verdict():
@@ -249,13 +282,18 @@ def test_each_seeds_window_is_judged_on_the_pooled_curve_beside_its_own_verdict(
                         44: ("misses", "misses")}
     text = pooled["text"]
     assert "over 3 seeds (42, 43, 44)" in text and "seed 43's window [0.019, 0.052] holds the pooled best" in text
-    assert "seed 44's window [0.250, 0.350] misses" in text and "Flooding-X chose b = 0.30" in text
+    assert "seed 44's window [0.250, 0.350] misses: each of its pooled levels (0.30) is significantly below b = 0.03" in text
+    assert "Flooding-X chose b = 0.30" in text and "1 of the other 1 level is significantly below it" in text
     from floodx.tables.reading import flood_levels_markdown
 
     reading = "\n".join(flood_levels_markdown([pooled]))
     assert reading.count("Verdict: **") == 3 and "Rotten Tomatoes, 3 seeds pooled" in reading
-    assert ("on its own curve, **holds best in 1, holds not worse in 1, misses in 1**; "
-            "on the pooled curve, **holds best in 2, misses in 1**") in reading
+    assert ("Verdict over seeds: on each seed's own curve, **holds best in 1 seed, holds not worse in 1 seed, "
+            "misses in 1 seed**; on the pooled curve, **holds best in 2 seeds, misses in 1 seed**.") in reading
+    # A seed's file from before pooling (no outcomes) still reads, as one seed.
+    old = {k: v for k, v in analyses[0].items()}
+    old["levels"] = [{k: v for k, v in r.items() if k != "outcomes"} for r in old["levels"]]
+    assert "Verdict: **holds best**" in "\n".join(flood_levels_markdown([old]))
 
 
 def test_pooling_stops_on_files_it_cannot_pool(tmp_path):
@@ -263,8 +301,13 @@ def test_pooling_stops_on_files_it_cannot_pool(tmp_path):
     stale = seed_analysis(curve({"0.03": 90, "0.20": 40}), 43)
     for record in stale["levels"]:
         del record["outcomes"]
-    with pytest.raises(DataError, match="b.json: level 0.03 has no per-example outcomes"):
-        flood_levels.pool([good, stale], ["a.json", "b.json"])
+    stale44 = seed_analysis(curve({"0.03": 90, "0.20": 40}), 44)
+    del stale44["levels"][1]["outcomes"]
+    with pytest.raises(DataError, match=r"without per-example outcomes .*: b.json, c.json; delete them \(rm b.json c.json\)"):
+        flood_levels.pool([good, stale, stale44], ["a.json", "b.json", "c.json"])
+    fewer = seed_analysis({level: dict(list(v.items())[:-1]) for level, v in curve({"0.03": 90, "0.20": 40}).items()}, 45)
+    with pytest.raises(DataError, match="b.json: 0.03 was attacked on 299 examples, not the same 300"):
+        flood_levels.pool([good, fewer], ["a.json", "b.json"])
     with pytest.raises(DataError, match="seed 42 given twice"):
         flood_levels.pool([good, good], ["a.json", "b.json"])
     other = seed_analysis(curve({"0.40": 9}), 44)

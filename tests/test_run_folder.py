@@ -41,10 +41,13 @@ def test_fewer_methods_seeds_recipes_or_data_sets_stop_naming_the_file_and_what_
     write_table2(results, [("rt", "finetune", "42 43 44"), ("rt", "ttso", "42 43 44"), ("sst2", "finetune", "42")],
                  recipes=("textfooler", "bertattack", "textbugger"))
     write_profile(results, "rt", ["finetune", "flooding", "ttso", "als"])
+    (results / "landscape/rt/seed42").mkdir(parents=True)
+    (results / "landscape/rt/seed42/noise_loss.csv").write_text("method,alpha,loss\nfinetune,0,1\npgd,0,1\n")
     lost = run_folder.dropped(CONFIG, results)
-    assert lost == {str(results / "tables/table2.csv"): {"dataset": ["sst2"], "method": ["ttso"], "seed": ["44"],
-                                                         "recipe": ["textbugger"]},
-                    str(results / "profile/rt/times.json"): {"method": ["als", "ttso"]}}
+    assert lost == {str(results.resolve() / "tables/table2.csv"): {"dataset": ["sst2"], "method": ["ttso"],
+                                                                   "seed": ["44"], "recipe": ["textbugger"]},
+                    str(results.resolve() / "profile/rt/times.json"): {"method": ["als", "ttso"]},
+                    str(results.resolve() / "landscape/rt/seed42/noise_loss.csv"): {"method": ["pgd"]}}
     with pytest.raises(ConfigError) as err:
         run_folder.check_resume(CONFIG, results)
     message = str(err.value)
@@ -52,16 +55,34 @@ def test_fewer_methods_seeds_recipes_or_data_sets_stop_naming_the_file_and_what_
     assert "times.json: methods als, ttso" in message and "move the files named above away" in message
 
 
+def test_files_it_cannot_read_count_for_nothing(tmp_path):
+    """A damaged table or profile is rewritten by the run anyway: it neither blocks the run nor crashes the check."""
+    results = tmp_path / "results"
+    (results / "tables").mkdir(parents=True)
+    for content in (b"method,seeds\nttso,42\n", b"\xff\xfe\x00garbage", b""):
+        (results / "tables/table2.csv").write_bytes(content)
+        run_folder.check_resume(CONFIG, results)
+    (results / "profile/rt").mkdir(parents=True)
+    for content in ("[1, 2]", "{not json", '{"methods": ["ttso"]}'):
+        (results / "profile/rt/times.json").write_text(content)
+        run_folder.check_resume(CONFIG, results)
+
+
 def test_a_narrower_resume_stops_before_any_job_and_keeps_the_tables(tmp_path):
-    """The workflow stops at parse time (dry run included); the overlay that names the method lets it go on."""
+    """A real run (not a dry run) stops at parse time and writes nothing; the overlay that names the method
+    lets it go on (dry run)."""
     copy_workflow(tmp_path)
     results = tmp_path / "results"
     write_table2(results, [("rt", "finetune", "42"), ("rt", "ttso", "42")], recipes=("textfooler",))
-    before = (results / "tables/table2.csv").read_text()
-    stopped = snakemake(tmp_path, "-n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "resources" not in p.parts)
+    table = (results / "tables/table2.csv").read_text()
+    stopped = snakemake(tmp_path, "--cores", "1")
     assert stopped.returncode != 0
     assert "results/tables/table2.csv: methods ttso" in stopped.stdout + stopped.stderr
-    assert (results / "tables/table2.csv").read_text() == before
+    assert (results / "tables/table2.csv").read_text() == table
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
+                   if "resources" not in p.parts and ".snakemake" not in p.parts)
+    assert after == [p for p in before if ".snakemake" not in p.parts]     # no job ran, nothing written
     (tmp_path / "more.yaml").write_text("methods: [finetune, flooding, flooding_x, pgd, freelb, tavat, infobert, ttso]\n")
     passed = snakemake(tmp_path, "-n", "--configfile", "more.yaml")
     assert passed.returncode == 0, passed.stderr[-3000:]

@@ -243,6 +243,16 @@ def test_table2_cli_writes_csv_md_tex(summaries, tmp_path):
     assert csv[(csv.dataset == "rt") & (csv.method == "finetune")].textfooler_aua_std.iloc[0] == pytest.approx(2.0)
 
 
+def test_the_resume_check_reads_the_table_the_writer_writes(summaries, tmp_path):
+    """floodx.run_folder reads Table 2's own CSV columns: a renamed column would make it see nothing."""
+    from floodx import run_folder
+
+    write.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(tmp_path / "results" / "tables")])
+    covered = run_folder.held(tmp_path / "results")[str((tmp_path / "results/tables/table2.csv").resolve())]
+    assert covered == {"dataset": {"rt", "mrpc"}, "method": {"finetune", "flooding_x", "pgd", "tavat"},
+                       "seed": {"1", "2", "3"}, "recipe": {"textfooler", "textbugger"}}
+
+
 def test_every_markdown_table_has_an_html_page_showing_the_same_cells(summaries, tmp_path):
     """The report shows HTML inline (Markdown it only downloads): each .md has a .html with its cells."""
     import html.parser

@@ -35,8 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from . import comparisons
-from .comparisons import ALPHA, example_outcomes, robust, signed_points
+from .comparisons import ALPHA, example_outcomes, proportion_interval, robust, signed_points
 from .errors import DataError, run_main
 from .files import read_json, read_result, write_json
 from .names import level_string, method_label
@@ -65,6 +64,11 @@ def _pooled_rate(by_seed):
     return float(np.mean(values)) if values else math.nan
 
 
+def _by_seed_vectors(by_seed):
+    """Each seed's 0/1 outcomes, seeds in one fixed order (the bootstrap's draws follow it)."""
+    return [list(by_seed[seed].values()) for seed in sorted(by_seed, key=repr)]
+
+
 def compare_levels(outcomes, reference_outcomes=None, alpha=ALPHA):
     """Per level: test Aua, its Wilson interval, and its paired test against the best level (and against
     `reference_outcomes`, fine-tune's, when given). `outcomes`: {level: {example id: 0/1 robust}}."""
@@ -85,8 +89,7 @@ def compare_levels_over_seeds(outcomes, reference_outcomes=None, alpha=ALPHA):
     best = best_levels[0]
     records = {}
     for level in levels:
-        low, high = comparisons.proportion_interval(
-            [list(outcomes[level][run_seed].values()) for run_seed in sorted(outcomes[level], key=repr)])
+        low, high = proportion_interval(_by_seed_vectors(outcomes[level]))
         records[level] = {"level": level, "aua": 100 * aua[level], "aua_interval": [100 * low, 100 * high],
                           "n_attacked": sum(len(v) for v in outcomes[level].values()),
                           "n_seeds": len(outcomes[level]), "is_best": level in best_levels}
@@ -176,12 +179,9 @@ def verdict_text(result, label="", attack_label="TextFooler"):
     parts = [f"{head}of {len(records)} flood levels attacked with {attack_label} on the same {n} test examples, "
              f"b = {result['best']} has the highest Aua% ({best['aua']:.1f}, 95% interval "
              f"{best['aua_interval'][0]:.1f}–{best['aua_interval'][1]:.1f})"
-             + (f", tied with {', '.join(level for level in result['best_levels'] if level != result['best'])}"
-                if len(result["best_levels"]) > 1 else "")]
-    worse = [r for r in records.values() if r["versus_best"] and r["versus_best"]["significant"]]
-    parts.append(f"{len(worse)} of the other {len(records) - 1} levels are significantly below it "
-                 f"(paired test, Holm over {result['n_tests_versus_best']})")
-    bounds = (f"[{window['low']:.3f}, {window['high']:.3f}]" if window.get("low") is not None else "(none)")
+             + _tied(result)]
+    parts.append(_below_best(result, "paired test"))
+    bounds = _bounds(window)
     inside = result["window_levels_tested"]
     says = {
         "holds_best": f"the accordance window {bounds} holds the best level",
@@ -325,15 +325,33 @@ def _pooled_clean(records):
         return {}
     pooled = [x for v in vectors for x in v]
     return {"clean_acc": 100 * float(np.mean(pooled)), "n_clean": len(pooled),
-            "clean_interval": [100 * v for v in comparisons.proportion_interval(vectors)]}
+            "clean_interval": [100 * v for v in proportion_interval(vectors)]}
 
 
-def _seed_outcomes(analysis, record, path):
-    if "outcomes" not in record:
-        raise DataError(f"{path}: level {record.get('level', '(fine-tune)')} has no per-example outcomes "
-                        "(written before floodx kept them for pooling seeds); delete the file and rerun, "
-                        "and Snakemake writes it again from the attack results")
-    return record["outcomes"]
+def _without_outcomes(analysis):
+    """Whether a seed's analysis lacks per-example outcomes (a file written before seeds were pooled)."""
+    records = list(analysis.get("levels") or []) + ([analysis["finetune"]] if analysis.get("finetune") else [])
+    return any("outcomes" not in record for record in records)
+
+
+def _check_same_examples(outcomes, reference, paths_by_seed):
+    """Every level of every seed (and fine-tune) attacked on the same test examples, as the pairing assumes."""
+    expected = None
+    for level, by_seed in list(outcomes.items()) + [("fine-tune", reference or {})]:
+        for seed, values in by_seed.items():
+            ids = set(values)
+            if expected is None:
+                expected = ids
+            elif ids != expected:
+                raise DataError(f"{paths_by_seed[seed]}: {level} was attacked on {len(ids)} examples, not the same "
+                                f"{len(expected)} as the other levels and seeds (the pooled test pairs examples)")
+
+
+def _window_record(seed, analysis, verdict, inside):
+    window = analysis.get("window") or {}
+    return {"seed": seed, **{k: window.get(k) for k in ("low", "high", "levels")}, "verdict": verdict,
+            "window_levels_tested": inside, "own_verdict": analysis["verdict"],
+            "chosen": {m: place["level"] for m, place in (analysis.get("chosen") or {}).items()}}
 
 
 def pool(analyses, paths=None, alpha=ALPHA):
@@ -341,11 +359,19 @@ def pool(analyses, paths=None, alpha=ALPHA):
 
     The levels trained in every seed (Flooding's grid; a window level only where every window has it) are
     compared over (seed, example) pairs, as Table 2 compares methods. Each seed's own window is then judged on
-    this pooled curve (`window_verdict`), beside the verdict the seed reached on its own curve. With one seed
-    the pooled curve is that seed's, number for number."""
-    paths = list(paths) if paths is not None else [f"seed file #{i}" for i in range(len(analyses))]
+    this pooled curve (`window_verdict`), beside the verdict the seed reached on its own curve. The pooled test
+    is conditional on these seeds' models (it resamples examples); the interval also resamples seeds. With one
+    seed the pooled curve is that seed's, number for number."""
     if not analyses:
         raise DataError("no per-seed flood-level analysis to pool")
+    paths = list(paths) if paths is not None else [f"seed file #{i}" for i in range(len(analyses))]
+    stale = [str(path) for analysis, path in zip(analyses, paths) if _without_outcomes(analysis)]
+    if stale:
+        raise DataError("per-seed flood-level analyses without per-example outcomes (written before floodx kept "
+                        f"them for pooling seeds): {', '.join(stale)}; delete them (rm {' '.join(stale)}) and "
+                        "rerun: Snakemake writes them again from the attack results")
+    ordered = sorted(zip(analyses, paths), key=lambda pair: repr((pair[0].get("identity") or {}).get("seed")))
+    analyses, paths = [a for a, _ in ordered], [p for _, p in ordered]
     identities = [a.get("identity") or {} for a in analyses]
     key = {k: identities[0].get(k) for k in ("dataset", "recipe")}
     seeds = []
@@ -356,38 +382,34 @@ def pool(analyses, paths=None, alpha=ALPHA):
             raise DataError(f"{path}: seed {ident.get('seed')} given twice")
         seeds.append(ident.get("seed"))
     by_level = [{r["level"]: r for r in a["levels"]} for a in analyses]
-    common = sorted(set.intersection(*(set(levels) for levels in by_level)), key=float)
+    trained = set().union(*map(set, by_level))
+    common = sorted(set.intersection(*map(set, by_level)), key=float)
     if not common:
         raise DataError(f"no flood level was trained in every seed ({', '.join(map(str, seeds))})")
-    outcomes = {level: {seed: _seed_outcomes(a, levels[level], path)
-                        for seed, a, levels, path in zip(seeds, analyses, by_level, paths)} for level in common}
-    references = [a.get("finetune") for a in analyses]
-    reference = None
-    if all(references):
-        reference = {seed: _seed_outcomes(a, ref, path) for seed, a, ref, path in zip(seeds, analyses, references, paths)}
+    outcomes = {level: {seed: levels[level]["outcomes"] for seed, levels in zip(seeds, by_level)} for level in common}
+    missing_reference = [seed for seed, a in zip(seeds, analyses) if not a.get("finetune")]
+    reference = None if missing_reference else {seed: a["finetune"]["outcomes"] for seed, a in zip(seeds, analyses)}
+    _check_same_examples(outcomes, reference, dict(zip(seeds, paths)))
     result = compare_levels_over_seeds(outcomes, reference, alpha)
     for record in result["levels"]:
         record.update(_pooled_clean([levels[record["level"]] for levels in by_level]))
+        record["best_in_seeds"] = sum(record["level"] in a["best_levels"] for a in analyses)
     result["flat"] = all(not_worse(r) for r in result["levels"])
-    result["windows"] = []
-    for seed, analysis in zip(seeds, analyses):
-        window = analysis.get("window") or {}
-        verdict, inside = window_verdict(result["levels"], window)
-        result["windows"].append({"seed": seed, **{k: window.get(k) for k in ("low", "high", "levels")},
-                                  "verdict": verdict, "window_levels_tested": inside,
-                                  "own_verdict": analysis["verdict"],
-                                  "chosen": {m: place["level"] for m, place in (analysis.get("chosen") or {}).items()}})
+    result["left_out"] = sorted(trained - set(common), key=float)
+    result["windows"] = [_window_record(seed, a, *window_verdict(result["levels"], a.get("window") or {}))
+                         for seed, a in zip(seeds, analyses)]
     if reference is not None:
-        pooled = [v for outcomes_of_seed in reference.values() for v in outcomes_of_seed.values()]
-        result["finetune"] = {"aua": 100 * float(np.mean(pooled)), "n_attacked": len(pooled),
-                              "aua_interval": [100 * v for v in comparisons.proportion_interval(
-                                  [list(reference[seed].values()) for seed in seeds])],
-                              **_pooled_clean(references)}
-    result["per_seed"] = [{k: v for k, v in a.items() if k not in ("provenance",)} for a in analyses]
+        k, n = sum(sum(v.values()) for v in reference.values()), sum(len(v) for v in reference.values())
+        result["finetune"] = {"aua": 100 * _pooled_rate(reference), "n_attacked": n, "robust": k,
+                              "aua_interval": [100 * v for v in proportion_interval(
+                                  _by_seed_vectors(reference))],
+                              **_pooled_clean([a["finetune"] for a in analyses])}
+    result["finetune_missing_in"] = missing_reference
+    result["per_seed"] = [_without(a, "provenance") for a in analyses]
     for analysis in result["per_seed"]:
-        analysis["levels"] = [{k: v for k, v in r.items() if k != "outcomes"} for r in analysis["levels"]]
+        analysis["levels"] = [_without(r, "outcomes") for r in analysis["levels"]]
         if analysis.get("finetune"):
-            analysis["finetune"] = {k: v for k, v in analysis["finetune"].items() if k != "outcomes"}
+            analysis["finetune"] = _without(analysis["finetune"], "outcomes")
     result["seeds"] = seeds
     result["identity"] = {**key, "seeds": seeds}
     result["alpha"] = alpha
@@ -395,25 +417,78 @@ def pool(analyses, paths=None, alpha=ALPHA):
     return result
 
 
+def _without(record, key):
+    return {k: v for k, v in record.items() if k != key}
+
+
 def as_pooled(analysis):
     """A pooled analysis as it is, or one seed's analysis in the pooled shape (readers take either; a seed's
     file written before seeds were pooled has no outcomes, and this needs none)."""
     if "per_seed" in analysis:
         return analysis
-    window = analysis.get("window") or {}
     seed = (analysis.get("identity") or {}).get("seed")
-    return {**analysis, "seeds": [seed], "per_seed": [analysis],
-            "windows": [{"seed": seed, **{k: window.get(k) for k in ("low", "high", "levels")},
-                         "verdict": analysis["verdict"], "own_verdict": analysis["verdict"],
-                         "window_levels_tested": analysis.get("window_levels_tested", []),
-                         "chosen": {m: place["level"] for m, place in (analysis.get("chosen") or {}).items()}}]}
+    window = _window_record(seed, analysis, analysis["verdict"], analysis.get("window_levels_tested", []))
+    return {**analysis, "seeds": [seed], "per_seed": [analysis], "windows": [window], "left_out": [],
+            "finetune_missing_in": []}
+
+
+# What each verdict says of a window, in a few words (the figure's note).
+VERDICT_SUMMARY = {"holds_best": "the window holds the most robust level",
+                   "holds_not_worse": "the window holds a level not significantly below the most robust",
+                   "misses": "every window level is significantly below the most robust",
+                   "untested": "no tested level lies in the window"}
 
 
 def verdict_tally(verdicts):
-    """'holds best in 2, misses in 1' (in `VERDICTS` order)."""
+    """'holds best in 2 seeds, misses in 1 seed' (in `VERDICTS` order)."""
     verdicts = list(verdicts)
     counts = {v: verdicts.count(v) for v in VERDICTS}
-    return ", ".join(f"{v.replace('_', ' ')} in {n}" for v, n in counts.items() if n)
+    return ", ".join(f"{v.replace('_', ' ')} in {n} seed{'s' if n != 1 else ''}" for v, n in counts.items() if n)
+
+
+def verdicts_over_seeds(pooled, mark=""):
+    """'on each seed's own curve, holds best in 2 seeds, misses in 1 seed; on the pooled curve, ...' (`mark`
+    around each tally: '**' in Markdown)."""
+    windows = pooled["windows"]
+    own = f"on each seed's own curve, {mark}{verdict_tally(w['own_verdict'] for w in windows)}{mark}"
+    if len(pooled["levels"]) < 2:
+        return own + "; no pooled curve (one level trained in every seed)"
+    return (own + f"; on the pooled curve, {mark}{verdict_tally(w['verdict'] for w in windows)}{mark}"
+            + (" (flat)" if pooled.get("flat") else ""))
+
+
+def _tied(result):
+    others = [level for level in result["best_levels"] if level != result["best"]]
+    return f", tied with {', '.join(others)}" if others else ""
+
+
+def _below_best(result, test):
+    """'1 of the other 2 levels is significantly below it (<test>, Holm over 2)'."""
+    worse = sum(bool(r["versus_best"] and r["versus_best"]["significant"]) for r in result["levels"])
+    others = len(result["levels"]) - 1
+    return (f"{worse} of the other {others} level{'s' if others != 1 else ''} {'is' if worse == 1 else 'are'} "
+            f"significantly below it ({test}, Holm over {result['n_tests_versus_best']})")
+
+
+def _bounds(window):
+    return f"[{window['low']:.3f}, {window['high']:.3f}]" if window.get("low") is not None else "(none)"
+
+
+def _pooled_window_text(window, best, common):
+    if window.get("low") is None and not window.get("levels"):
+        return f"seed {window['seed']} had no accordance window"
+    inside = window["window_levels_tested"]
+    says = {"holds_best": "holds the pooled best",
+            "holds_not_worse": f"holds {', '.join(inside)}, not significantly below b = {best}",
+            "misses": f"misses: each of its pooled levels ({', '.join(inside)}) is significantly below b = {best}",
+            "untested": ("holds none of the pooled levels"
+                         + (f" (its levels {', '.join(window['levels'])} were not all trained in every seed)"
+                            if window.get("levels") else ""))}[window["verdict"]]
+    chosen = "; ".join(f"{name} chose b = {window['chosen'][m]}"
+                       + ("" if window["chosen"][m] in common else ", not trained in every seed")
+                       for m, name in (("flooding", "Flooding"), ("flooding_x", "Flooding-X")) if m in window["chosen"])
+    return (f"seed {window['seed']}'s window {_bounds(window)} {says} (on its own curve: "
+            f"{window['own_verdict'].replace('_', ' ')}" + (f"; {chosen}" if chosen else "") + ")")
 
 
 def pooled_text(result, label="", attack_label="TextFooler"):
@@ -422,30 +497,30 @@ def pooled_text(result, label="", attack_label="TextFooler"):
     best = records[result["best"]]
     seeds = result["seeds"]
     head = f"**{label}**: " if label else ""
-    parts = [f"{head}over {len(seeds)} seeds ({', '.join(map(str, seeds))}), of the {len(records)} flood levels "
-             f"trained in every seed and attacked with {attack_label} on the same test examples "
-             f"({best['n_attacked']} (seed, example) pairs per level), b = {result['best']} has the highest Aua% "
-             f"({best['aua']:.1f}, 95% interval {best['aua_interval'][0]:.1f}–{best['aua_interval'][1]:.1f}, "
-             "bootstrap over seeds and examples)"
-             + (f", tied with {', '.join(level for level in result['best_levels'] if level != result['best'])}"
-                if len(result["best_levels"]) > 1 else "")]
-    worse = [r for r in records.values() if r["versus_best"] and r["versus_best"]["significant"]]
-    parts.append(f"{len(worse)} of the other {len(records) - 1} are significantly below it (sign-flip test over "
-                 f"(seed, example) pairs, Holm over {result['n_tests_versus_best']})")
-    if result["flat"]:
-        parts.append("so even pooled the test cannot tell these levels apart")
-    phrases = {"holds_best": "holds the pooled best", "holds_not_worse": "holds a level not significantly below it",
-               "misses": "misses (each of its pooled levels is significantly below it)",
-               "untested": "holds none of these levels"}
-    for window in result["windows"]:
-        bounds = f"[{window['low']:.3f}, {window['high']:.3f}]" if window.get("low") is not None else "(none)"
-        chosen = "; ".join(f"{name} chose b = {window['chosen'][m]}" for m, name in
-                           (("flooding", "Flooding"), ("flooding_x", "Flooding-X")) if m in window["chosen"])
-        parts.append(f"seed {window['seed']}'s window {bounds} {phrases[window['verdict']]} "
-                     f"(on its own curve: {window['own_verdict'].replace('_', ' ')}"
-                     + (f"; {chosen}" if chosen else "") + ")")
+    left_out = (f"; levels trained in only some seeds are left out ({', '.join(result['left_out'])})"
+                if result.get("left_out") else "")
+    interval = (f"{best['aua']:.1f}, 95% interval {best['aua_interval'][0]:.1f}–{best['aua_interval'][1]:.1f}, "
+                "bootstrap over seeds and examples")
+    if len(records) == 1:
+        parts = [f"{head}over {len(seeds)} seeds ({', '.join(map(str, seeds))}) only b = {result['best']} was "
+                 f"trained in every seed (Aua% {interval}){left_out}, so there is no pooled curve to judge the "
+                 "windows on; each seed's verdict above stands alone"]
+    else:
+        parts = [f"{head}over {len(seeds)} seeds ({', '.join(map(str, seeds))}), of the {len(records)} flood levels "
+                 f"trained in every seed and attacked with {attack_label} on the same test examples "
+                 f"({best['n_attacked']} (seed, example) pairs per level){left_out}, b = {result['best']} has the "
+                 f"highest Aua% ({interval}; best on a seed's own curve in {best['best_in_seeds']} of "
+                 f"{len(seeds)} seeds)"
+                 + _tied(result)]
+        parts.append(_below_best(result, "sign-flip test over (seed, example) pairs given these seeds' models"))
+        if result["flat"]:
+            parts.append("so even pooled the test cannot tell these levels apart")
+        parts += [_pooled_window_text(window, result["best"], records) for window in result["windows"]]
     if result.get("finetune") is not None:
         parts.append(_against_finetune(result["finetune"], records.values(), " over the same pairs"))
+    elif result.get("finetune_missing_in"):
+        parts.append(f"fine-tune was not attacked in seed {', '.join(map(str, result['finetune_missing_in']))}, "
+                     "so no level is tested against it here")
     return "; ".join(parts) + "."
 
 

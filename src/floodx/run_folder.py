@@ -1,7 +1,7 @@
 """What a run folder's tables already cover beyond the config about to run in it.
 
-Snakemake reruns a job whose parameters changed. Table 2 and Table 3's profiling span every method,
-seed and data set of the config, so resuming a fuller run with fewer config overlays (say
+Snakemake reruns a job whose parameters changed. Table 2, Table 3's profiling and Figure 1's noise
+landscape span every method (Table 2 every seed, recipe and data set too) of the config, so resuming a fuller run with fewer config overlays (say
 `config/seeds.yaml` without the `config/successors.yaml` it ran with) would rewrite them for fewer
 methods: the profile is measured again, and the fuller tables are gone until a run with every overlay
 restores them. `check_resume` stops such a run before any job, naming what would be dropped; moving
@@ -18,38 +18,59 @@ from .errors import ConfigError
 TABLE2 = Path("tables") / "table2.csv"
 
 
-def _profile(results, dataset):
-    return Path(results) / "profile" / dataset / "times.json"
+def _rows(path):
+    """The rows of a CSV the workflow wrote, or None when it cannot be read (it is rewritten anyway)."""
+    try:
+        with open(path, newline="") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, ValueError, csv.Error):
+        return None
 
 
-def held(results="results", datasets=()):
-    """{file: {"dataset"/"method"/"seed": names}} that the folder's cross-method outputs cover."""
+def _table2(path):
+    rows = _rows(path)
+    if not rows or not {"dataset", "method", "seeds"} <= set(rows[0]):
+        return None
+    return {"dataset": {r["dataset"] for r in rows}, "method": {r["method"] for r in rows},
+            "seed": {s for r in rows for s in str(r.get("seeds") or "").split()},
+            "recipe": {column[:-len("_aua_mean")] for column in rows[0] if column.endswith("_aua_mean")}}
+
+
+def _profile(path):
+    try:
+        methods = json.loads(Path(path).read_text()).get("methods")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {"method": set(methods)} if isinstance(methods, dict) else None
+
+
+def _landscape(path):
+    rows = _rows(path)
+    return {"method": {r["method"] for r in rows}} if rows and "method" in rows[0] else None
+
+
+def held(results="results", datasets=(), seeds=()):
+    """{file: {"dataset"/"method"/"seed"/"recipe": names}} that the folder's cross-method outputs cover:
+    Table 2, Table 3's profile and Figure 1's noise landscape (files that cannot be read count for nothing)."""
+    results = Path(results)
+    candidates = [(results / TABLE2, _table2)]
+    candidates += [(results / "profile" / dataset / "times.json", _profile) for dataset in datasets]
+    candidates += [(results / "landscape" / dataset / f"seed{seed}" / "noise_loss.csv", _landscape)
+                   for dataset in datasets for seed in seeds]
     found = {}
-    table = Path(results) / TABLE2
-    if table.is_file():
-        with open(table, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        recipes = {column[:-len("_aua_mean")] for column in (rows[0] if rows else {}) if column.endswith("_aua_mean")}
-        found[str(table)] = {"dataset": {r["dataset"] for r in rows}, "method": {r["method"] for r in rows},
-                             "seed": {s for r in rows for s in str(r.get("seeds") or "").split()},
-                             "recipe": recipes}
-    for dataset in datasets:
-        path = _profile(results, dataset)
-        if path.is_file():
-            try:
-                methods = set(json.loads(path.read_text()).get("methods") or {})
-            except (OSError, ValueError):
-                continue    # an unreadable profile is rewritten anyway; nothing worth keeping
-            found[str(path)] = {"method": methods}
+    for path, read in candidates:
+        covered = read(path) if path.is_file() else None
+        if covered:
+            found[str(path.resolve())] = covered
     return found
 
 
 def dropped(config, results="results"):
-    """{file: {kind: names}} of what `config` would drop from the folder's tables (empty: nothing)."""
+    """{file (absolute): {kind: names}} of what `config` would drop from the folder's tables (empty: nothing)."""
     wanted = {"dataset": set(config["datasets"]), "method": set(config["methods"]),
               "seed": {str(s) for s in config["seeds"]}, "recipe": set(config["attacks"]["recipes"])}
     lost = {}
-    for path, covered in held(results, config["datasets"]).items():
+    for path, covered in held(results, config["datasets"], config["seeds"]).items():
         missing = {kind: sorted(names - wanted[kind]) for kind, names in covered.items() if names - wanted[kind]}
         if missing:
             lost[path] = missing

@@ -122,6 +122,8 @@ rule flood_levels:
         choices=lambda w, input: " ".join(input.get("choices", [])),
         reference=lambda w, input: f"--reference {input.reference}" if "reference" in input.keys() else "",
         levelled=lambda w, input: " ".join(input.get("levelled", [])),
+        # The file's format: 2 keeps per-example outcomes (for pool_flood_levels); a change reruns older files.
+        levels_format=2,
     log:
         "logs/grid_attack/{dataset}/seed{seed}/levels.log",
     conda:

@@ -101,7 +101,7 @@ def figure2_test(levels, out, dataset, caption=None):
     seed), each seed's own curve is drawn thin, each seed's window shaded (darker where they overlap) and
     each seed's dev choices starred on its own curve. Hollow markers: levels significantly less robust
     than the best (paired test, Holm)."""
-    from ..flood_levels import as_pooled, verdict_tally
+    from ..flood_levels import VERDICT_SUMMARY, as_pooled, verdicts_over_seeds
 
     levels = read_result(levels) if isinstance(levels, (str, Path)) else levels
     levels = as_pooled(levels)
@@ -191,17 +191,14 @@ def figure2_test(levels, out, dataset, caption=None):
     bottom.set_xlabel("flood level b (training-loss units, nats)")
     top.legend(fontsize="x-small", loc="best")
     if several:
-        verdict = (f"each seed's window on the pooled curve: {verdict_tally(w['verdict'] for w in windows)}; "
-                   f"on its own curve: {verdict_tally(w['own_verdict'] for w in windows)}")
+        verdict = verdicts_over_seeds(levels)
         counted = f"{n} (seed, example) pairs per level, the same test examples in every seed"
     else:
-        verdict = {"holds_best": "the window holds the most robust level",
-                   "holds_not_worse": "the window holds a level not significantly below the most robust",
-                   "misses": "every window level is significantly below the most robust",
-                   "untested": "no tested level lies in the window"}[windows[0]["verdict"]]
+        verdict = VERDICT_SUMMARY[windows[0]["verdict"]]
         counted = f"{n} test examples per level, the same for every level"
     note = (f"{counted}; {verdict}"
-            + ("; no level is significantly below the best (flat at this resolution)" if levels.get("flat") else "")
+            + ("; no level is significantly below the best (flat at this resolution)"
+               if levels.get("flat") and not several else "")
             + "; levels were chosen on dev data, this is analysis after the fact")
     title = f"Figure 2 (test) – robustness vs flood level: {dataset_label(dataset)}"
     return finish_figure(fig, title, "; ".join(filter(None, [caption, note])), out)

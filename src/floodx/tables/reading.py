@@ -21,7 +21,7 @@ def _comparison_text(test):
 def flood_levels_markdown(analyses):
     """The verdict on the accordance criterion: one paragraph per (data set, seed), then, over several seeds,
     one on the pooled curve (floodx.flood_levels). `analyses`: pooled or per-seed levels.json contents."""
-    from ..flood_levels import as_pooled, pooled_text, verdict_tally, verdict_text
+    from ..flood_levels import as_pooled, pooled_text, verdict_text, verdicts_over_seeds
 
     if not analyses:
         return []
@@ -38,11 +38,8 @@ def flood_levels_markdown(analyses):
         if len(pooled["seeds"]) > 1:
             identity = pooled.get("identity") or {}
             label = f"{dataset_label(identity.get('dataset'))}, {len(pooled['seeds'])} seeds pooled"
-            windows = pooled["windows"]
             lines.append(f"- {pooled_text(pooled, label, recipe_label(identity.get('recipe') or 'textfooler'))} "
-                         f"Verdict over seeds: on its own curve, **{verdict_tally(w['own_verdict'] for w in windows)}**; "
-                         f"on the pooled curve, **{verdict_tally(w['verdict'] for w in windows)}**"
-                         f"{' (flat)' if pooled.get('flat') else ''}.")
+                         f"Verdict over seeds: {verdicts_over_seeds(pooled, '**')}.")
     return lines
 
 
