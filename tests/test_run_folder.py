@@ -83,6 +83,8 @@ def test_a_narrower_resume_stops_before_any_job_and_keeps_the_tables(tmp_path):
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
                    if "resources" not in p.parts and ".snakemake" not in p.parts)
     assert after == [p for p in before if ".snakemake" not in p.parts]     # no job ran, nothing written
+    unlocked = snakemake(tmp_path, "--unlock")                             # reruns nothing: not stopped
+    assert unlocked.returncode == 0, unlocked.stderr[-3000:]
     (tmp_path / "more.yaml").write_text("methods: [finetune, flooding, flooding_x, pgd, freelb, tavat, infobert, ttso]\n")
     passed = snakemake(tmp_path, "-n", "--configfile", "more.yaml")
     assert passed.returncode == 0, passed.stderr[-3000:]
