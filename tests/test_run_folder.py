@@ -43,8 +43,10 @@ def test_fewer_methods_seeds_recipes_or_data_sets_stop_naming_the_file_and_what_
     write_profile(results, "rt", ["finetune", "flooding", "ttso", "als"])
     (results / "landscape/rt/seed42").mkdir(parents=True)
     (results / "landscape/rt/seed42/noise_loss.csv").write_text("method,alpha,loss\nfinetune,0,1\npgd,0,1\n")
+    (results / "grid_attack/rt").mkdir(parents=True)
+    (results / "grid_attack/rt/levels.json").write_text(json.dumps({"seeds": [42, 43, 44], "levels": []}))
     lost = run_folder.dropped(CONFIG, results)
-    assert lost == {str(results.resolve() / "tables/table2.csv"): {"dataset": ["sst2"], "method": ["ttso"],
+    assert lost == {str(results.resolve() / "grid_attack/rt/levels.json"): {"seed": ["44"]}, str(results.resolve() / "tables/table2.csv"): {"dataset": ["sst2"], "method": ["ttso"],
                                                                    "seed": ["44"], "recipe": ["textbugger"]},
                     str(results.resolve() / "profile/rt/times.json"): {"method": ["als", "ttso"]},
                     str(results.resolve() / "landscape/rt/seed42/noise_loss.csv"): {"method": ["pgd"]}}

@@ -171,6 +171,21 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     again = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
+    # A second seed, for the flood levels only: each seed's analysis, then both pooled (the evidence run's
+    # three seeds, in small), drawn in Figure 2 (test).
+    (tmp_path / "two_seeds.yaml").write_text("seeds: [1, 2]\n")
+    two = snakemake(tmp_path, "results/grid_attack/tiny/levels.json", "results/figures/figure2_test_tiny.png",
+                    "--cores", "2", "--configfile", "config/tiny.yaml", "two_seeds.yaml", timeout=2400)
+    assert two.returncode == 0, two.stdout[-6000:] + two.stderr[-6000:]
+    pooled = json.loads((results / "grid_attack/tiny/levels.json").read_text())
+    assert pooled["seeds"] == [1, 2] and [a["identity"]["seed"] for a in pooled["per_seed"]] == [1, 2]
+    assert {w["seed"] for w in pooled["windows"]} == {1, 2} and pooled["text"].startswith("over 2 seeds (1, 2)")
+    assert all(r["n_attacked"] == 8 and r["n_seeds"] == 2 for r in pooled["levels"])   # 4 examples x 2 seeds
+    assert {r["level"] for r in pooled["levels"]} >= {"0.10", "0.20", "0.30"}          # Flooding's grid, in both
+    # Back to one seed, the pooled file would lose seed 2: the run stops before any job and says so.
+    narrower = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml")
+    assert narrower.returncode != 0 and "levels.json: seeds 2" in narrower.stdout + narrower.stderr
+
 
 PAIRS_AND_CLASSES = {
     "seeds": [3],

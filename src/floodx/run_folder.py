@@ -1,7 +1,8 @@
 """What a run folder's tables already cover beyond the config about to run in it.
 
-Snakemake reruns a job whose parameters changed. Table 2, Table 3's profiling and Figure 1's noise
-landscape span every method (Table 2 every seed, recipe and data set too) of the config, so resuming a fuller run with fewer config overlays (say
+Snakemake reruns a job whose parameters or inputs changed. Table 2, Table 3's profiling and Figure 1's
+noise landscape span every method (Table 2 every seed, recipe and data set too) of the config, and the
+flood levels pooled over seeds every seed, so resuming a fuller run with fewer config overlays (say
 `config/seeds.yaml` without the `config/successors.yaml` it ran with) would rewrite them for fewer
 methods: the profile is measured again, and the fuller tables are gone until a run with every overlay
 restores them. `check_resume` stops such a run before any job, naming what would be dropped; moving
@@ -49,14 +50,24 @@ def _landscape(path):
     return {"method": {r["method"] for r in rows}} if rows and "method" in rows[0] else None
 
 
+def _pooled_levels(path):
+    try:
+        seeds = json.loads(Path(path).read_text()).get("seeds")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {"seed": {str(s) for s in seeds}} if isinstance(seeds, list) else None
+
+
 def held(results="results", datasets=(), seeds=()):
-    """{file: {"dataset"/"method"/"seed"/"recipe": names}} that the folder's cross-method outputs cover:
-    Table 2, Table 3's profile and Figure 1's noise landscape (files that cannot be read count for nothing)."""
+    """{file: {"dataset"/"method"/"seed"/"recipe": names}} that the folder's outputs across methods or seeds
+    cover: Table 2, Table 3's profile, Figure 1's noise landscape and the flood levels pooled over seeds
+    (files that cannot be read count for nothing)."""
     results = Path(results)
     candidates = [(results / TABLE2, _table2)]
     candidates += [(results / "profile" / dataset / "times.json", _profile) for dataset in datasets]
     candidates += [(results / "landscape" / dataset / f"seed{seed}" / "noise_loss.csv", _landscape)
                    for dataset in datasets for seed in seeds]
+    candidates += [(results / "grid_attack" / dataset / "levels.json", _pooled_levels) for dataset in datasets]
     found = {}
     for path, read in candidates:
         covered = read(path) if path.is_file() else None
