@@ -107,7 +107,7 @@ def test_a_finished_finetune_job_sets_the_training_times_and_grid_attacks_are_pl
     finetune = next(r for r in result["rows"] if r["stage"] == "train finetune")
     assert finetune["gpu_hours"] == pytest.approx(10 * 40.0 * 2 / 3600)    # 40 s an epoch of 1000, 2000 here
     grid = next(r for r in result["rows"] if r["stage"] == "test attacks (every searched level)")
-    assert grid["examples"] == (10 + 4) * 300 and (grid["jobs"], grid["jobs_after_checkpoints"]) == (1 + 1, 14)
+    assert grid["examples"] == (10 + 4) * 300 and (grid["jobs"], grid["jobs_after_checkpoints"]) == (1 + 2, 14)
     figures = plan.summary(result, cores=2)
     assert figures["local_wall_hours"] == pytest.approx(
         sum(r["gpu_hours"] + r["attack_hours"] for r in result["rows"]) / 2)

@@ -236,10 +236,11 @@ def plan(config, results="results", device_profile=None):
             attack_hours=S * len(methods) * len(recipes) * attacked * per_example / 3600)
         if config["figures"]["grid_test_attack"]:
             # Every searched level on the test subset (jobs listed after the window's checkpoint), then its analysis
-            # per seed and Figure 2 (test), listed before; window levels on the grid counted twice (an upper bound).
+            # per seed, the one over seeds and Figure 2 (test), listed before; window levels on the grid counted
+            # twice (an upper bound).
             searched = len(grid) + (0 if on_grid else window)
             seconds, _ = attack_seconds(dataset, results, config["search"]["attack"])
-            add("test attacks (every searched level)", S + 1, after=S * searched, examples=S * searched * attacked,
+            add("test attacks (every searched level)", S + 2, after=S * searched, examples=S * searched * attacked,
                 attack_hours=S * searched * attacked * seconds / 3600)
         per_epoch_methods = config["figures"]["per_epoch_methods"]
         fig4 = config["figures"]["per_epoch_attack_examples"]
