@@ -57,6 +57,37 @@ def test_fewer_methods_seeds_recipes_or_data_sets_stop_naming_the_file_and_what_
     assert "times.json: methods als, ttso" in message and "move the files named above away" in message
 
 
+def test_the_message_names_the_overlays_that_would_restore_what_is_dropped(tmp_path):
+    """Of the repository's overlays (the base config.yaml aside), those naming every dropped name of a kind
+    are named, and added to the overlays this run was given in the suggested command."""
+    results = tmp_path / "results"
+    write_table2(results, [("rt", "finetune", "42 43 44"), ("rt", "ttso", "42 43 44")], recipes=("textfooler",))
+    overlays = tmp_path / "config"
+    overlays.mkdir()
+    (overlays / "config.yaml").write_text("methods: [finetune, ttso]\nseeds: [42, 43, 44]\n")   # the base: never
+    (overlays / "some.yaml").write_text("methods: [finetune, flooding, ttso, als]\n")
+    (overlays / "three.yaml").write_text("seeds: [42, 43, 44]\n")
+    (overlays / "two.yaml").write_text("seeds: [42, 44]\n")                     # not seed 43: not named
+    (overlays / "broken.yaml").write_text("methods: [ttso\n")                     # unreadable: passed over
+    (overlays / "mine.yaml").write_text("datasets: {rt: {}}\nmethods: [finetune]\nseeds: [42]\n")
+    narrow = copy.deepcopy(CONFIG) | {"methods": ["finetune"], "seeds": [42]}
+    found = run_folder.restoring_overlays(run_folder.dropped(narrow, results), overlays)
+    assert found == {"method": [overlays / "some.yaml"], "seed": [overlays / "three.yaml"]}
+    with pytest.raises(ConfigError) as err:
+        run_folder.check_resume(narrow, results, overlays_dir=overlays, given=[overlays / "mine.yaml"])
+    message = str(err.value)
+    assert "(methods: some.yaml; seeds: three.yaml)" in message
+    assert f"--configfile {overlays / 'mine.yaml'} {overlays / 'some.yaml'} {overlays / 'three.yaml'}," in message
+    with pytest.raises(ConfigError) as err:                                     # an overlay already given: not again
+        run_folder.check_resume(narrow, results, overlays_dir=overlays, given=[overlays / "some.yaml"])
+    assert f"--configfile {overlays / 'some.yaml'} {overlays / 'three.yaml'}," in str(err.value)
+    (overlays / "some.yaml").unlink()
+    (overlays / "three.yaml").unlink()
+    with pytest.raises(ConfigError) as err:                                     # none names them: the plain advice
+        run_folder.check_resume(narrow, results, overlays_dir=overlays)
+    assert "Resume with the config overlays the run was made with, or move" in str(err.value)
+
+
 def test_files_it_cannot_read_count_for_nothing(tmp_path):
     """A damaged table or profile is rewritten by the run anyway: it neither blocks the run nor crashes the check."""
     results = tmp_path / "results"
@@ -81,6 +112,7 @@ def test_a_narrower_resume_stops_before_any_job_and_keeps_the_tables(tmp_path):
     stopped = snakemake(tmp_path, "--cores", "1")
     assert stopped.returncode != 0
     assert "results/tables/table2.csv: methods ttso" in stopped.stdout + stopped.stderr
+    assert "name them (methods: successors.yaml)" in stopped.stdout + stopped.stderr      # the repository's overlay
     assert (results / "tables/table2.csv").read_text() == table
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
                    if "resources" not in p.parts and ".snakemake" not in p.parts)

@@ -5,14 +5,17 @@ noise landscape span every method (Table 2 every seed, recipe and data set too) 
 flood levels pooled over seeds every seed, so resuming a fuller run with fewer config overlays (say
 `config/seeds.yaml` without the `config/successors.yaml` it ran with) would rewrite them for fewer
 methods: the profile is measured again, and the fuller tables are gone until a run with every overlay
-restores them. `check_resume` stops such a run before any job, naming what would be dropped; moving
-the named files away (or naming the same overlays as before) lets it go on. A config that names more
-than the folder holds extends the run and passes.
+restores them. `check_resume` stops such a run before any job, naming what would be dropped and the
+repository's overlays that name it (a folder does not record the overlays it was run with); moving the
+named files away (or naming the same overlays as before) lets it go on. A config that names more than
+the folder holds extends the run and passes.
 """
 
 import csv
 import json
 from pathlib import Path
+
+import yaml
 
 from .errors import ConfigError
 
@@ -88,8 +91,59 @@ def dropped(config, results="results"):
     return lost
 
 
-def check_resume(config, results="results"):
-    """Stop (ConfigError) before any job when the config would rewrite the folder's tables with less."""
+# Where an overlay names each kind of thing a folder's tables cover.
+_KEYS = {"dataset": ("datasets",), "method": ("methods",), "seed": ("seeds",), "recipe": ("attacks", "recipes")}
+
+
+def _named(overlay, kind):
+    """The names an overlay gives for one kind (data sets are a mapping's keys), as strings."""
+    value = overlay
+    for key in _KEYS[kind]:
+        if not isinstance(value, dict) or key not in value:
+            return set()
+        value = value[key]
+    return {str(v) for v in value} if isinstance(value, (list, dict)) else set()
+
+
+def restoring_overlays(lost, overlays_dir):
+    """{kind: [overlay paths]}: the overlays in `overlays_dir` (not the base config.yaml, which every run reads)
+    that name every dropped name of that kind; unreadable files are passed over."""
+    missing = {}
+    for kinds in lost.values():
+        for kind, names in kinds.items():
+            missing.setdefault(kind, set()).update(names)
+    found = {}
+    for path in sorted(Path(overlays_dir).glob("*.yaml")):
+        if path.name == "config.yaml":
+            continue
+        try:
+            overlay = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        for kind, names in missing.items():
+            if names <= _named(overlay, kind):
+                found.setdefault(kind, []).append(path)
+    return found
+
+
+def _advice(lost, overlays_dir, given):
+    """What to resume with: the overlays that name what would be dropped, and the overlay list adding them."""
+    found = restoring_overlays(lost, overlays_dir) if overlays_dir else {}
+    if not found:
+        return "Resume with the config overlays the run was made with"
+    named = "; ".join(f"{kind}s: " + ", ".join(p.name for p in paths) for kind, paths in found.items())
+    given = [str(p) for p in given]
+    known = {Path(p).resolve() for p in given}
+    added = [str(paths[0].resolve()) for paths in found.values() if paths[0].resolve() not in known]
+    return (f"Of the overlays in {Path(overlays_dir).resolve()}, these name them ({named}). Resume with every "
+            f"overlay the run was made with, e.g. --configfile {' '.join(dict.fromkeys(given + added))}")
+
+
+def check_resume(config, results="results", overlays_dir=None, given=()):
+    """Stop (ConfigError) before any job when the config would rewrite the folder's tables with less.
+
+    `overlays_dir` (the repository's config/) and `given` (the overlays this run was given) make the
+    message name the overlays that would restore what is dropped."""
     lost = dropped(config, results)
     if not lost:
         return
@@ -100,7 +154,6 @@ def check_resume(config, results="results"):
     raise ConfigError(
         "this run folder's tables cover more than the config names (keys datasets, methods, seeds, attacks.recipes):\n"
         + "\n".join(lines)
-        + "\nRunning would rewrite them without those. Resume with the config overlays the run was made with "
-          "(e.g. CONFIG=\"config/successors.yaml config/seeds.yaml\"), or move the files named above away "
-          "to keep this smaller run on purpose."
+        + "\nRunning would rewrite them without those. " + _advice(lost, overlays_dir, given)
+        + ", or move the files named above away to keep this smaller run on purpose."
     )

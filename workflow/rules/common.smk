@@ -28,7 +28,8 @@ if workflow.is_main_process:
     # A resumed run must not rewrite the folder's tables with fewer methods, seeds or data sets (an unlock or
     # a report reruns nothing, and must work in any folder).
     if not {"--unlock", "--report"} & {arg.split("=")[0] for arg in sys.argv}:
-        check_resume(config)
+        check_resume(config, overlays_dir=os.path.join(workflow.basedir, "..", "config"),
+                     given=workflow.config_settings.configfiles)
     # Local data files are read and checked now, before any job: a bad file must not cost the
     # prepared data set (Snakemake removes a job's outputs before it runs).
     for _dataset, _spec in config["datasets"].items():
