@@ -276,18 +276,14 @@ def analyse(attack_paths, choice_paths, window_path, reference_path=None, levell
         if method is None:
             raise DataError(f"{path}: identity.method missing")
         chosen[method] = choice["chosen"]
-    reference = reference_clean = None
+    reference = reference_summary = None
     if reference_path:
         reference = {idx: robust(row) for idx, row in example_outcomes(reference_path).items()}
-        reference_clean = read_result(reference_path).get("clean_acc")
+        reference_summary = read_result(reference_path)
     result = judge(outcomes, window, chosen, reference)
     for record in result["levels"]:
         summary = summaries[record["level"]]
-        record["clean_acc"] = summary.get("clean_acc")
-        record["n_clean"] = summary.get("n_clean")
-        if record["clean_acc"] is not None and record["n_clean"]:
-            k = int(round(record["clean_acc"] / 100 * record["n_clean"]))
-            record["clean_interval"] = [100 * v for v in stats.wilson_interval(k, int(record["n_clean"]))]
+        record.update(_clean_fields(summary))
         record["run"] = (summary.get("identity") or {}).get("run")
         record["outcomes"] = _stored(outcomes[record["level"]])
     result["window"] = {k: window.get(k) for k in ("low", "high", "levels", "fallback")}
@@ -296,8 +292,8 @@ def analyse(attack_paths, choice_paths, window_path, reference_path=None, levell
         k, n = int(sum(reference.values())), len(reference)
         result["finetune"] = {"aua": 100 * _rate(reference), "n_attacked": n,
                               "aua_interval": [100 * v for v in stats.wilson_interval(k, n)],
-                              "clean_acc": reference_clean, "n_clean": read_result(reference_path).get("n_clean"),
-                              "outcomes": _stored(reference)}
+                              "clean_acc": reference_summary.get("clean_acc"),
+                              "n_clean": reference_summary.get("n_clean"), "outcomes": _stored(reference)}
     result["identity"] = identity
     result["levelled"] = {method: placed_method(summary, metrics, outcomes, identity)
                           for method, (summary, metrics) in _levelled_pairs(levelled_paths).items()}
@@ -308,6 +304,15 @@ def analyse(attack_paths, choice_paths, window_path, reference_path=None, levell
 def _stored(outcomes):
     """{example id: 0/1} as levels.json keeps it (JSON keys are strings), so seeds can be pooled later."""
     return {str(idx): int(value) for idx, value in outcomes.items()}
+
+
+def _clean_fields(summary):
+    """Clean% and n_clean of one model as a summary records them, with their Wilson interval where both exist."""
+    fields = {"clean_acc": summary.get("clean_acc"), "n_clean": summary.get("n_clean")}
+    vector = _clean_vector(fields)
+    if vector is not None:
+        fields["clean_interval"] = [100 * v for v in stats.wilson_interval(sum(vector), len(vector))]
+    return fields
 
 
 def _clean_vector(record):

@@ -40,11 +40,16 @@ def _table2(path):
             "recipe": {column[:-len("_aua_mean")] for column in rows[0] if column.endswith("_aua_mean")}}
 
 
-def _profile(path):
+def _json_field(path, key):
+    """One field of a JSON object the workflow wrote, or None when it cannot be read."""
     try:
-        methods = json.loads(Path(path).read_text()).get("methods")
+        return json.loads(Path(path).read_text()).get(key)
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def _profile(path):
+    methods = _json_field(path, "methods")
     return {"method": set(methods)} if isinstance(methods, dict) else None
 
 
@@ -54,10 +59,7 @@ def _landscape(path):
 
 
 def _pooled_levels(path):
-    try:
-        seeds = json.loads(Path(path).read_text()).get("seeds")
-    except (OSError, ValueError, AttributeError):
-        return None
+    seeds = _json_field(path, "seeds")
     return {"seed": {str(s) for s in seeds}} if isinstance(seeds, list) else None
 
 
