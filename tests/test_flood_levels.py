@@ -333,3 +333,28 @@ def test_the_test_figure_over_seeds_is_drawn(tmp_path):
                               chosen={"flooding": "0.20", "flooding_x": "0.03"}) for s in range(3)]
     figure2_test(flood_levels.pool(analyses), tmp_path / "f.png", "rt")
     assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def _points_under_legend(ax):
+    """Data points (lines, markers, interval caps) that the axes' legend covers, in display coordinates."""
+    ax.figure.draw_without_rendering()
+    box = ax.get_legend().get_window_extent()
+    points = [xy for line in ax.get_lines() if line.get_transform() == ax.transData for xy in line.get_xydata()]
+    return [tuple(xy) for xy in ax.transData.transform(points) if box.contains(*xy)]
+
+
+def test_the_legends_of_the_test_figure_cover_no_data(tmp_path):
+    """Eight legend entries over a curve that peaks at the right (where `loc="best"` still covered points):
+    the y range is raised until the legend sits above every point, in both panels."""
+    from floodx.figures.figure2 import figure2_test
+
+    reference = {i: int(i < 30) for i in range(N)}
+    curve_of = lambda s: {"0.02": 55 - 10 * s, "0.03": 35, "0.05": 30 + 3 * s, "0.10": 28, "0.20": 38 + 4 * s,
+                          "0.30": 45 - 2 * s, "0.40": 40}
+    analyses = [seed_analysis(shifted(curve_of(s), 7 * s), 42 + s, reference=reference,
+                              chosen={"flooding": "0.30", "flooding_x": "0.02"}) for s in range(3)]
+    for levels in (flood_levels.pool(analyses), analyses[0]):
+        fig = figure2_test(levels, tmp_path / "f.png", "rt")
+        top, bottom = fig.axes[:2]
+        assert len(top.get_legend().get_texts()) >= 6
+        assert _points_under_legend(top) == [] and _points_under_legend(bottom) == []

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # before any Figure is made: no display needed
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -82,6 +83,23 @@ def save_png(fig, out):
     tmp = out.with_name(f".{out.name}.tmp.png")
     fig.savefig(tmp, dpi=DPI)
     tmp.replace(out)
+
+
+def legend_clear_of_data(ax, rounds=12, **legend):
+    """The axes' legend at its top right, with the y range raised until no drawn data point (a line's points,
+    markers, interval caps) lies under it: a long legend would otherwise hide the curve's top. Call it
+    once the figure's title and caption are set, since they change the layout."""
+    box = ax.legend(loc="upper right", **legend)
+    points = [xy for line in ax.get_lines() if line.get_transform() == ax.transData
+              for xy in line.get_xydata() if all(map(np.isfinite, xy))]
+    for _ in range(rounds):
+        ax.figure.draw_without_rendering()
+        covered = box.get_window_extent().padded(6)
+        if not points or not any(covered.contains(*xy) for xy in ax.transData.transform(points)):
+            break
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.12 * (high - low))
+    return box
 
 
 def finish_figure(fig, title, caption, out):

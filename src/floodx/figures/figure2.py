@@ -8,7 +8,7 @@ import pandas as pd
 from ..errors import DataError
 from ..names import dataset_label, method_label, recipe_label
 from ..files import read_result
-from .common import WINDOW_COLOR, finish_figure, method_color, method_style, new_figure
+from .common import WINDOW_COLOR, finish_figure, legend_clear_of_data, method_color, method_style, new_figure, save_png
 
 
 def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_summaries=None,
@@ -182,14 +182,11 @@ def figure2_test(levels, out, dataset, caption=None):
     if reference and reference.get("clean_acc") is not None:
         bottom.axhline(reference["clean_acc"], color=method_color("finetune"), ls="--", lw=1.2,
                        label=f"fine-tune {reference['clean_acc']:.1f}")
-    if clean:
-        bottom.legend(fontsize="x-small", loc="best")
     attack = recipe_label((levels.get("identity") or {}).get("recipe") or "textfooler")
     n = records[0]["n_attacked"]
     top.set_ylabel(f"test Aua% under {attack} (%)")
     bottom.set_ylabel("Clean% (test)")
     bottom.set_xlabel("flood level b (training-loss units, nats)")
-    top.legend(fontsize="x-small", loc="best")
     if several:
         verdict = verdicts_over_seeds(levels)
         counted = f"{n} (seed, example) pairs per level, the same test examples in every seed"
@@ -201,4 +198,10 @@ def figure2_test(levels, out, dataset, caption=None):
                if levels.get("flat") and not several else "")
             + "; levels were chosen on dev data, this is analysis after the fact")
     title = f"Figure 2 (test) – robustness vs flood level: {dataset_label(dataset)}"
-    return finish_figure(fig, title, "; ".join(filter(None, [caption, note])), out)
+    finish_figure(fig, title, "; ".join(filter(None, [caption, note])), None)
+    legend_clear_of_data(top, fontsize="x-small")   # its 6-8 entries sit above the curve, not on it
+    if clean:
+        legend_clear_of_data(bottom, fontsize="x-small")
+    if out is not None:
+        save_png(fig, out)
+    return fig
