@@ -15,7 +15,7 @@ SNAKEMAKE_CONFIG = $(if $(CONFIG),--configfile $(CONFIG))
 RUN ?= $(EVIDENCE_DIR)
 NAME ?= evidence
 
-.PHONY: help setup run evidence publish test bench report plan gpu-check dryrun lint clean-results
+.PHONY: help setup run evidence progress publish test bench report plan gpu-check dryrun lint clean-results
 
 help:
 	@echo "make run       set-up, then the whole DAG (embedded default; CONFIG=<overlay.yaml> for another)"
@@ -26,6 +26,7 @@ help:
 	@echo "make plan      what a config costs before it runs (CONFIG=, RESULTS=, PLAN_CORES=, DEVICE_PROFILE=)"
 	@echo "make evidence  the evidence run (config/evidence.yaml) in runs/evidence/; resumes with the same command"
 	@echo "               (CONFIG=config/successors.yaml adds Flooding's successors to it)"
+	@echo "make progress  what a run folder has left, in hours (RUN=runs/evidence, CONFIG= as for evidence)"
 	@echo "make publish   a finished run's results page into docs/results/NAME (RUN=runs/evidence NAME=evidence)"
 	@echo "make gpu-check on a GPU: BERT-base speed, Table 3 ratios, memory; writes DEVICE_PROFILE"
 	@echo "make lint      snakemake --lint"
@@ -72,6 +73,12 @@ bench: $(STAMP)
 # After `make run`: one HTML file with every table and figure (opens on what the run was).
 report: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --report results/report.html $(SNAKEMAKE_CONFIG)
+
+# What a run folder has left: its listed jobs costed from its own measurements (floodx.progress).
+# RUN=runs/evidence (the default) reads config/evidence.yaml first, as make evidence does; CONFIG= the rest.
+progress: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m floodx.progress --dir $(RUN) --cores $(or $(PLAN_CORES),$(shell nproc)) \
+		--configfile $(if $(filter $(abspath $(RUN)),$(abspath $(EVIDENCE_DIR))),config/evidence.yaml) $(CONFIG)
 
 # What a config will cost before it runs: make plan [CONFIG=config/paper.yaml]
 # RESULTS=<folder>: where measured times are read (default results/, e.g. a finished `make run`);

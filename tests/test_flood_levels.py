@@ -349,8 +349,10 @@ def test_the_legends_of_the_test_figure_cover_no_data(tmp_path):
     from floodx.figures.figure2 import figure2_test
 
     reference = {i: int(i < 30) for i in range(N)}
-    curve_of = lambda s: {"0.02": 55 - 10 * s, "0.03": 35, "0.05": 30 + 3 * s, "0.10": 28, "0.20": 38 + 4 * s,
-                          "0.30": 45 - 2 * s, "0.40": 40}
+    def curve_of(s):
+        return {"0.02": 55 - 10 * s, "0.03": 35, "0.05": 30 + 3 * s, "0.10": 28, "0.20": 38 + 4 * s,
+                "0.30": 45 - 2 * s, "0.40": 40}
+
     analyses = [seed_analysis(shifted(curve_of(s), 7 * s), 42 + s, reference=reference,
                               chosen={"flooding": "0.30", "flooding_x": "0.02"}) for s in range(3)]
     for levels in (flood_levels.pool(analyses), analyses[0]):

@@ -58,34 +58,48 @@ def test_fewer_methods_seeds_recipes_or_data_sets_stop_naming_the_file_and_what_
 
 
 def test_the_message_names_the_overlays_that_would_restore_what_is_dropped(tmp_path):
-    """Of the repository's overlays (the base config.yaml aside), those naming every dropped name of a kind
-    are named, and added to the overlays this run was given in the suggested command."""
+    """Of the repository's overlays that only extend a run (not the base config.yaml), those naming every dropped
+    name of a kind are added to the overlays given, and the command is printed only once merging them (as
+    Snakemake merges) drops nothing and changes nothing else."""
+    from floodx.config import run_config
+
     results = tmp_path / "results"
     write_table2(results, [("rt", "finetune", "42 43 44"), ("rt", "ttso", "42 43 44")], recipes=("textfooler",))
     overlays = tmp_path / "config"
     overlays.mkdir()
     (overlays / "config.yaml").write_text("methods: [finetune, ttso]\nseeds: [42, 43, 44]\n")   # the base: never
-    (overlays / "some.yaml").write_text("methods: [finetune, flooding, ttso, als]\n")
+    (overlays / "some.yaml").write_text("methods: [finetune, ttso, als]\n")
     (overlays / "three.yaml").write_text("seeds: [42, 43, 44]\n")
-    (overlays / "two.yaml").write_text("seeds: [42, 44]\n")                     # not seed 43: not named
-    (overlays / "broken.yaml").write_text("methods: [ttso\n")                     # unreadable: passed over
-    (overlays / "mine.yaml").write_text("datasets: {rt: {}}\nmethods: [finetune]\nseeds: [42]\n")
-    narrow = copy.deepcopy(CONFIG) | {"methods": ["finetune"], "seeds": [42]}
-    found = run_folder.restoring_overlays(run_folder.dropped(narrow, results), overlays)
-    assert found == {"method": [overlays / "some.yaml"], "seed": [overlays / "three.yaml"]}
+    (overlays / "two.yaml").write_text("seeds: [42, 44]\n")                         # not seed 43: not named
+    (overlays / "longer.yaml").write_text("seeds: [42, 43, 44]\ntraining: {epochs: 3}\n")   # changes the run
+    (overlays / "broken.yaml").write_text("methods: [ttso\n")                         # unreadable: passed over
+    (overlays / "bytes.yaml").write_bytes(b"\xff\xfe methods")
+    (overlays / "list.yaml").write_text("- ttso\n")                                  # not a mapping
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("methods: [finetune]\nseeds: [42]\nattacks: {recipes: [textfooler]}\n")
+    narrow = run_config([mine])
+    lost = run_folder.dropped(narrow, results)
+    assert run_folder.restoring_overlays(lost, overlays) == {"method": [overlays / "some.yaml"],
+                                                             "seed": [overlays / "three.yaml"]}
+    assert run_folder.restoring_command(lost, results, overlays, [mine]) == [
+        mine, overlays / "some.yaml", overlays / "three.yaml"]
     with pytest.raises(ConfigError) as err:
-        run_folder.check_resume(narrow, results, overlays_dir=overlays, given=[overlays / "mine.yaml"])
+        run_folder.check_resume(narrow, results, overlays_dir=overlays, given=[mine])
     message = str(err.value)
-    assert "(methods: some.yaml; seeds: three.yaml)" in message
-    assert f"--configfile {overlays / 'mine.yaml'} {overlays / 'some.yaml'} {overlays / 'three.yaml'}," in message
-    with pytest.raises(ConfigError) as err:                                     # an overlay already given: not again
-        run_folder.check_resume(narrow, results, overlays_dir=overlays, given=[overlays / "some.yaml"])
-    assert f"--configfile {overlays / 'some.yaml'} {overlays / 'three.yaml'}," in str(err.value)
-    (overlays / "some.yaml").unlink()
-    (overlays / "three.yaml").unlink()
-    with pytest.raises(ConfigError) as err:                                     # none names them: the plain advice
-        run_folder.check_resume(narrow, results, overlays_dir=overlays)
+    assert "Adding some.yaml, three.yaml (from " in message and "setting only methods, seeds)" in message
+    assert f"--configfile {mine} {overlays / 'some.yaml'} {overlays / 'three.yaml'}, or move" in message
+    given = [mine, overlays / "some.yaml"]                                 # an overlay already given: not again
+    assert run_folder.restoring_command(run_folder.dropped(run_config(given), results),
+                                        results, overlays, given) == given + [overlays / "three.yaml"]
+    (overlays / "some.yaml").write_text("methods: [ttso]\n")                # names ttso but drops fine-tune
+    assert run_folder.restoring_command(lost, results, overlays, [mine]) is None
+    with pytest.raises(ConfigError) as err:                                     # unchecked: the plain advice
+        run_folder.check_resume(narrow, results, overlays_dir=overlays, given=[mine])
     assert "Resume with the config overlays the run was made with, or move" in str(err.value)
+    (overlays / "some.yaml").write_text("methods: [finetune, ttso, als]\n")
+    write_table2(results, [("rt", "finetune", "42 43 44"), ("rt", "ttso", "42 43 44"), ("sst2", "finetune", "42")],
+                 recipes=("textfooler",))                                   # a data set no overlay names
+    assert run_folder.restoring_command(run_folder.dropped(narrow, results), results, overlays, [mine]) is None
 
 
 def test_files_it_cannot_read_count_for_nothing(tmp_path):
@@ -112,7 +126,7 @@ def test_a_narrower_resume_stops_before_any_job_and_keeps_the_tables(tmp_path):
     stopped = snakemake(tmp_path, "--cores", "1")
     assert stopped.returncode != 0
     assert "results/tables/table2.csv: methods ttso" in stopped.stdout + stopped.stderr
-    assert "name them (methods: successors.yaml)" in stopped.stdout + stopped.stderr      # the repository's overlay
+    assert "Adding successors.yaml (from " in stopped.stdout + stopped.stderr         # the repository's overlay
     assert (results / "tables/table2.csv").read_text() == table
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
                    if "resources" not in p.parts and ".snakemake" not in p.parts)

@@ -306,22 +306,27 @@ def _stored(outcomes):
     return {str(idx): int(value) for idx, value in outcomes.items()}
 
 
+def _clean_counts(record):
+    """(correct, n_clean) of one model in one seed, from its Clean% and n_clean; None where either is missing."""
+    if record.get("clean_acc") is None or not record.get("n_clean"):
+        return None
+    n = int(record["n_clean"])
+    return int(round(record["clean_acc"] / 100 * n)), n
+
+
 def _clean_fields(summary):
-    """Clean% and n_clean of one model as a summary records them, with their Wilson interval where both exist."""
+    """Clean% and n_clean of one model as its summary records them, with their Wilson interval where both exist."""
     fields = {"clean_acc": summary.get("clean_acc"), "n_clean": summary.get("n_clean")}
-    vector = _clean_vector(fields)
-    if vector is not None:
-        fields["clean_interval"] = [100 * v for v in stats.wilson_interval(sum(vector), len(vector))]
+    counts = _clean_counts(fields)
+    if counts is not None:
+        fields["clean_interval"] = [100 * v for v in stats.wilson_interval(*counts)]
     return fields
 
 
 def _clean_vector(record):
-    """Clean% of a level in one seed as 0/1 outcomes (from Clean% and n_clean), or None."""
-    if record.get("clean_acc") is None or not record.get("n_clean"):
-        return None
-    n = int(record["n_clean"])
-    k = int(round(record["clean_acc"] / 100 * n))
-    return [1] * k + [0] * (n - k)
+    """Clean% of one model in one seed as 0/1 outcomes (for the bootstrap over seeds), or None."""
+    counts = _clean_counts(record)
+    return None if counts is None else [1] * counts[0] + [0] * (counts[1] - counts[0])
 
 
 def _pooled_clean(records):

@@ -6,7 +6,7 @@ flood levels pooled over seeds every seed, so resuming a fuller run with fewer c
 `config/seeds.yaml` without the `config/successors.yaml` it ran with) would rewrite them for fewer
 methods: the profile is measured again, and the fuller tables are gone until a run with every overlay
 restores them. `check_resume` stops such a run before any job, naming what would be dropped and the
-repository's overlays that name it (a folder does not record the overlays it was run with); moving the
+repository's overlays that would restore it (a folder does not record the overlays it was run with); moving the
 named files away (or naming the same overlays as before) lets it go on. A config that names more than
 the folder holds extends the run and passes.
 """
@@ -95,6 +95,9 @@ def dropped(config, results="results"):
 
 # Where an overlay names each kind of thing a folder's tables cover.
 _KEYS = {"dataset": ("datasets",), "method": ("methods",), "seed": ("seeds",), "recipe": ("attacks", "recipes")}
+# The keys an overlay that only extends a run may set (config/successors.yaml, config/seeds.yaml): one that
+# sets others (a model, a training setting) would change the run it is meant to resume.
+_EXTENDING = {"datasets", "methods", "seeds", "attacks", "method_params"}
 
 
 def _named(overlay, kind):
@@ -107,20 +110,27 @@ def _named(overlay, kind):
     return {str(v) for v in value} if isinstance(value, (list, dict)) else set()
 
 
-def restoring_overlays(lost, overlays_dir):
-    """{kind: [overlay paths]}: the overlays in `overlays_dir` (not the base config.yaml, which every run reads)
-    that name every dropped name of that kind; unreadable files are passed over."""
+def _missing(lost):
     missing = {}
     for kinds in lost.values():
         for kind, names in kinds.items():
             missing.setdefault(kind, set()).update(names)
-    found = {}
+    return missing
+
+
+def restoring_overlays(lost, overlays_dir):
+    """{kind: [overlay paths]}: the overlays in `overlays_dir` that only extend a run (keys in `_EXTENDING`;
+    not the base config.yaml, which every run reads) and name every dropped name of that kind; files that
+    cannot be read, or are not mappings, are passed over."""
+    missing, found = _missing(lost), {}
     for path in sorted(Path(overlays_dir).glob("*.yaml")):
         if path.name == "config.yaml":
             continue
         try:
             overlay = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError):
+        except (OSError, ValueError, yaml.YAMLError):
+            continue
+        if not isinstance(overlay, dict) or not set(overlay) <= _EXTENDING:
             continue
         for kind, names in missing.items():
             if names <= _named(overlay, kind):
@@ -128,17 +138,35 @@ def restoring_overlays(lost, overlays_dir):
     return found
 
 
-def _advice(lost, overlays_dir, given):
-    """What to resume with: the overlays that name what would be dropped, and the overlay list adding them."""
-    found = restoring_overlays(lost, overlays_dir) if overlays_dir else {}
-    if not found:
+def restoring_command(lost, results, overlays_dir, given=()):
+    """The overlays to resume with (those given, then the repository's extending ones that name what would be
+    dropped), checked: merged as Snakemake merges them, they drop nothing; or None."""
+    from .config import run_config
+
+    found = restoring_overlays(lost, overlays_dir)
+    if set(found) != set(_missing(lost)):
+        return None                                   # some kind no extending overlay names
+    files = [Path(p) for p in given]
+    for paths in found.values():
+        chosen = [p for p in paths if p.resolve() in {f.resolve() for f in files}] or paths[:1]
+        if chosen[0].resolve() not in {f.resolve() for f in files}:
+            files.append(chosen[0])
+    try:
+        merged = run_config(files)
+    except (ConfigError, OSError, ValueError, yaml.YAMLError):   # an overlay the schema refuses: no advice
+        return None
+    return None if dropped(merged, results) else files
+
+
+def _advice(lost, results, overlays_dir, given):
+    files = restoring_command(lost, results, overlays_dir, given) if overlays_dir else None
+    if files is None:
         return "Resume with the config overlays the run was made with"
-    named = "; ".join(f"{kind}s: " + ", ".join(p.name for p in paths) for kind, paths in found.items())
-    given = [str(p) for p in given]
-    known = {Path(p).resolve() for p in given}
-    added = [str(paths[0].resolve()) for paths in found.values() if paths[0].resolve() not in known]
-    return (f"Of the overlays in {Path(overlays_dir).resolve()}, these name them ({named}). Resume with every "
-            f"overlay the run was made with, e.g. --configfile {' '.join(dict.fromkeys(given + added))}")
+    added = [f for f in files if f.resolve() not in {Path(g).resolve() for g in given}]
+    keys = sorted({key for f in added for key in yaml.safe_load(f.read_text())})
+    return (f"Adding {', '.join(f.name for f in added)} (from {Path(overlays_dir).resolve()}; setting only "
+            f"{', '.join(keys)}) restores what would be dropped: resume with --configfile "
+            f"{' '.join(str(f.resolve()) for f in files)}")
 
 
 def check_resume(config, results="results", overlays_dir=None, given=()):
@@ -156,6 +184,6 @@ def check_resume(config, results="results", overlays_dir=None, given=()):
     raise ConfigError(
         "this run folder's tables cover more than the config names (keys datasets, methods, seeds, attacks.recipes):\n"
         + "\n".join(lines)
-        + "\nRunning would rewrite them without those. " + _advice(lost, overlays_dir, given)
+        + "\nRunning would rewrite them without those. " + _advice(lost, results, overlays_dir, given)
         + ", or move the files named above away to keep this smaller run on purpose."
     )

@@ -85,21 +85,27 @@ def save_png(fig, out):
     tmp.replace(out)
 
 
-def legend_clear_of_data(ax, rounds=12, **legend):
-    """The axes' legend at its top right, with the y range raised until no drawn data point (a line's points,
-    markers, interval caps) lies under it: a long legend would otherwise hide the curve's top. Call it
-    once the figure's title and caption are set, since they change the layout."""
-    box = ax.legend(loc="upper right", **legend)
-    points = [xy for line in ax.get_lines() if line.get_transform() == ax.transData
-              for xy in line.get_xydata() if all(map(np.isfinite, xy))]
+def legends_clear_of_data(axes, rounds=12, **legend):
+    """Each axes' legend at its top right, with its y range raised until no drawn data point (a line's points,
+    markers, interval caps; a marker's radius counts) lies under it: a long legend would otherwise hide the
+    curve's top. The axes are checked together, since raising one can move the others in a constrained
+    layout; call it once the title and caption are set, for the same reason."""
+    placed = []
+    for ax in axes:
+        lines = [line for line in ax.get_lines() if line.get_transform() == ax.transData]
+        points = [xy for line in lines for xy in line.get_xydata() if all(map(np.isfinite, xy))]
+        radius = max([line.get_markersize() for line in lines] + [0]) / 2 * ax.figure.dpi / 72
+        placed.append((ax, ax.legend(loc="upper right", **legend), points, radius + 2))
     for _ in range(rounds):
-        ax.figure.draw_without_rendering()
-        covered = box.get_window_extent().padded(6)
-        if not points or not any(covered.contains(*xy) for xy in ax.transData.transform(points)):
-            break
-        low, high = ax.get_ylim()
-        ax.set_ylim(low, high + 0.12 * (high - low))
-    return box
+        axes[0].figure.draw_without_rendering()
+        covered = [ax for ax, box, points, pad in placed if points and any(
+            box.get_window_extent().padded(pad).contains(*xy) for xy in ax.transData.transform(points))]
+        if not covered:
+            return True
+        for ax in covered:
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high + 0.12 * (high - low))
+    return False
 
 
 def finish_figure(fig, title, caption, out):

@@ -8,7 +8,7 @@ import pandas as pd
 from ..errors import DataError
 from ..names import dataset_label, method_label, recipe_label
 from ..files import read_result
-from .common import WINDOW_COLOR, finish_figure, legend_clear_of_data, method_color, method_style, new_figure, save_png
+from .common import WINDOW_COLOR, finish_figure, legends_clear_of_data, method_color, method_style, new_figure, save_png
 
 
 def figure2_inputs(flooding_choice, flooding_x_choice=None, window=None, test_summaries=None,
@@ -199,9 +199,7 @@ def figure2_test(levels, out, dataset, caption=None):
             + "; levels were chosen on dev data, this is analysis after the fact")
     title = f"Figure 2 (test) – robustness vs flood level: {dataset_label(dataset)}"
     finish_figure(fig, title, "; ".join(filter(None, [caption, note])), None)
-    legend_clear_of_data(top, fontsize="x-small")   # its 6-8 entries sit above the curve, not on it
-    if clean:
-        legend_clear_of_data(bottom, fontsize="x-small")
+    legends_clear_of_data([top, bottom] if clean else [top], fontsize="x-small")   # 6-8 entries above the curve
     if out is not None:
         save_png(fig, out)
     return fig
