@@ -64,7 +64,9 @@ def _epochs_done(folder):
 
 
 def _benchmark_median(run_dir, rule):
-    """Median seconds of the rule's finished jobs in this folder (Snakemake's benchmark files), or None."""
+    """Median seconds of the rule's finished jobs in this folder (Snakemake's benchmark files), or None.
+
+    A resumed job's file times only its last segment, so the median can be low for rules often stopped."""
     seconds = []
     for tsv in (Path(run_dir) / "benchmarks" / rule).rglob("*.tsv"):
         with open(tsv, newline="") as handle:
@@ -103,7 +105,8 @@ class JobCosts:
         return max(0, examples - _rows_done(out)) * self.per_example(dataset, recipe)
 
     def seconds(self, rule, w):
-        """(seconds left, basis): 'model' (epochs or examples times measured rates) or 'benchmarks'."""
+        """(seconds left, basis): 'model' (epochs or examples times the folder's rates, or plan's assumed rates
+        where it has measured none), 'benchmarks' (the rule's median job) or 'unmeasured' (0: none finished)."""
         cfg, results = self.config, self.results
         epochs = cfg["training"]["epochs"]
         if rule == "train":

@@ -118,19 +118,25 @@ def _missing(lost):
     return missing
 
 
+def _extending_overlay(path):
+    """The overlay at `path` if it only extends a run (a mapping with keys in `_EXTENDING`, not the base
+    config.yaml that every run reads), else None (also where it cannot be read)."""
+    if path.name == "config.yaml":
+        return None
+    try:
+        overlay = yaml.safe_load(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    return overlay if isinstance(overlay, dict) and set(overlay) <= _EXTENDING else None
+
+
 def restoring_overlays(lost, overlays_dir):
-    """{kind: [overlay paths]}: the overlays in `overlays_dir` that only extend a run (keys in `_EXTENDING`;
-    not the base config.yaml, which every run reads) and name every dropped name of that kind; files that
-    cannot be read, or are not mappings, are passed over."""
+    """{kind: [overlay paths]}: the overlays in `overlays_dir` that only extend a run (`_extending_overlay`)
+    and name every dropped name of that kind."""
     missing, found = _missing(lost), {}
     for path in sorted(Path(overlays_dir).glob("*.yaml")):
-        if path.name == "config.yaml":
-            continue
-        try:
-            overlay = yaml.safe_load(path.read_text())
-        except (OSError, ValueError, yaml.YAMLError):
-            continue
-        if not isinstance(overlay, dict) or not set(overlay) <= _EXTENDING:
+        overlay = _extending_overlay(path)
+        if overlay is None:
             continue
         for kind, names in missing.items():
             if names <= _named(overlay, kind):
@@ -148,9 +154,8 @@ def restoring_command(lost, results, overlays_dir, given=()):
         return None                                   # some kind no extending overlay names
     files = [Path(p) for p in given]
     for paths in found.values():
-        chosen = [p for p in paths if p.resolve() in {f.resolve() for f in files}] or paths[:1]
-        if chosen[0].resolve() not in {f.resolve() for f in files}:
-            files.append(chosen[0])
+        if not {p.resolve() for p in paths} & {f.resolve() for f in files}:   # no overlay of this kind given yet
+            files.append(paths[0])
     try:
         merged = run_config(files)
     except (ConfigError, OSError, ValueError, yaml.YAMLError):   # an overlay the schema refuses: no advice
@@ -163,7 +168,7 @@ def _advice(lost, results, overlays_dir, given):
     if files is None:
         return "Resume with the config overlays the run was made with"
     added = [f for f in files if f.resolve() not in {Path(g).resolve() for g in given}]
-    keys = sorted({key for f in added for key in yaml.safe_load(f.read_text())})
+    keys = sorted({key for f in added for key in _extending_overlay(f)})   # found, so extending
     return (f"Adding {', '.join(f.name for f in added)} (from {Path(overlays_dir).resolve()}; setting only "
             f"{', '.join(keys)}) restores what would be dropped: resume with --configfile "
             f"{' '.join(str(f.resolve()) for f in files)}")
