@@ -245,6 +245,54 @@ def test_partial_of_another_run_is_not_resumed(setup, tmp_path):
     assert stats["n_resumed"] == 0 and stats["n"] == 8
 
 
+def test_a_finished_shard_of_the_same_fingerprint_is_copied_not_attacked(setup, tmp_path):
+    """Table 2 takes a chosen flood run's grid attack: the same rows, and no query made for them."""
+    checkpoint, data = setup
+    grid = tmp_path / "grid" / "shard-0.csv"
+    grid.parent.mkdir()
+    shard(checkpoint, data, grid)
+
+    def no_attack(model, tokenizer):
+        raise AssertionError("a copied shard must not build an attack")
+
+    no_attack.__qualname__ = charswap.__qualname__   # the same attack, as the fingerprint names it
+    out = tmp_path / "table2" / "shard-0.csv"
+    out.parent.mkdir()
+    stats = shard(checkpoint, data, out, build_attack=no_attack, reuse=grid)
+    assert stats["reused_from"] == str(grid) and stats["n"] == 12 and stats["n_attacked_now"] == 0
+    assert out.read_bytes() == grid.read_bytes()
+    from floodx.attacks.resume import finished_by
+    assert finished_by(out) == finished_by(grid)
+    assert shard(checkpoint, data, out, build_attack=no_attack)["already_done"]
+
+
+def test_a_shard_of_another_fingerprint_is_attacked_not_copied(setup, tmp_path):
+    checkpoint, data = setup
+    other = tmp_path / "other.csv"
+    shard(checkpoint, data, other, limit=6)            # other examples: another fingerprint
+    out = tmp_path / "out.csv"
+    stats = shard(checkpoint, data, out, reuse=other)
+    assert "reused_from" not in stats and stats["n_attacked_now"] == 12
+    alone = tmp_path / "alone.csv"
+    shard(checkpoint, data, alone)
+    assert without_seconds(read_csv(out)) == without_seconds(read_csv(alone))
+    missing = tmp_path / "missing.csv"                 # not attacked yet: attack
+    assert shard(checkpoint, data, tmp_path / "out2.csv", reuse=missing)["n_attacked_now"] == 12
+
+
+def test_a_copied_shard_whose_rows_are_not_its_examples_stops_naming_it(setup, tmp_path):
+    from floodx.errors import DataError
+
+    checkpoint, data = setup
+    grid = tmp_path / "grid.csv"
+    shard(checkpoint, data, grid)
+    lines = grid.read_text().splitlines(keepends=True)
+    grid.write_text("".join(lines[:-1]))               # a row lost after it finished
+    with pytest.raises(DataError, match="grid.csv"):
+        shard(checkpoint, data, tmp_path / "out.csv", reuse=grid)
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_text_pairs_are_attacked_as_two_columns(tmp_path, tiny_model, sentences):
     from collections import OrderedDict
 
@@ -301,6 +349,15 @@ def test_cli_runs_a_shard_and_reports_user_errors(setup, tmp_path, monkeypatch, 
     stats = run.main(["--spec", json.dumps(spec), "--checkpoint", str(checkpoint), "--data", str(data),
                       "--shard", "1", "--out", str(out), "--threads", "1"])
     assert stats["n"] == 2 and len(read_csv(out)) == 2
+    copied = run.main(["--spec", json.dumps(spec), "--checkpoint", str(checkpoint), "--data", str(data),
+                       "--shard", "1", "--out", str(tmp_path / "copy.csv"), "--reuse", f"charswap={out}"])
+    assert copied["reused_from"] == str(out) and read_csv(tmp_path / "copy.csv") == read_csv(out)
+    for reuse, message in (("nope=x.csv", "--reuse 'nope=x.csv': expected RECIPE=CSV"),
+                           ("charswap", "--reuse 'charswap': expected RECIPE=CSV")):
+        with pytest.raises(SystemExit) as exit_info:
+            run.main(["--spec", json.dumps(spec), "--checkpoint", str(checkpoint), "--data", str(data),
+                      "--out", str(tmp_path / "n.csv"), "--reuse", reuse])
+        assert exit_info.value.code == 2 and f"floodx: error: {message}" in capsys.readouterr().err
     for bad, message in (({**spec, "recipes": ["nope"]}, "unknown attack recipe 'nope'"),
                          ({**spec, "recipe": "charswap"}, "--spec: unknown key(s) ['recipe']"),
                          ({k: v for k, v in spec.items() if k != "mode"}, "--spec: key 'mode' missing")):

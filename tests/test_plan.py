@@ -108,6 +108,11 @@ def test_a_finished_finetune_job_sets_the_training_times_and_grid_attacks_are_pl
     assert finetune["gpu_hours"] == pytest.approx(10 * 40.0 * 2 / 3600)    # 40 s an epoch of 1000, 2000 here
     grid = next(r for r in result["rows"] if r["stage"] == "test attacks (every searched level)")
     assert grid["examples"] == (10 + 4) * 300 and (grid["jobs"], grid["jobs_after_checkpoints"]) == (1 + 2, 14)
+    # Table 2's TextFooler attacks of the two chosen flood runs copy their grid attacks: not counted twice.
+    table2 = next(r for r in result["rows"] if r["stage"] == "test attacks")
+    assert table2["examples"] == 3 * 3 * 300 - 2 * 300
+    one_shard_less = plan.plan({**config, "attacks": {**config["attacks"], "shards": 2}}, results=results)
+    assert next(r for r in one_shard_less["rows"] if r["stage"] == "test attacks")["examples"] == 3 * 3 * 300
     figures = plan.summary(result, cores=2)
     assert figures["local_wall_hours"] == pytest.approx(
         sum(r["gpu_hours"] + r["attack_hours"] for r in result["rows"]) / 2)

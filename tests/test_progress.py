@@ -74,3 +74,18 @@ def test_a_stopped_job_costs_what_its_resume_has_left(tmp_path):
     assert total == pytest.approx(expected_train + expected_grid + expected_shard + 60 / 3600)
     text = progress.report(by_rule, total, 2, [])
     assert f"wall_hours_left: {total / 2:.2f}" in text and "not_listed:" in text
+    sources = {}
+    progress.estimate(config, tmp_path, jobs, sources)
+    text = progress.report(by_rule, total, 2, [], sources)
+    assert "rates_tiny: training measured (" in text and "rates_tiny: textfooler attacks measured (" in text
+    assert "far below a CPU's" not in text
+    (results / "profile/tiny/times.json").unlink()              # nothing measured: the paper's GPU times
+    sources = {}
+    progress.estimate(config, tmp_path, jobs[:1], sources)
+    assert "training assumed (paper Table 3" in progress.report({}, 0.0, 2, [], sources)
+    assert "far below a CPU's" in progress.report({}, 0.0, 2, [], sources)
+    # With one shard, a chosen flood run's search-recipe attack copies its grid attack: it costs nothing.
+    one_shard = {**config, "attacks": {**config["attacks"], "shards": 1, "recipes": ["textfooler", "textbugger"]}}
+    flood_job = [("attack_shard", {"dataset": "tiny", "method": "flooding", "seed": "1", "shard": "0"})]
+    by_rule, _ = progress.estimate(one_shard, tmp_path, flood_job)
+    assert by_rule["attack_shard"]["hours"] == pytest.approx(attacked * 2.0 / 3600)   # TextBugger's only

@@ -186,6 +186,19 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     narrower = snakemake(tmp_path, "--cores", "2", "--configfile", "config/tiny.yaml")
     assert narrower.returncode != 0 and "levels.json: seeds 2" in narrower.stdout + narrower.stderr
 
+    # With one shard, Table 2's attack of a chosen flood run takes that run's grid attack (the same
+    # checkpoint, examples and recipe): its rows are copied, not attacked again.
+    (tmp_path / "one_shard.yaml").write_text("attacks: {shards: 1}\n")
+    run = json.loads((results / "search/tiny/flooding/seed1/choice.json").read_text())["run"]
+    one = snakemake(tmp_path, "results/attack/tiny/flooding/seed1/textfooler/summary.json", "--cores", "2",
+                    "--configfile", "config/tiny.yaml", "two_seeds.yaml", "one_shard.yaml", timeout=1200)
+    assert one.returncode == 0, one.stdout[-6000:] + one.stderr[-6000:]
+    table2_shard = results / "attack/tiny/flooding/seed1/textfooler/shard-0.csv"
+    assert table2_shard.read_bytes() == (results / f"grid_attack/tiny/{run}/seed1/shard-0.csv").read_bytes()
+    assert "rows copied from" in (tmp_path / "logs/attack/tiny/flooding/seed1/shard-0.log").read_text()
+    summary = json.loads((results / "attack/tiny/flooding/seed1/textfooler/summary.json").read_text())
+    assert summary["n_attacked"] == 4
+
 
 PAIRS_AND_CLASSES = {
     "seeds": [3],

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .names import BASE_METHODS, PROBE_METHOD, level_string, parse_run
+from .names import BASE_METHODS, FLOOD_METHODS, PROBE_METHOD, level_string, parse_run
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 BASE_CONFIG = SCHEMA.parents[2] / "config" / "config.yaml"   # every run reads it first (workflow/Snakefile)
@@ -203,6 +203,15 @@ def dataset_training(config, dataset):
     if ds.get("batch_size"):
         training["batch_size"] = ds["batch_size"]
     return training
+
+
+def reuses_grid_attack(config, method):
+    """Whether Table 2's attack of `method` with the search recipe copies its chosen run's grid attack
+    (figures.grid_test_attack): a flood method's chosen run is one of the searched runs, attacked there on the
+    same checkpoint, examples (one shard) and recipe, so the rows would be the same."""
+    attacks = config["attacks"]
+    return bool(config["figures"]["grid_test_attack"] and method in FLOOD_METHODS and attacks["shards"] == 1
+                and config["search"]["attack"] in attacks["recipes"])
 
 
 def attacked_epoch(config):

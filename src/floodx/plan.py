@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import adaflood_folds, attacked_epoch, flooding_grid, kept_epochs, run_config
+from .config import adaflood_folds, attacked_epoch, flooding_grid, kept_epochs, reuses_grid_attack, run_config
 from .errors import ConfigError, run_main
 from .files import read_json
 from .names import BASE_METHODS, flood_run
@@ -231,9 +231,12 @@ def plan(config, results="results", device_profile=None):
         add("flood-level choice", 2 * S)
         if prune:
             add("prune unchosen flood runs", S)
+        # Less the chosen flood runs' search-recipe attacks that copy their grid attack's rows.
+        copied = S * attacked * sum(reuses_grid_attack(config, m) for m in methods)
+        copied_seconds = copied * attack_seconds(dataset, results, config["search"]["attack"])[0] if copied else 0.0
         add("test attacks", S * len(methods) * (shards + len(recipes) + 1),   # + each model's softmax saturation
-            examples=S * len(methods) * len(recipes) * attacked,
-            attack_hours=S * len(methods) * len(recipes) * attacked * per_example / 3600)
+            examples=S * len(methods) * len(recipes) * attacked - copied,
+            attack_hours=(S * len(methods) * len(recipes) * attacked * per_example - copied_seconds) / 3600)
         if config["figures"]["grid_test_attack"]:
             # Every searched level on the test subset (jobs listed after the window's checkpoint), then its analysis
             # per seed, the one over seeds and Figure 2 (test), listed before; window levels on the grid counted

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .config import adaflood_folds
+from .config import adaflood_folds, reuses_grid_attack
 from .errors import DataError, run_main
 from .files import read_json
 from .names import parse_run
@@ -83,6 +83,7 @@ class JobCosts:
         self.config, self.run_dir = config, Path(run_dir)
         self.results = self.run_dir / "results"
         self._sizes, self._epoch, self._attack, self._bench = {}, {}, {}, {}
+        self.sources = {}   # {(dataset, "training" | recipe): where the rates come from (plan's words)}
 
     def sizes(self, dataset):
         if dataset not in self._sizes:
@@ -92,13 +93,15 @@ class JobCosts:
     def per_epoch(self, dataset, method):
         if dataset not in self._epoch:
             train = self.sizes(dataset)[0]
-            self._epoch[dataset] = epoch_seconds(dataset, self.config["datasets"][dataset], train, self.results)[0]
+            self._epoch[dataset], self.sources[(dataset, "training")] = epoch_seconds(
+                dataset, self.config["datasets"][dataset], train, self.results)
         seconds = self._epoch[dataset]
         return seconds.get(method, seconds.get("finetune", 0.0))
 
     def per_example(self, dataset, recipe):
         if (dataset, recipe) not in self._attack:
-            self._attack[(dataset, recipe)] = attack_seconds(dataset, self.results, recipe)[0]
+            self._attack[(dataset, recipe)], self.sources[(dataset, recipe)] = attack_seconds(
+                dataset, self.results, recipe)
         return self._attack[(dataset, recipe)]
 
     def _attack_left(self, dataset, recipe, examples, out):
@@ -124,8 +127,9 @@ class JobCosts:
             attacked, shards = self.sizes(w["dataset"])[2], cfg["attacks"]["shards"]
             examples = len(range(int(w["shard"]), attacked, shards))
             folder = results / "attack" / w["dataset"] / w["method"] / f"seed{w['seed']}"
+            copied = cfg["search"]["attack"] if reuses_grid_attack(cfg, w["method"]) else None   # no attack
             return sum(self._attack_left(w["dataset"], recipe, examples, folder / recipe / f"shard-{w['shard']}.csv")
-                       for recipe in cfg["attacks"]["recipes"]), "model"
+                       for recipe in cfg["attacks"]["recipes"] if recipe != copied), "model"
         if rule in ("grid_attack", "dev_attack"):
             examples = self.sizes(w["dataset"])[2] if rule == "grid_attack" else ds["dev_attack_examples"]
             out = results / rule / w["dataset"] / w["run"] / f"seed{w['seed']}" / "shard-0.csv"
@@ -141,14 +145,17 @@ class JobCosts:
         return (measured, "benchmarks") if measured is not None else (0.0, "unmeasured")
 
 
-def estimate(config, run_dir, jobs):
-    """{rule: {"jobs", "hours", "basis"}} and the total hours of the listed jobs."""
+def estimate(config, run_dir, jobs, sources=None):
+    """{rule: {"jobs", "hours", "basis"}} and the total hours of the listed jobs; `sources` (a dict), if
+    given, receives where each rate came from (JobCosts.sources)."""
     costs, by_rule = JobCosts(config, run_dir), {}
     for rule, wildcards in jobs:
         seconds, basis = costs.seconds(rule, wildcards)
         entry = by_rule.setdefault(rule, {"jobs": 0, "hours": 0.0, "basis": basis})
         entry["jobs"] += 1
         entry["hours"] += seconds / 3600
+    if sources is not None:
+        sources.update(costs.sources)
     return by_rule, sum(e["hours"] for e in by_rule.values())
 
 
@@ -164,9 +171,14 @@ def dry_run(run_dir, configfiles):
     return done.stdout + done.stderr
 
 
-def report(by_rule, total, cores, unmeasured):
+def report(by_rule, total, cores, unmeasured, sources=None):
     lines = [f"jobs_listed: {sum(e['jobs'] for e in by_rule.values())}", f"job_hours_left: {total:.2f}",
              f"wall_hours_left: {total / max(1, cores):.2f}", f"cores: {cores}"]
+    for (dataset, what), source in sorted((sources or {}).items()):
+        rate = "training" if what == "training" else f"{what} attacks"
+        warning = ("; the paper's GPU times: far below a CPU's until a fine-tune job or the profile has finished here"
+                   if what == "training" and source.startswith("assumed") else "")
+        lines.append(f"rates_{dataset}: {rate} {source}{warning}")
     if unmeasured:
         lines.append(f"unmeasured_rules: {', '.join(unmeasured)} (no benchmark file of theirs in this folder: "
                      "small jobs, counted as 0)")
@@ -186,9 +198,10 @@ def _main(argv=None):
     args = parser.parse_args(argv)
     config = load(args.configfile)
     jobs = listed_jobs(dry_run(args.dir, args.configfile))
-    by_rule, total = estimate(config, args.dir, jobs)
+    sources = {}
+    by_rule, total = estimate(config, args.dir, jobs, sources)
     unmeasured = sorted(rule for rule, entry in by_rule.items() if entry["basis"] == "unmeasured")
-    print(report(by_rule, total, args.cores, unmeasured))
+    print(report(by_rule, total, args.cores, unmeasured, sources))
     return by_rule
 
 

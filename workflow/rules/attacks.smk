@@ -5,12 +5,14 @@
 rule attack_shard:
     """One process attacks a model with every recipe (one import of TextAttack, one model load)."""
     input:
+        unpack(reused_grid_attack),
         metrics=final_metrics,
         resources=rules.fetch_attack_resources.output,
     output:
         expand("results/attack/{{dataset}}/{{method}}/seed{{seed}}/{attack}/shard-{{shard}}.csv", attack=ATTACKS),
     params:
         offline=OFFLINE,
+        reuse=reuse_argument,
         spec=lambda w: as_json(attack_spec(config, w.dataset, ATTACKS, "test", num_shards=len(SHARDS),
                                            resources=RESOURCES)),
         checkpoint=final_checkpoint,
@@ -28,7 +30,7 @@ rule attack_shard:
         ENV
     shell:
         "{params.offline} python -m floodx.attacks.run --spec {params.spec} --checkpoint {params.checkpoint} "
-        "--data results/data/{wildcards.dataset} --shard {wildcards.shard} --out {params.out} --threads {threads} > {log} 2>&1"
+        "--data results/data/{wildcards.dataset} --shard {wildcards.shard} --out {params.out} {params.reuse} --threads {threads} > {log} 2>&1"
 
 
 rule gather_attack:

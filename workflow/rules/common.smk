@@ -7,7 +7,7 @@ import sys
 from floodx.captions import caption_for
 from floodx.config import (
     adaflood_folds, adaflood_losses_path, attack_spec, iflood_follows_flooding, attacked_epoch, aux_fold_spec, flooding_grid, gather_spec,
-    paper_map, per_epoch_window, probe_spec, profile_spec, run_spec, search_spec,
+    paper_map, per_epoch_window, probe_spec, profile_spec, reuses_grid_attack, run_spec, search_spec,
     validate_config, window_job_spec,
 )
 from floodx.data import check_before_run
@@ -283,6 +283,24 @@ def grid_attack_inputs(wildcards):
             f"results/attack/{wildcards.dataset}/{method}/seed{wildcards.seed}/{attack}/summary.json",
             final_metrics_of(wildcards.dataset, method, wildcards.seed))]
     return inputs
+
+
+def reused_grid_attack(wildcards):
+    """Table 2's attack of a chosen flood run with the search recipe is the grid attack of that run
+    (floodx.config.reuses_grid_attack): it waits for that attack and copies its rows (`--reuse`, which checks
+    that the fingerprints match and attacks anew where they do not)."""
+    if not reuses_grid_attack(config, wildcards.method):
+        return {}
+    run = final_run_name(wildcards.dataset, wildcards.method, wildcards.seed)
+    return {"reused": f"results/grid_attack/{wildcards.dataset}/{run}/seed{wildcards.seed}/summary.json"}
+
+
+def reuse_argument(wildcards, input):
+    if "reused" not in input.keys():
+        return ""
+    shard = os.path.join(os.path.dirname(input.reused), "shard-0.csv")   # where rule grid_attack writes its rows
+    argument = f"{config['search']['attack']}={shard}"
+    return f"--reuse {shlex.quote(argument)}"
 
 
 # ---------------------------------------------------------------- retention: keep_checkpoints: chosen

@@ -153,6 +153,24 @@ def finished_by(out_csv):
         return None
 
 
+def copy_finished(source, out_csv, examples):
+    """Copy a finished shard of `examples` (rows, then its fingerprint, which marks it finished) to `out_csv`;
+    the number of rows. Each file lands whole (written beside it, then renamed), so a stop leaves no torn copy."""
+    import shutil
+
+    source, out_csv = Path(source), Path(out_csv)
+    with open(source, newline="", encoding="utf-8") as handle:
+        indices = [int(row["idx"]) for row in csv.DictReader(handle)]
+    if sorted(indices) != sorted(int(ex["idx"]) for ex in examples):
+        raise DataError(f"{source}: its rows are not the examples its fingerprint names; delete it and its "
+                        f"{_finished_stamp(source).name} to attack again")
+    for src, dst in ((source, out_csv), (_finished_stamp(source), _finished_stamp(out_csv))):
+        scratch = dst.with_name(dst.name + ".copying")
+        shutil.copyfile(src, scratch)
+        os.replace(scratch, dst)
+    return len(indices)
+
+
 def run_examples(attack, examples, out_csv, fingerprint, seed=DEFAULT_SEED, log=None,
                  after_example=None):
     """Attack `examples` (data rows, shard order) into `out_csv`, resuming `<out>.partial`.

@@ -20,7 +20,7 @@ from ..errors import ConfigError, ResourceError, run_main
 from ..inference import load_checkpoint
 from ..names import CHARSWAP, RECIPES
 from .examples import shard_examples
-from .resume import DEFAULT_SEED, finished_by, fingerprint, run_examples
+from .resume import DEFAULT_SEED, copy_finished, finished_by, fingerprint, run_examples
 
 def resolve_checkpoint(path, epoch=None):
     """A checkpoint folder: `path` itself, `path/checkpoints/epoch-{epoch}` of a training run,
@@ -59,14 +59,16 @@ def _removed_hint(path):
 def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index, num_shards,
                  out_csv, resources_dir, query_budget=None, limit=None, *, epoch=None,
                  build_attack=None, batch_size=32, seed=DEFAULT_SEED, log=None,
-                 after_example=None, device=None, max_length=None, precision="fp32"):
+                 after_example=None, device=None, max_length=None, precision="fp32", reuse=None):
     """Attack shard `shard_index` of `num_shards` of `attack_subset[subset]` (first `limit`).
 
     `split` names the JSONL file the subset indexes (normally equal to `subset`).  `epoch`
     picks `checkpoint/checkpoints/epoch-{epoch}` of a training run.  `build_attack(model,
     tokenizer) -> textattack.Attack` replaces the recipe (tests).  Returns the run's counts; a
     finished `out_csv` of the same fingerprint is left alone (`{"already_done": True}`).
-    `precision` (attacks.precision): fp32 or bf16 model queries.
+    `precision` (attacks.precision): fp32 or bf16 model queries.  `reuse`: another job's finished shard
+    CSV; where its fingerprint equals this shard's, its rows are copied instead of attacked again (an
+    attack is repeatable row for row on one machine, and the fingerprint holds everything rows depend on).
     """
     out_csv = Path(out_csv)
     if subset not in ("test", "dev"):
@@ -95,6 +97,11 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
             log(f"{out_csv}: made by a different run (checkpoint, data, attack or code differ); "
                 "attacking again")
         out_csv.unlink()
+    if reuse is not None and finished_by(reuse) == stamp:
+        rows = copy_finished(reuse, out_csv, examples)
+        if log:
+            log(f"{out_csv}: {rows} rows copied from {reuse}, finished with the same fingerprint")
+        return {"n": rows, "n_resumed": 0, "n_attacked_now": 0, "reused_from": str(reuse), "out": str(out_csv)}
 
     model, tokenizer = _victim(str(Path(checkpoint).resolve()), stamp["checkpoint_sha256"],
                                None if device is None else str(device))
@@ -167,8 +174,24 @@ def _parser():
     parser.add_argument("--clean-from", default=None,
                         help="with --summary: training metrics.json whose evaluation of the "
                              "attacked epoch gives Clean%% (default: evaluate the checkpoint)")
+    parser.add_argument("--reuse", action="append", default=[], metavar="RECIPE=CSV",
+                        help="a finished shard of another job to copy for RECIPE where its fingerprint is this "
+                             "shard's (Table 2 takes a chosen flood run's grid attack); otherwise RECIPE is attacked")
     parser.add_argument("--threads", type=int, default=1)
     return parser
+
+
+def _reuse_map(values, recipes, epochs):
+    """{recipe: shard CSV} from --reuse RECIPE=CSV (errors name the value)."""
+    reuse = {}
+    for value in values:
+        recipe, sep, path = value.partition("=")
+        if not sep or not path or recipe not in recipes:
+            raise ConfigError(f"--reuse {value!r}: expected RECIPE=CSV with RECIPE one of the spec's recipes {recipes}")
+        reuse[recipe] = Path(path)
+    if reuse and epochs != [None]:
+        raise ConfigError("--reuse copies the shard of one checkpoint: not with the spec's epochs")
+    return reuse
 
 
 def _fill(path, epoch, recipe):
@@ -197,6 +220,7 @@ def _main(argv):
         print(f"floodx: {tag} {message}", file=sys.stderr, flush=True)
 
     subset = spec["subset"]
+    reuse = _reuse_map(args.reuse, recipes, epochs)
     all_stats = []
     for recipe in recipes:
         for epoch in epochs:
@@ -206,7 +230,7 @@ def _main(argv):
                 args.checkpoint, args.data, spec["split"] or subset, subset, recipe, spec["mode"], args.shard,
                 spec["num_shards"], out, spec["resources"], query_budget=spec["query_budget"],
                 limit=spec["limit"], epoch=epoch, batch_size=spec["batch_size"], seed=spec["seed"], log=log,
-                device=device, max_length=spec["max_length"], precision=spec["precision"])
+                device=device, max_length=spec["max_length"], precision=spec["precision"], reuse=reuse.get(recipe))
             log(f"{recipe} done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
             if args.summary:
                 stats["summary"] = _gather_one(args, spec, epoch, recipe, out, device, log)
