@@ -90,6 +90,46 @@ def test_a_reduced_gpu_check_is_no_device_profile(tmp_path):
         plan.read_device_profile(path)
 
 
+def test_before_fine_tune_finishes_the_median_flooding_job_sets_the_training_times(tmp_path):
+    """The evidence run trains the flood grid first: its finished jobs (a resumed one counted by its epochs'
+    own seconds, not its benchmark's last segment) set the level, and the paper's ratios the rest."""
+    results = tmp_path / "results"
+    config = plan.load([str(plan.ROOT / "config/evidence.yaml")])
+    assumed = plan.epoch_seconds("rt", config["datasets"]["rt"], 2000, results)[0]
+    for run, bench, epoch_seconds in (("flooding-b0.10", 500.0, 40.0), ("flooding-b0.20", 800.0, 70.0),
+                                      ("flooding-b0.30", 100.0, 90.0), ("pgd", 9000.0, 0.0)):
+        folder = results / "train" / "rt" / run / "seed42"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"num_train_examples": 1000, "epochs": [
+            {"epoch": e, "seconds": epoch_seconds} for e in range(1, 11)]}))
+        bench_dir = tmp_path / "benchmarks" / "train" / "rt" / run
+        bench_dir.mkdir(parents=True)
+        (bench_dir / "seed42.tsv").write_text(f"s\th:m:s\n{bench}\t0:00:00\n")
+    measured, source = plan.epoch_seconds("rt", config["datasets"]["rt"], 2000, results)
+    # per epoch of 1000: 50 (benchmark), 80 (benchmark), 90 (its epochs: resumed); median 80, at 2000: 160
+    assert measured["flooding"] == pytest.approx(160.0)
+    assert measured["pgd"] / measured["flooding"] == pytest.approx(assumed["pgd"] / assumed["flooding"])
+    assert source.startswith("measured (the median of 3 Flooding training jobs under ")
+    finetune = results / "train" / "rt" / "finetune" / "seed42"        # a fine-tune job, once there, comes first
+    finetune.mkdir(parents=True)
+    (finetune / "metrics.json").write_text(json.dumps({"num_train_examples": 1000, "epochs": [{"epoch": 1}]}))
+    (tmp_path / "benchmarks/train/rt/finetune").mkdir(parents=True)
+    (tmp_path / "benchmarks/train/rt/finetune/seed42.tsv").write_text("s\th:m:s\n30.0\t0:00:30\n")
+    measured, source = plan.epoch_seconds("rt", config["datasets"]["rt"], 2000, results)
+    assert measured["finetune"] == pytest.approx(60.0) and source.startswith("measured (fine-tune's training job")
+
+
+def test_grid_attacks_measure_the_attack_time_before_table_2s_attacks_run(tmp_path):
+    results = tmp_path / "results"
+    assert plan.attack_seconds("rt", results, "textfooler")[1].startswith("assumed")
+    grid = results / "grid_attack" / "rt" / "flooding-b0.10" / "seed42"
+    grid.mkdir(parents=True)
+    (grid / "summary.json").write_text(json.dumps({"recipe": "textfooler", "seconds": 450.0, "n_attacked": 300}))
+    seconds, source = plan.attack_seconds("rt", results, "textfooler")
+    assert seconds == pytest.approx(1.5) and source.startswith("measured (300 textfooler test examples")
+    assert plan.attack_seconds("rt", results, "bertattack")[0] == pytest.approx(1.5)   # pooled: nothing else
+
+
 def test_a_finished_finetune_job_sets_the_training_times_and_grid_attacks_are_planned(tmp_path):
     """The fine-tune job's own time (Snakemake's benchmark file beside results/) scales every method; the
     evidence config's grid test attacks and a local wall-clock estimate appear."""

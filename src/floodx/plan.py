@@ -27,7 +27,7 @@ import yaml
 from .config import adaflood_folds, attacked_epoch, flooding_grid, kept_epochs, reuses_grid_attack, run_config
 from .errors import ConfigError, run_main
 from .files import read_json
-from .names import BASE_METHODS, flood_run
+from .names import BASE_METHODS, flood_run, parse_run
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSUMED_WINDOW_LEVELS = 5            # a window's levels when search.max_levels is null (paper config)
@@ -73,34 +73,60 @@ def split_sizes(dataset, ds, seed):
     return train, test, min(ds["attack_examples"] or test, test)
 
 
-def finetune_job(dataset, results):
-    """(seconds per epoch, training examples, benchmark file) of a finished fine-tune training job of this
-    data set: Snakemake's benchmark file beside `results` (evaluation and checkpoints included); or None."""
+def _job_epoch_seconds(tsv, metrics):
+    """(seconds per epoch, training examples) of a finished training job, or None. Snakemake's benchmark file
+    times a resumed job's last segment only, so the epochs' own recorded seconds bound it from below."""
     import csv
 
-    root = Path(results).resolve().parent / "benchmarks" / "train" / dataset / "finetune"
-    for tsv in sorted(root.glob("seed*.tsv")):
-        metrics = Path(results) / "train" / dataset / "finetune" / tsv.stem / "metrics.json"
-        if not metrics.is_file():
-            continue
-        with open(tsv, newline="") as handle:
-            rows = list(csv.DictReader(handle, delimiter="\t"))
-        record = read_json(metrics)
-        if rows and record.get("epochs") and record.get("num_train_examples"):
-            return float(rows[-1]["s"]) / len(record["epochs"]), int(record["num_train_examples"]), tsv
-    return None
+    if not metrics.is_file():
+        return None
+    with open(tsv, newline="") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    record = read_json(metrics)
+    epochs = record.get("epochs") or []
+    if not (rows and epochs and record.get("num_train_examples")):
+        return None
+    seconds = max(float(rows[-1]["s"]), sum(e.get("seconds") or 0.0 for e in epochs))
+    return seconds / len(epochs), int(record["num_train_examples"])
+
+
+def _method_of(run):
+    try:
+        return parse_run(run)[0]
+    except (ValueError, ConfigError):
+        return None
+
+
+def training_job(dataset, results):
+    """(seconds per epoch, training examples, what was measured, method) from this data set's finished training
+    jobs beside `results` (Snakemake's benchmark files: evaluation and checkpoints included): a fine-tune job,
+    else the median of its finished Flooding runs (the evidence run trains the flood grid first); or None."""
+    root = Path(results).resolve().parent / "benchmarks" / "train" / dataset
+    for tsv in sorted((root / "finetune").glob("seed*.tsv")):
+        job = _job_epoch_seconds(tsv, Path(results) / "train" / dataset / "finetune" / tsv.stem / "metrics.json")
+        if job:
+            return (*job, str(tsv), "finetune")
+    runs = sorted(tsv for tsv in root.glob("*/seed*.tsv") if _method_of(tsv.parent.name) == "flooding")
+    flood = [(job, tsv) for tsv in runs
+             if (job := _job_epoch_seconds(tsv, Path(results) / "train" / dataset / tsv.parent.name / tsv.stem
+                                           / "metrics.json"))]
+    if not flood:
+        return None
+    middle = sorted((job for job, _ in flood), key=lambda job: job[0] / job[1])[len(flood) // 2]
+    return (*middle, f"the median of {len(flood)} Flooding training jobs under {root}", "flooding")
 
 
 def epoch_seconds(dataset, ds, train, results, device_profile=None):
-    """{method: seconds per epoch} and where they come from (`method_epoch_seconds`); where a fine-tune job of
-    this data set finished in `results`, its own time (evaluation and checkpoints included) sets the level and
-    the other methods keep their ratios to fine-tune."""
+    """{method: seconds per epoch} and where they come from (`method_epoch_seconds`); where a training job of
+    this data set finished in `results` (`training_job`), its own time sets the level and the other methods keep
+    their ratios to that job's method."""
     out, source = method_epoch_seconds(dataset, ds, train, results, device_profile)
-    job = finetune_job(dataset, results)
-    if job and out.get("finetune"):
-        factor = job[0] * train / job[1] / out["finetune"]
+    job = training_job(dataset, results)
+    if job and out.get(job[3]):
+        factor = job[0] * train / job[1] / out[job[3]]
         out = {m: v * factor for m, v in out.items()}
-        source = (f"measured (fine-tune's training job {job[2]}: {job[0]:.4g} s per epoch of {job[1]} examples, "
+        name = "fine-tune's training job " if job[3] == "finetune" else ""
+        source = (f"measured ({name}{job[2]}: {job[0]:.4g} s per epoch of {job[1]} examples, "
                   f"scaled to {train}); method ratios {source}")
     return out, source
 
@@ -150,19 +176,21 @@ def read_device_profile(path):
 
 def attack_seconds(dataset, results, recipe=None):
     """Seconds per attacked example: of `recipe` (all recipes pooled when None or unmeasured), measured
-    on the test attacks of this results folder, or assumed."""
+    on the test attacks of this results folder (Table 2's, and the flood-level grid's), or assumed."""
     measured = {}
-    for summary in (Path(results) / "attack" / dataset).glob("*/seed*/*/summary.json"):
+    summaries = [*(Path(results) / "attack" / dataset).glob("*/seed*/*/summary.json"),
+                 *(Path(results) / "grid_attack" / dataset).glob("*/seed*/summary.json")]
+    for summary in summaries:
         data = read_json(summary)
         if data.get("seconds") and data.get("n_attacked"):
             seconds, count = measured.get(data.get("recipe"), (0.0, 0))
             measured[data.get("recipe")] = (seconds + data["seconds"], count + data["n_attacked"])
     if recipe in measured:
         total, count = measured[recipe]
-        return total / count, f"measured ({count} {recipe} examples under {Path(results) / 'attack' / dataset})"
+        return total / count, f"measured ({count} {recipe} test examples under {results})"
     if measured:
         total, count = (sum(v[i] for v in measured.values()) for i in (0, 1))
-        return total / count, f"measured ({count} attacked examples under {Path(results) / 'attack' / dataset})"
+        return total / count, f"measured ({count} attacked test examples under {results})"
     return ASSUMED_ATTACK_SECONDS, f"assumed ({ASSUMED_ATTACK_SECONDS} s per example and recipe)"
 
 
