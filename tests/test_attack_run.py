@@ -280,6 +280,33 @@ def test_a_shard_of_another_fingerprint_is_attacked_not_copied(setup, tmp_path):
     assert shard(checkpoint, data, tmp_path / "out2.csv", reuse=missing)["n_attacked_now"] == 12
 
 
+def test_a_shard_of_older_attack_code_or_without_its_rows_is_attacked_and_the_log_says_why(setup, tmp_path):
+    checkpoint, data = setup
+    grid = tmp_path / "grid.csv"
+    shard(checkpoint, data, grid)
+    stamp = grid.with_name("grid.csv.json")
+    stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "code": "an older floodx"}))
+    said = []
+    stats = shard(checkpoint, data, tmp_path / "out.csv", reuse=grid, log=said.append)
+    assert stats["n_attacked_now"] == 12
+    assert any("not copied (its fingerprint differs in code)" in line for line in said)
+    grid.unlink()                                                               # the stamp without its rows
+    said.clear()
+    assert shard(checkpoint, data, tmp_path / "out2.csv", reuse=grid, log=said.append)["n_attacked_now"] == 12
+    assert any("not copied (it is not a finished shard)" in line for line in said)
+
+
+def test_a_copy_replaces_an_earlier_tries_partial_rows(setup, tmp_path):
+    checkpoint, data = setup
+    grid = tmp_path / "grid.csv"
+    shard(checkpoint, data, grid)
+    out = tmp_path / "out.csv"
+    for name in ("out.csv.partial", "out.csv.partial.json"):
+        out.with_name(name).write_text("{}")
+    assert shard(checkpoint, data, out, reuse=grid)["reused_from"] == str(grid)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out.csv", "out.csv.json"]
+
+
 def test_a_copied_shard_whose_rows_are_not_its_examples_stops_naming_it(setup, tmp_path):
     from floodx.errors import DataError
 
@@ -349,14 +376,14 @@ def test_cli_runs_a_shard_and_reports_user_errors(setup, tmp_path, monkeypatch, 
     stats = run.main(["--spec", json.dumps(spec), "--checkpoint", str(checkpoint), "--data", str(data),
                       "--shard", "1", "--out", str(out), "--threads", "1"])
     assert stats["n"] == 2 and len(read_csv(out)) == 2
-    copied = run.main(["--spec", json.dumps(spec), "--checkpoint", str(checkpoint), "--data", str(data),
-                       "--shard", "1", "--out", str(tmp_path / "copy.csv"), "--reuse", f"charswap={out}"])
+    copied = run.main(["--spec", json.dumps({**spec, "reuse": {"charswap": str(out)}}), "--checkpoint",
+                       str(checkpoint), "--data", str(data), "--shard", "1", "--out", str(tmp_path / "copy.csv")])
     assert copied["reused_from"] == str(out) and read_csv(tmp_path / "copy.csv") == read_csv(out)
-    for reuse, message in (("nope=x.csv", "--reuse 'nope=x.csv': expected RECIPE=CSV"),
-                           ("charswap", "--reuse 'charswap': expected RECIPE=CSV")):
+    for reuse, message in (({"nope": "x.csv"}, "--spec: 'reuse' names recipe(s) ['nope']"),
+                           ({"charswap": 3}, "--spec: 'reuse' maps a recipe to a shard CSV path")):
         with pytest.raises(SystemExit) as exit_info:
-            run.main(["--spec", json.dumps(spec), "--checkpoint", str(checkpoint), "--data", str(data),
-                      "--out", str(tmp_path / "n.csv"), "--reuse", reuse])
+            run.main(["--spec", json.dumps({**spec, "reuse": reuse}), "--checkpoint", str(checkpoint),
+                      "--data", str(data), "--out", str(tmp_path / "n.csv")])
         assert exit_info.value.code == 2 and f"floodx: error: {message}" in capsys.readouterr().err
     for bad, message in (({**spec, "recipes": ["nope"]}, "unknown attack recipe 'nope'"),
                          ({**spec, "recipe": "charswap"}, "--spec: unknown key(s) ['recipe']"),

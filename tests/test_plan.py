@@ -128,6 +128,20 @@ def test_grid_attacks_measure_the_attack_time_before_table_2s_attacks_run(tmp_pa
     seconds, source = plan.attack_seconds("rt", results, "textfooler")
     assert seconds == pytest.approx(1.5) and source.startswith("measured (300 textfooler test examples")
     assert plan.attack_seconds("rt", results, "bertattack")[0] == pytest.approx(1.5)   # pooled: nothing else
+    identity = {"run": "flooding-b0.10", "seed": 42}
+    (grid / "summary.json").write_text(json.dumps({"recipe": "textfooler", "seconds": 450.0, "n_attacked": 300,
+                                                   "identity": {**identity, "recipe": "textfooler"}}))
+    for recipe, seconds in (("textfooler", 450.0), ("textbugger", 900.0)):   # Table 2: the copy, and its own
+        folder = results / "attack" / "rt" / "flooding" / "seed42" / recipe
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"recipe": recipe, "seconds": seconds, "n_attacked": 300,
+                                                         "identity": {**identity, "recipe": recipe}}))
+    assert plan.attack_seconds("rt", results, "textfooler")[1].startswith("measured (300 textfooler")
+    config = plan.load([str(plan.ROOT / "config/evidence.yaml")])
+    table2 = next(r for r in plan.plan(config, results=results)["rows"] if r["stage"] == "test attacks")
+    # every recipe at its own rate: TextFooler 1.5 s (fine-tune only: the two flood models' are copied),
+    # TextBugger 3.0 s, BERT-Attack unmeasured (the pooled 2.25 s)
+    assert table2["attack_hours"] == pytest.approx((1 * 300 * 1.5 + 3 * 300 * 3.0 + 3 * 300 * 2.25) / 3600)
 
 
 def test_a_finished_finetune_job_sets_the_training_times_and_grid_attacks_are_planned(tmp_path):

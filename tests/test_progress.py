@@ -89,3 +89,14 @@ def test_a_stopped_job_costs_what_its_resume_has_left(tmp_path):
     flood_job = [("attack_shard", {"dataset": "tiny", "method": "flooding", "seed": "1", "shard": "0"})]
     by_rule, _ = progress.estimate(one_shard, tmp_path, flood_job)
     assert by_rule["attack_shard"]["hours"] == pytest.approx(attacked * 2.0 / 3600)   # TextBugger's only
+    # ... unless that grid shard was finished by other attack code: then its fingerprint differs.
+    choice = results / "search/tiny/flooding/seed1/choice.json"
+    choice.parent.mkdir(parents=True)
+    choice.write_text(json.dumps({"run": "flooding-b0.10"}))
+    (grid / "shard-0.csv.json").write_text(json.dumps({"code": "an older floodx"}))
+    by_rule, _ = progress.estimate(one_shard, tmp_path, flood_job)
+    assert by_rule["attack_shard"]["hours"] == pytest.approx(2 * attacked * 2.0 / 3600)
+    from floodx.attacks.resume import code_digest
+    (grid / "shard-0.csv.json").write_text(json.dumps({"code": code_digest()}))
+    by_rule, _ = progress.estimate(one_shard, tmp_path, flood_job)
+    assert by_rule["attack_shard"]["hours"] == pytest.approx(attacked * 2.0 / 3600)

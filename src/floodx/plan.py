@@ -177,11 +177,16 @@ def read_device_profile(path):
 def attack_seconds(dataset, results, recipe=None):
     """Seconds per attacked example: of `recipe` (all recipes pooled when None or unmeasured), measured
     on the test attacks of this results folder (Table 2's, and the flood-level grid's), or assumed."""
-    measured = {}
-    summaries = [*(Path(results) / "attack" / dataset).glob("*/seed*/*/summary.json"),
-                 *(Path(results) / "grid_attack" / dataset).glob("*/seed*/summary.json")]
+    measured, seen = {}, set()
+    summaries = [*(Path(results) / "grid_attack" / dataset).glob("*/seed*/summary.json"),
+                 *(Path(results) / "attack" / dataset).glob("*/seed*/*/summary.json")]
     for summary in summaries:
         data = read_json(summary)
+        identity = data.get("identity") or {}
+        attacked = (identity.get("run"), identity.get("seed"), data.get("recipe"))
+        if attacked in seen and identity.get("run"):
+            continue                  # Table 2's copy of a chosen run's grid attack: the same rows and seconds
+        seen.add(attacked)
         if data.get("seconds") and data.get("n_attacked"):
             seconds, count = measured.get(data.get("recipe"), (0.0, 0))
             measured[data.get("recipe")] = (seconds + data["seconds"], count + data["n_attacked"])
@@ -221,7 +226,8 @@ def plan(config, results="results", device_profile=None):
     for dataset, ds in config["datasets"].items():
         train, test, attacked = split_sizes(dataset, ds, seeds[0])
         per_epoch, time_source = epoch_seconds(dataset, ds, train, results, device_profile)
-        per_example, attack_source = attack_seconds(dataset, results)
+        attack_source = attack_seconds(dataset, results)[1]
+        search_seconds = attack_seconds(dataset, results, config["search"]["attack"])[0]   # the dev and grid attacks
         sources[dataset] = {"training": time_source, "attacks": attack_source}
         base = [m for m in methods if m in BASE_METHODS]
         S = len(seeds)
@@ -253,30 +259,31 @@ def plan(config, results="results", device_profile=None):
         dev_examples = ds["dev_attack_examples"]
         if by_dev_attack:
             add("dev attacks (grid)", S * len(grid), examples=S * len(grid) * dev_examples,
-                attack_hours=S * len(grid) * dev_examples * per_example / 3600)
+                attack_hours=S * len(grid) * dev_examples * search_seconds / 3600)
             add("dev attacks (window)", 0, after=S * len(narrow), examples=S * len(narrow) * dev_examples,
-                attack_hours=S * len(narrow) * dev_examples * per_example / 3600)
+                attack_hours=S * len(narrow) * dev_examples * search_seconds / 3600)
         add("flood-level choice", 2 * S)
         if prune:
             add("prune unchosen flood runs", S)
-        # Less the chosen flood runs' search-recipe attacks that copy their grid attack's rows.
-        copied = S * attacked * sum(reuses_grid_attack(config, m) for m in methods)
-        copied_seconds = copied * attack_seconds(dataset, results, config["search"]["attack"])[0] if copied else 0.0
+        # Each recipe at its own rate; the chosen flood runs' search-recipe attacks copy their grid attack's rows
+        # (assumed: a grid shard finished by other attack code is attacked again, see floodx.progress).
+        search = config["search"]["attack"]
+        attacks = {recipe: S * attacked * sum(not (recipe == search and reuses_grid_attack(config, m)) for m in methods)
+                   for recipe in recipes}
         add("test attacks", S * len(methods) * (shards + len(recipes) + 1),   # + each model's softmax saturation
-            examples=S * len(methods) * len(recipes) * attacked - copied,
-            attack_hours=(S * len(methods) * len(recipes) * attacked * per_example - copied_seconds) / 3600)
+            examples=sum(attacks.values()),
+            attack_hours=sum(n * attack_seconds(dataset, results, recipe)[0] for recipe, n in attacks.items()) / 3600)
         if config["figures"]["grid_test_attack"]:
             # Every searched level on the test subset (jobs listed after the window's checkpoint), then its analysis
             # per seed, the one over seeds and Figure 2 (test), listed before; window levels on the grid counted
             # twice (an upper bound).
             searched = len(grid) + (0 if on_grid else window)
-            seconds, _ = attack_seconds(dataset, results, config["search"]["attack"])
             add("test attacks (every searched level)", S + 2, after=S * searched, examples=S * searched * attacked,
-                attack_hours=S * searched * attacked * seconds / 3600)
+                attack_hours=S * searched * attacked * search_seconds / 3600)
         per_epoch_methods = config["figures"]["per_epoch_methods"]
         fig4 = config["figures"]["per_epoch_attack_examples"]
         add("Figure 4 per-epoch attacks", 0, after=len(per_epoch_methods), examples=len(per_epoch_methods) * epochs * fig4,
-            attack_hours=len(per_epoch_methods) * epochs * fig4 * per_example / 3600)
+            attack_hours=len(per_epoch_methods) * epochs * fig4 * attack_seconds(dataset, results, recipes[0])[0] / 3600)
         add("profiling, landscape, figures", 2 + 4)
         # Disk: what the retention rule keeps (floodx.config.kept_epochs), per seed; with
         # keep_checkpoints: chosen only the two chosen flood runs outlive the choice (floodx.retention).

@@ -104,6 +104,27 @@ class JobCosts:
                 dataset, self.results, recipe)
         return self._attack[(dataset, recipe)]
 
+    def _copies_grid_attack(self, w):
+        """Whether Table 2's attack of this chosen flood run will copy its grid attack's rows: where the config
+        says so and the grid shard is still to be made or was made by this attack code (a shard finished by
+        other code has another fingerprint, and the recipe is attacked again)."""
+        if not reuses_grid_attack(self.config, w["method"]):
+            return False
+        choice = self.results / "search" / w["dataset"] / w["method"] / f"seed{w['seed']}" / "choice.json"
+        try:
+            run = read_json(choice)["run"]
+        except (OSError, KeyError, TypeError, ValueError):
+            return True                                                   # not chosen yet: the rule will wait for it
+        stamp = self.results / "grid_attack" / w["dataset"] / run / f"seed{w['seed']}" / "shard-0.csv.json"
+        if not stamp.is_file():
+            return True
+        from .attacks.resume import code_digest
+
+        try:
+            return read_json(stamp).get("code") == code_digest()
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def _attack_left(self, dataset, recipe, examples, out):
         return max(0, examples - _rows_done(out)) * self.per_example(dataset, recipe)
 
@@ -127,7 +148,7 @@ class JobCosts:
             attacked, shards = self.sizes(w["dataset"])[2], cfg["attacks"]["shards"]
             examples = len(range(int(w["shard"]), attacked, shards))
             folder = results / "attack" / w["dataset"] / w["method"] / f"seed{w['seed']}"
-            copied = cfg["search"]["attack"] if reuses_grid_attack(cfg, w["method"]) else None   # no attack
+            copied = cfg["search"]["attack"] if self._copies_grid_attack(w) else None   # no attack
             return sum(self._attack_left(w["dataset"], recipe, examples, folder / recipe / f"shard-{w['shard']}.csv")
                        for recipe in cfg["attacks"]["recipes"] if recipe != copied), "model"
         if rule in ("grid_attack", "dev_attack"):
@@ -176,7 +197,8 @@ def report(by_rule, total, cores, unmeasured, sources=None):
              f"wall_hours_left: {total / max(1, cores):.2f}", f"cores: {cores}"]
     for (dataset, what), source in sorted((sources or {}).items()):
         rate = "training" if what == "training" else f"{what} attacks"
-        warning = ("; the paper's GPU times: far below a CPU's until a fine-tune job or the profile has finished here"
+        warning = ("; the paper's GPU times: far below a CPU's until a fine-tune or Flooding job or the profile has "
+                   "finished here"
                    if what == "training" and source.startswith("assumed") else "")
         lines.append(f"rates_{dataset}: {rate} {source}{warning}")
     if unmeasured:

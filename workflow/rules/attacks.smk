@@ -12,9 +12,8 @@ rule attack_shard:
         expand("results/attack/{{dataset}}/{{method}}/seed{{seed}}/{attack}/shard-{{shard}}.csv", attack=ATTACKS),
     params:
         offline=OFFLINE,
-        reuse=reuse_argument,
         spec=lambda w: as_json(attack_spec(config, w.dataset, ATTACKS, "test", num_shards=len(SHARDS),
-                                           resources=RESOURCES)),
+                                           resources=RESOURCES) | reused_shard(w)),
         checkpoint=final_checkpoint,
         out=lambda w: f"results/attack/{w.dataset}/{w.method}/seed{w.seed}/{{recipe}}/shard-{w.shard}.csv",  # run.py fills it
     threads: 1
@@ -30,7 +29,7 @@ rule attack_shard:
         ENV
     shell:
         "{params.offline} python -m floodx.attacks.run --spec {params.spec} --checkpoint {params.checkpoint} "
-        "--data results/data/{wildcards.dataset} --shard {wildcards.shard} --out {params.out} {params.reuse} --threads {threads} > {log} 2>&1"
+        "--data results/data/{wildcards.dataset} --shard {wildcards.shard} --out {params.out} --threads {threads} > {log} 2>&1"
 
 
 rule gather_attack:

@@ -287,20 +287,23 @@ def grid_attack_inputs(wildcards):
 
 def reused_grid_attack(wildcards):
     """Table 2's attack of a chosen flood run with the search recipe is the grid attack of that run
-    (floodx.config.reuses_grid_attack): it waits for that attack and copies its rows (`--reuse`, which checks
-    that the fingerprints match and attacks anew where they do not)."""
+    (floodx.config.reuses_grid_attack): it waits for that attack and copies its rows (the spec's `reuse`, which
+    checks that the fingerprints match and attacks anew where they do not)."""
     if not reuses_grid_attack(config, wildcards.method):
         return {}
     run = final_run_name(wildcards.dataset, wildcards.method, wildcards.seed)
     return {"reused": f"results/grid_attack/{wildcards.dataset}/{run}/seed{wildcards.seed}/summary.json"}
 
 
-def reuse_argument(wildcards, input):
-    if "reused" not in input.keys():
-        return ""
-    shard = os.path.join(os.path.dirname(input.reused), "shard-0.csv")   # where rule grid_attack writes its rows
-    argument = f"{config['search']['attack']}={shard}"
-    return f"--reuse {shlex.quote(argument)}"
+def reused_shard(wildcards):
+    """The attack spec's `reuse` ({recipe: finished shard CSV}) where `reused_grid_attack` names an input. It
+    travels in the spec, not the shell command, and other methods' specs stay as they were: a folder attacked
+    before floodx reused rows reruns only its chosen flood runs' Table 2 attacks."""
+    grid = reused_grid_attack(wildcards)
+    if not grid:
+        return {}
+    shard = os.path.join(os.path.dirname(grid["reused"]), "shard-0.csv")   # where rule grid_attack writes its rows
+    return {"reuse": {config["search"]["attack"]: shard}}
 
 
 # ---------------------------------------------------------------- retention: keep_checkpoints: chosen

@@ -167,7 +167,11 @@ def copy_finished(source, out_csv, examples):
     for src, dst in ((source, out_csv), (_finished_stamp(source), _finished_stamp(out_csv))):
         scratch = dst.with_name(dst.name + ".copying")
         shutil.copyfile(src, scratch)
+        with open(scratch, "rb") as handle:
+            os.fsync(handle.fileno())
         os.replace(scratch, dst)
+    for stale in (out_csv.with_name(out_csv.name + ".partial"), out_csv.with_name(out_csv.name + ".partial.json")):
+        stale.unlink(missing_ok=True)           # an earlier try's rows: the copy is the finished shard
     return len(indices)
 
 

@@ -97,11 +97,17 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
             log(f"{out_csv}: made by a different run (checkpoint, data, attack or code differ); "
                 "attacking again")
         out_csv.unlink()
-    if reuse is not None and finished_by(reuse) == stamp:
-        rows = copy_finished(reuse, out_csv, examples)
+    if reuse is not None:
+        made_by = finished_by(reuse) if Path(reuse).is_file() else None
+        if made_by == stamp:
+            rows = copy_finished(reuse, out_csv, examples)
+            if log:
+                log(f"{out_csv}: {rows} rows copied from {reuse}, finished with the same fingerprint")
+            return {"n": rows, "n_resumed": 0, "n_attacked_now": 0, "reused_from": str(reuse), "out": str(out_csv)}
         if log:
-            log(f"{out_csv}: {rows} rows copied from {reuse}, finished with the same fingerprint")
-        return {"n": rows, "n_resumed": 0, "n_attacked_now": 0, "reused_from": str(reuse), "out": str(out_csv)}
+            why = ("it is not a finished shard" if made_by is None else "its fingerprint differs in "
+                   + ", ".join(sorted(k for k in set(made_by) | set(stamp) if made_by.get(k) != stamp.get(k))))
+            log(f"{reuse}: not copied ({why}); attacking")
 
     model, tokenizer = _victim(str(Path(checkpoint).resolve()), stamp["checkpoint_sha256"],
                                None if device is None else str(device))
@@ -136,7 +142,7 @@ def _victim(checkpoint, checkpoint_sha256, device):
 SPEC_REQUIRED = ("recipes", "mode", "subset", "resources")
 SPEC_OPTIONAL = {"split": None, "epochs": None, "num_shards": 1, "query_budget": None, "limit": None,
                  "max_length": None, "seed": DEFAULT_SEED, "batch_size": 32, "identity": None,
-                 "precision": "fp32"}
+                 "precision": "fp32", "reuse": None}
 
 
 def read_attack_spec(text):
@@ -159,7 +165,9 @@ def _parser():
                                      description="Attack one shard of the recorded subset.")
     parser.add_argument("--spec", required=True,
                         help="JSON attack settings: recipes, mode, subset, resources, and optionally epochs, "
-                             "num_shards, query_budget, limit, max_length, seed, batch_size, split, identity "
+                             "num_shards, query_budget, limit, max_length, seed, batch_size, split, identity, "
+                             "reuse ({recipe: another job's finished shard CSV, copied where its fingerprint is "
+                             "this shard's}) "
                              "(floodx.config.attack_spec). Several recipes or epochs run in one process (one "
                              "import of TextAttack, one model load) and need '{recipe}' / '{epoch}' in --out "
                              "and --summary")
@@ -174,24 +182,22 @@ def _parser():
     parser.add_argument("--clean-from", default=None,
                         help="with --summary: training metrics.json whose evaluation of the "
                              "attacked epoch gives Clean%% (default: evaluate the checkpoint)")
-    parser.add_argument("--reuse", action="append", default=[], metavar="RECIPE=CSV",
-                        help="a finished shard of another job to copy for RECIPE where its fingerprint is this "
-                             "shard's (Table 2 takes a chosen flood run's grid attack); otherwise RECIPE is attacked")
     parser.add_argument("--threads", type=int, default=1)
     return parser
 
 
-def _reuse_map(values, recipes, epochs):
-    """{recipe: shard CSV} from --reuse RECIPE=CSV (errors name the value)."""
-    reuse = {}
-    for value in values:
-        recipe, sep, path = value.partition("=")
-        if not sep or not path or recipe not in recipes:
-            raise ConfigError(f"--reuse {value!r}: expected RECIPE=CSV with RECIPE one of the spec's recipes {recipes}")
-        reuse[recipe] = Path(path)
-    if reuse and epochs != [None]:
-        raise ConfigError("--reuse copies the shard of one checkpoint: not with the spec's epochs")
-    return reuse
+def _reuse_map(reuse, recipes, epochs):
+    """The spec's `reuse`, {recipe: finished shard CSV of another job}, checked (errors name the key)."""
+    if reuse is None:
+        return {}
+    if not isinstance(reuse, dict) or not all(isinstance(v, str) and v for v in reuse.values()):
+        raise ConfigError("--spec: 'reuse' maps a recipe to a shard CSV path")
+    unknown = sorted(set(reuse) - set(recipes))
+    if unknown:
+        raise ConfigError(f"--spec: 'reuse' names recipe(s) {unknown} that the spec's recipes {recipes} do not")
+    if epochs != [None]:
+        raise ConfigError("--spec: 'reuse' copies the shard of one checkpoint, not of the spec's epochs")
+    return {recipe: Path(path) for recipe, path in reuse.items()}
 
 
 def _fill(path, epoch, recipe):
@@ -220,7 +226,7 @@ def _main(argv):
         print(f"floodx: {tag} {message}", file=sys.stderr, flush=True)
 
     subset = spec["subset"]
-    reuse = _reuse_map(args.reuse, recipes, epochs)
+    reuse = _reuse_map(spec["reuse"], recipes, epochs)
     all_stats = []
     for recipe in recipes:
         for epoch in epochs:
