@@ -98,5 +98,8 @@ def test_a_stopped_job_costs_what_its_resume_has_left(tmp_path):
     assert by_rule["attack_shard"]["hours"] == pytest.approx(2 * attacked * 2.0 / 3600)
     from floodx.attacks.resume import code_digest
     (grid / "shard-0.csv.json").write_text(json.dumps({"code": code_digest()}))
+    by_rule, _ = progress.estimate(one_shard, tmp_path, flood_job)                 # its stamp without its rows
+    assert by_rule["attack_shard"]["hours"] == pytest.approx(2 * attacked * 2.0 / 3600)
+    (grid / "shard-0.csv").write_text("idx\n")
     by_rule, _ = progress.estimate(one_shard, tmp_path, flood_job)
     assert by_rule["attack_shard"]["hours"] == pytest.approx(attacked * 2.0 / 3600)

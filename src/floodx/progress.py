@@ -116,8 +116,11 @@ class JobCosts:
         except (OSError, KeyError, TypeError, ValueError):
             return True                                                   # not chosen yet: the rule will wait for it
         stamp = self.results / "grid_attack" / w["dataset"] / run / f"seed{w['seed']}" / "shard-0.csv.json"
-        if not stamp.is_file():
-            return True
+        rows = stamp.with_name("shard-0.csv")
+        if not stamp.is_file() and not rows.is_file():
+            return True                                                   # the grid attack is still to run
+        if not (stamp.is_file() and rows.is_file()):
+            return False                                                  # not a finished shard: attacked anew
         from .attacks.resume import code_digest
 
         try:
