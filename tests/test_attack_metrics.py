@@ -324,3 +324,9 @@ def test_recorded_clean_accuracy_reads_the_training_jobs_evaluation(tmp_path, se
                      tmp_path / "s.json", recipe="textfooler", mode="offline", clean_from=metrics)
     assert summary["clean_acc"] == 71.5 and summary["n_clean"] == 40
     assert "epoch 3" in summary["clean_source"] and summary["aua"] == 50.0
+    assert summary["training_precision"] is None        # a metrics.json from before the record
+
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "training_precision": "bf16+fp32"}))
+    summary = gather([tmp_path / "a.csv"], checkpoint, tmp_path / "data", tmp_path / "e.csv",
+                     tmp_path / "s.json", recipe="textfooler", mode="offline", clean_from=(metrics, 3))
+    assert summary["training_precision"] == "bf16+fp32"

@@ -98,3 +98,24 @@ def test_the_config_setting_reaches_the_attack_job_its_fingerprint_and_summary(t
         stamp = finished_by(out)
         assert ("precision" in stamp) is (setting == "bf16")
         assert json.loads(out.with_name("summary.json").read_text())["attack_precision"] == setting
+
+
+def test_a_run_resumed_on_a_machine_without_native_bf16_records_both_precisions(tmp_path, sentences, monkeypatch,
+                                                                                 capsys):
+    """`auto` resolves on each job's machine: a run stopped on a bf16 CPU and finished on another says so."""
+    from floodx import training
+    from test_training import Interrupt, StopAt
+
+    data = write_prepared(tmp_path / "data", sentences)
+    spec = tiny_spec(epochs=3)                   # training.bf16: auto; 4 steps an epoch
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    with pytest.raises(Interrupt):               # dies in epoch 2, after epoch 1 trained in bf16
+        training.train(spec, data, tmp_path / "run", callbacks=[StopAt(6)], device=CPU)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    result = training.train(spec, data, tmp_path / "run", device=CPU)
+    assert [e["training_precision"] for e in result["epochs"]] == ["bf16", "fp32", "fp32"]
+    assert result["training_precision"] == "bf16+fp32"
+    assert "epochs up to 1 trained in bf16, the rest train in fp32" in capsys.readouterr().out
+    unbroken = training.train(spec, data, tmp_path / "unbroken", device=CPU)
+    assert unbroken["training_precision"] == "fp32"
+    assert training.training_precision([{"epoch": 1}], "bf16") == "bf16"     # records before the field

@@ -243,6 +243,53 @@ def test_table2_cli_writes_csv_md_tex(summaries, tmp_path):
     assert csv[(csv.dataset == "rt") & (csv.method == "finetune")].textfooler_aua_std.iloc[0] == pytest.approx(2.0)
 
 
+def _record_precision(paths, precision_of):
+    for path in paths:
+        summary = json.loads(path.read_text())
+        identity = summary["identity"]
+        precision = precision_of(identity["method"], identity["seed"])
+        if precision is not None:
+            summary["training_precision"] = precision
+        path.write_text(json.dumps(summary))
+
+
+def test_table2_says_which_precision_its_models_trained_in_and_warns_when_they_differ(summaries, tmp_path):
+    """`training.bf16: auto` resolves per machine: a folder trained on two kinds of machine is named as mixed."""
+    from floodx import results_page
+
+    assert not [n for n in table2.table2(table2.load_attack_summaries(summaries)).attrs["notes"] if "precision" in n]
+    _record_precision(summaries, lambda method, seed: "fp32")
+    table = table2.table2(table2.load_attack_summaries(summaries))
+    assert [n for n in table.attrs["notes"] if "precision" in n] == [
+        "every model trained in fp32 (8 models; training.bf16 in the config, resolved on each training job's "
+        "machine: floodx.precision)"]
+
+    _record_precision(summaries, lambda method, seed: {("finetune", 2): "bf16", ("pgd", 1): "bf16+fp32",
+                                                       ("flooding_x", 2): None}.get((method, seed), "fp32"))
+    for path in summaries:      # one model whose summaries predate the record
+        summary = json.loads(path.read_text())
+        if summary["identity"]["method"] == "flooding_x" and summary["identity"]["seed"] == 2:
+            summary.pop("training_precision")
+            path.write_text(json.dumps(summary))
+    table = table2.table2(table2.load_attack_summaries(summaries))
+    rt = table[table.dataset == "rt"].set_index("method")
+    assert rt.loc["finetune"].training_precision == "bf16+fp32" and rt.loc["flooding_x"].training_precision == "fp32"
+    note, = [n for n in table.attrs["notes"] if "precision" in n]
+    assert note.startswith("the models did not all train in one precision (bf16: rt/Fine-tune/seed2; "
+                           "bf16+fp32: rt/PGD/seed1; fp32: ")
+    assert "1 of 8 models' summaries predate the record" in note and "rt/Flooding-X/seed2" not in note
+
+    write.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(tmp_path / "results" / "tables")])
+    assert "Note: the models did not all train in one precision" in (tmp_path / "results/tables/table2.md").read_text()
+    assert results_page.trained_in(tmp_path / "results", {"training": {"bf16": "auto"}}) == (
+        "models trained in bf16 and fp32: mixed (training.bf16 auto; see Table 2's notes)")
+    _record_precision(summaries, lambda method, seed: "bf16")
+    write.main(["table2", "--summaries", *map(str, summaries), "--out-dir", str(tmp_path / "results" / "tables")])
+    assert results_page.trained_in(tmp_path / "results", {}) == "models trained in bf16 (training.bf16 auto)"
+    assert results_page.trained_in(tmp_path / "nothing", {"training": {"bf16": False}}) == (
+        "training.bf16 false (the models' precision is not recorded)")
+
+
 def test_the_resume_check_reads_the_table_the_writer_writes(summaries, tmp_path):
     """floodx.run_folder reads Table 2's own CSV columns: a renamed column would make it see nothing."""
     from floodx import run_folder

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 
 from . import __version__
+from .precision import cpu_has_native_bf16
 
 _PACKAGES = ("torch", "transformers", "datasets", "textattack", "snakemake", "pandas", "numpy")
 
@@ -36,7 +37,12 @@ def device_description():
 
     if torch.cuda.is_available():
         return f"cuda:{torch.cuda.get_device_name(0)}"
-    return f"cpu:{platform.processor() or platform.machine()} x{os.cpu_count()} (torch threads {torch.get_num_threads()})"
+    # The instruction set torch dispatches to (AVX2, AVX512, ...): fp32 kernels round differently across
+    # them, and without AVX512-BF16 or AMX `training.bf16: auto` trains in fp32 (floodx.precision).
+    capability = getattr(getattr(torch.backends, "cpu", None), "get_cpu_capability", lambda: None)()
+    return (f"cpu:{platform.processor() or platform.machine()} x{os.cpu_count()} "
+            f"(torch threads {torch.get_num_threads()}{f', {capability}' if capability else ''}"
+            f"{', native bf16' if cpu_has_native_bf16() else ''})")
 
 
 def provenance(spec=None, seed=None, resources=None):

@@ -59,6 +59,25 @@ def job_seconds(benchmarks):
     return totals
 
 
+def trained_in(results, config):
+    """What the page says of training precision: the models' own record (Table 2's CSV), else the setting.
+
+    `training.bf16: auto` resolves on each job's machine, so the setting alone does not say it."""
+    rows = []
+    table2 = Path(results) / "tables" / "table2.csv"
+    if table2.is_file():
+        with open(table2, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    found = sorted({part for row in rows for part in (row.get("training_precision") or "").split("+") if part})
+    setting = config.get("training", {}).get("bf16", "auto")
+    setting = json.dumps(setting) if isinstance(setting, bool) else setting     # as the YAML spells it
+    if not found:
+        return f"training.bf16 {setting} (the models' precision is not recorded)"
+    if len(found) == 1:
+        return f"models trained in {found[0]} (training.bf16 {setting})"
+    return f"models trained in {' and '.join(found)}: mixed (training.bf16 {setting}; see Table 2's notes)"
+
+
 def page_markdown(results, config, title, figures, benchmarks=None, commit=None, written=None):
     results = Path(results)
     lines = [f"# {title}", "",
@@ -75,7 +94,8 @@ def page_markdown(results, config, title, figures, benchmarks=None, commit=None,
               f"methods {', '.join(config.get('methods', []))}; {config.get('training', {}).get('epochs')} epochs, "
               f"learning rate {config.get('training', {}).get('learning_rate')}; seeds {seeds}; attacks "
               f"{', '.join(config.get('attacks', {}).get('recipes', []))} ({config.get('attacks', {}).get('mode')} "
-              f"mode, {config.get('attacks', {}).get('precision', 'fp32')} queries).", ""]
+              f"mode, {config.get('attacks', {}).get('precision', 'fp32')} queries); "
+              f"{trained_in(results, config)}.", ""]
     for name, heading in TABLES:
         path = results / "tables" / f"{name}.md"
         if not path.is_file():

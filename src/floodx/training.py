@@ -300,6 +300,12 @@ class Trainer:
         if start_epoch:
             print(f"{spec.get('run') or spec['method']}: resuming after epoch {start_epoch} "
                   f"(checkpoints/epoch-{start_epoch})", flush=True)
+            saved = records[-1].get("training_precision")
+            if saved not in (None, precision_name(self.autocast)):
+                print(f"{spec.get('run') or spec['method']}: warning: epochs up to {start_epoch} trained in {saved}, "
+                      f"the rest train in {precision_name(self.autocast)} (training.bf16: "
+                      f"{training.get('bf16', 'auto')} on {self.device.type}); metrics.json records "
+                      f"training_precision bf16+fp32", flush=True)
             # The weights of the last finished epoch; the tokenizer stays the starting model's, so
             # that checkpoints saved after a resume are byte for byte those of an unbroken run.
             self.model, _ = build_model(
@@ -349,7 +355,8 @@ class Trainer:
             records.append({
                 "epoch": epoch, "train_loss_mean": sum(per_batch) / len(per_batch),
                 "train_loss_per_batch": per_batch, **evaluated, "seconds": seconds,
-                "steps": len(losses), **self.method.epoch_log(),
+                "steps": len(losses), "training_precision": precision_name(self.autocast),
+                **self.method.epoch_log(),
             })
             if state.stop:
                 records[-1]["stopped_early"] = True
@@ -432,12 +439,18 @@ class Trainer:
             # What the recorded accuracies were computed in: fp32 (evaluate_epoch), except records written
             # before 2026-12-01 under bf16 (they carry `{split}_acc_fp32` beside their bf16 `{split}_acc`).
             "evaluation_precision": "bf16" if any("test_acc_fp32" in r for r in records) else "fp32",
-            "training_precision": precision_name(self.autocast),
+            "training_precision": training_precision(records, precision_name(self.autocast)),
             "deviations": self.meta.get("deviations", []),
             "provenance": provenance(spec=self.spec, seed=self.seed),
         }
         write_json(self.out_dir / "metrics.json", result)
         return result
+
+
+def training_precision(records, current):
+    """The precision a run's epochs trained in: 'bf16', 'fp32', or 'bf16+fp32' for a run resumed on a
+    machine that resolves `training.bf16: auto` otherwise (records before 2026-12-02 name none: `current`)."""
+    return "+".join(sorted({r.get("training_precision", current) for r in records} or {current}))
 
 
 def train(spec, data_dir, out_dir, callbacks=(), device=None):

@@ -105,6 +105,22 @@ def recorded_clean_accuracy(metrics_json, split, epoch=None):
                       f"{split} split)"}
 
 
+def trained_precision(checkpoint, clean_from=None):
+    """The precision the attacked model trained in, from its run's metrics.json (None where unrecorded).
+
+    Recorded in each summary so that Table 2 can say whether its models trained alike: `training.bf16:
+    auto` resolves on each training job's machine (floodx.precision)."""
+    from ..files import read_result
+
+    if clean_from is not None:
+        metrics_json = Path(clean_from[0] if isinstance(clean_from, (tuple, list)) else clean_from)
+    else:
+        metrics_json = Path(checkpoint).parent.parent / "metrics.json"   # <run>/checkpoints/epoch-N
+    if not metrics_json.is_file():
+        return None
+    return read_result(metrics_json).get("training_precision")
+
+
 def _substitutions(recipe, mode):
     """What offline mode put in place of the recipe's resources ({} in paper mode)."""
     if mode != "offline" or recipe is None:
@@ -202,6 +218,7 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, *, recipe, m
         "query_budget": query_budget,
         "mode": mode,
         "attack_precision": precision,
+        "training_precision": trained_precision(checkpoint, clean_from),
         "substitutions": _substitutions(recipe, mode),
         "host_deviations": wordnet_deviations(),   # e.g. a WordNet without exception lists on this host
         "checkpoint": str(checkpoint),

@@ -52,6 +52,7 @@ def load_attack_summaries(paths):
         for field in ("n_attacked", "n_successful", "n_failed", "n_skipped", "mode"):
             row[field] = summary.get(field)
         row["host_deviations"] = tuple(summary.get("host_deviations") or ())
+        row["training_precision"] = summary.get("training_precision")
         examples = Path(path).with_name("examples.csv")
         row["examples"] = comparisons.example_outcomes(path) if examples.is_file() else None
         row["path"] = str(path)
@@ -111,6 +112,7 @@ def table2(summaries, saturation=None):
                              f"({', '.join(f'{a}={c:.1f}' for a, c in zip(per_seed.attack, per_seed.clean))})")
             clean_per_seed.append(values.mean() if len(values) else float("nan"))
         row["clean_mean"], row["clean_std"], row["clean_n"] = _stats(clean_per_seed)
+        row["training_precision"] = _precisions(group)
         row["majority"] = group.majority.max() if "majority" in group else float("nan")
         n_clean = group.n_clean.max() if "n_clean" in group else float("nan")
         row["degenerate"] = no_better_than_majority(row["clean_mean"], row["majority"], n_clean)
@@ -154,6 +156,7 @@ def table2(summaries, saturation=None):
         for deviation in sorted({d for found in frame.host_deviations for d in found}):
             hit = frame[frame.host_deviations.map(lambda found: deviation in found)]
             notes.append(f"attacks on this host ({len(hit)} of {len(frame)} summaries): {deviation}")
+    notes.extend(precision_notes(frame))
     table.attrs["notes"] = notes
     table.attrs["attacks"] = attacks
     table.attrs["tests"] = tests
@@ -162,6 +165,39 @@ def table2(summaries, saturation=None):
         table.attrs["notes"].append("some attacks have no examples.csv: their cells carry no interval and "
                                     "no paired test")
     return table
+
+
+def _precisions(frame):
+    """The training precisions of the models behind `frame`'s summaries ('bf16', 'fp32', 'bf16+fp32'; '' unknown)."""
+    found = frame.training_precision.dropna() if "training_precision" in frame else ()
+    return "+".join(sorted({part for value in found for part in str(value).split("+")}))
+
+
+def precision_notes(frame):
+    """Which precision the models trained in, and a warning where they differ.
+
+    `training.bf16: auto` resolves on each job's own machine (floodx.precision), so one folder trained on
+    machines with and without native bf16 holds models whose differences mix the method with rounding."""
+    if "training_precision" not in frame:
+        return []
+    models = frame.drop_duplicates(["dataset", "method", "seed"])
+    known = models[models.training_precision.map(lambda value: isinstance(value, str) and bool(value))]
+    if known.empty:
+        return []
+    unrecorded = (f"; {len(models) - len(known)} of {len(models)} models' summaries predate the record"
+                  if len(known) < len(models) else "")
+    precisions = sorted(set(known.training_precision))
+    if len(precisions) == 1:
+        return [f"every model trained in {precisions[0]} ({len(known)} models; training.bf16 in the config, "
+                f"resolved on each training job's machine: floodx.precision){unrecorded}"]
+    parts = "; ".join(f"{precision}: " + ", ".join(f"{m.dataset}/{method_label(m.method)}/seed{m.seed}"
+                                                   for m in known[known.training_precision == precision]
+                                                   .itertuples())
+                      for precision in precisions)
+    return [f"the models did not all train in one precision ({parts}){unrecorded}: training.bf16: auto "
+            "resolves on each training job's machine, so a folder trained on machines with and without native "
+            "bf16 mixes them, and differences between such models mix the method with rounding; pin "
+            "training.bf16 or train in one place (docs/deviations.md)"]
 
 
 def _add_test_columns(table, tests, attacks, reference):
