@@ -18,7 +18,8 @@ def dry_run_counts(tmp_path, *configfiles):
     return {rule: int(n) for rule, n in counts.items()}
 
 
-@pytest.mark.parametrize("configfiles", [(), ("config/tiny.yaml",), ("config/paper.yaml",)])
+@pytest.mark.parametrize("configfiles", [(), ("config/tiny.yaml",), ("config/paper.yaml",),
+                                         ("config/evidence.yaml", "config/successors.yaml")])
 def test_the_planned_jobs_are_the_dry_runs(tmp_path, configfiles):
     counts = dry_run_counts(tmp_path, *configfiles)
     result = plan.plan(plan.load([plan.ROOT / c for c in configfiles]), results=tmp_path / "no-results")

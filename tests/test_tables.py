@@ -592,3 +592,41 @@ def test_successors_without_flooding_x_or_fine_tune_are_said_untested(tmp_path):
 
 def test_no_successor_no_successor_section(tested):
     assert "successors" not in reading.reading_markdown(table2.table2(table2.load_attack_summaries(tested)))
+
+
+def test_the_calibrated_table_tests_each_model_against_its_plain_attack_and_fine_tune(tmp_path):
+    """TTSO's plain Aua% 30/40 falls to 2/40 on calibrated scores (masked), below fine-tune's 12, which stays 12."""
+    plain_plan = {"finetune": outcomes(12, 8), "ttso": outcomes(30, 2)}
+    calibrated_plan = {"finetune": outcomes(12, 8), "ttso": outcomes(2, 2)}
+    paths = {}
+    for kind, plan in (("plain", plain_plan), ("calibrated", calibrated_plan)):
+        for method, results in plan.items():
+            path = write_summary(tmp_path / kind, "rt", method, 1, "textfooler", 75.0,
+                                 100 * results.count("failed") / 40, 50.0, 11.0, majority=50.0, n_clean=200)
+            write_examples(path, results)
+            if kind == "calibrated":
+                summary = json.loads(path.read_text())
+                summary["identity"]["scores"] = "calibrated"
+                summary["calibration"] = {"temperature": 7.5 if method == "ttso" else 1.2, "fit_on": "dev",
+                                          "test_saturated": 0.0, "test_saturated_uncalibrated":
+                                          0.9 if method == "ttso" else 0.1}
+                path.write_text(json.dumps(summary))
+            paths.setdefault(kind, []).append(path)
+    write.main(["calibrated", "--plain", *map(str, paths["plain"]), "--calibrated", *map(str, paths["calibrated"]),
+                "--out-dir", str(tmp_path / "tables"), "--caption", "toy"])
+    text = (tmp_path / "tables" / "calibrated.md").read_text()
+    assert ("- Rotten Tomatoes, TTSO, TextFooler: Aua% 75.0 on plain scores, 5.0 on calibrated (−70.0 points"
+            in text) and "28 examples lost, 0 won" in text and "part of its plain Aua% was masked scores" in text
+    assert ("Fine-tune, TextFooler: Aua% 30.0 on plain scores, 30.0 on calibrated (0.0 points" in text
+            and "no significant change" in text)
+    assert "| Rotten Tomatoes | TTSO | 7.5 | 90.0% → 0.0% |" in text
+    table = pd.read_csv(tmp_path / "tables" / "calibrated.csv").set_index("method")
+    assert table.loc["ttso", "textfooler_aua_mean"] == pytest.approx(5.0)
+    assert table.loc["ttso", "textfooler_aua_vs_finetune_mark"] == "loss"      # 10 examples lost, none won
+
+    summary = json.loads(paths["calibrated"][1].read_text())
+    summary.pop("calibration")
+    paths["calibrated"][1].write_text(json.dumps(summary))
+    with pytest.raises(DataError, match="no 'calibration'"):
+        from floodx.tables.calibrated import calibrated_table
+        calibrated_table(paths["plain"], paths["calibrated"])

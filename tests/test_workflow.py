@@ -104,6 +104,16 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     for n in (1, 2, 3, 4):
         assert (results / f"figures/figure{n}_tiny.png").stat().st_size > 10_000
     assert (results / "tables/table3.md").read_text().count("|") > 10
+    assert summary["training_precision"] == metrics["training_precision"] in ("bf16", "fp32")
+
+    # attacks.calibrated: the same test examples on dev-calibrated scores, beside the plain attack.
+    calibrated = json.loads((results / "attack_calibrated/tiny/flooding_x/seed1/textfooler/summary.json").read_text())
+    assert calibrated["calibration"]["fit_on"] == "dev" and calibrated["calibration"]["temperature"] > 0
+    assert calibrated["identity"]["scores"] == "calibrated" and calibrated["n_attacked"] == 4
+    assert (json.loads((results / "attack/tiny/flooding_x/seed1/textfooler/summary.json").read_text())["identity"]
+            ["run"] == calibrated["identity"]["run"])
+    text = (results / "tables/calibrated.md").read_text()
+    assert "Calibrated against plain scores" in text and "Flooding-X, TextFooler: Aua%" in text
 
     # figures.grid_test_attack: every searched level attacked on the test subset, the verdict, Figure 2 (test).
     levels = json.loads((results / "grid_attack/tiny/seed1/levels.json").read_text())
@@ -119,6 +129,7 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     page = (results / "results.md").read_text()
     assert "## Table 2" in page and "figures/figure2_test_tiny.png" in page and "Verdict: **" in page
     assert "| train |" in page              # job time per stage, from the benchmark files
+    assert "## Table 2 on calibrated scores" in page and "models trained in " in page
 
     report = snakemake(tmp_path, "--configfile", "config/tiny.yaml", "--report", "report.html")
     assert report.returncode == 0, report.stderr[-3000:]
@@ -126,7 +137,7 @@ def test_end_to_end_on_the_tiny_config(tmp_path):
     assert "figure3_tiny.png" in html
     # The report shows tables inline (HTML pages), and opens on what the run was and where Table 2 is.
     shown = report_results(html)
-    for table in ("table2", "reading", "table2_vs_paper", "table3", "search"):
+    for table in ("table2", "reading", "table2_vs_paper", "table3", "search", "calibrated"):
         entry = shown[f"results/tables/{table}.html"]
         assert entry["mime_type"] == "text/html", (table, entry["mime_type"])
     page = base64.b64decode(shown["results/tables/table2.html"]["data_uri"].split(",", 1)[1]).decode()

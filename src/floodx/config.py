@@ -134,6 +134,9 @@ def _check_consistency(config, source):
     for name in figures["per_epoch_methods"]:
         if name not in config["methods"]:
             raise ConfigError(f"{source}: figures.per_epoch_methods names '{name}', which is not in methods")
+    for name in config["attacks"].get("calibrated", []):
+        if name not in config["methods"]:
+            raise ConfigError(f"{source}: attacks.calibrated names '{name}', which is not in methods")
 
 
 def parse_spec(text):
@@ -335,18 +338,19 @@ def profile_spec(config, dataset, seed, resources="resources"):
 
 
 def attack_spec(config, dataset, recipes, subset="test", *, epochs=None, limit=None, num_shards=1, identity=None,
-                resources="resources"):
-    """An attack job (floodx.attacks.run): which recipes on which subset, and how (mode, budget, length)."""
+                resources="resources", calibrate=None):
+    """An attack job (floodx.attacks.run): which recipes on which subset, and how (mode, budget, length);
+    `calibrate`: the split a score temperature is fitted on (the calibrated attacks), else no key."""
     return {"recipes": list(recipes), "mode": config["attacks"]["mode"], "subset": subset,
             "epochs": list(epochs) if epochs else None, "num_shards": num_shards,
             "query_budget": config["attacks"]["query_budget"], "limit": limit,
             "max_length": config["datasets"][dataset]["max_length"], "resources": resources, "identity": identity,
-            "precision": config["attacks"]["precision"]}
+            "precision": config["attacks"]["precision"]} | ({"calibrate": calibrate} if calibrate else {})
 
 
 def gather_spec(config, identity):
     """Gathering an attack's shards: what the result is (written into summary.json) and how it was attacked."""
-    return {"identity": identity, "attacks": config["attacks"]}
+    return {"identity": identity, "attacks": {k: v for k, v in config["attacks"].items() if k != "calibrated"}}
 
 
 def job_arguments(prog, description, out_help):

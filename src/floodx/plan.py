@@ -273,6 +273,12 @@ def plan(config, results="results", device_profile=None):
         add("test attacks", S * len(methods) * (shards + len(recipes) + 1),   # + each model's softmax saturation
             examples=sum(attacks.values()),
             attack_hours=sum(n * attack_seconds(dataset, results, recipe)[0] for recipe, n in attacks.items()) / 3600)
+        calibrated = config["attacks"].get("calibrated", [])
+        if calibrated:    # every recipe again on calibrated scores, at the recipe's own rate, and their table
+            add("test attacks on calibrated scores", S * len(calibrated) + 1,
+                examples=S * len(calibrated) * attacked * len(recipes),
+                attack_hours=S * len(calibrated) * attacked
+                * sum(attack_seconds(dataset, results, recipe)[0] for recipe in recipes) / 3600)
         if config["figures"]["grid_test_attack"]:
             # Every searched level on the test subset (jobs listed after the window's checkpoint), then its analysis
             # per seed, the one over seeds and Figure 2 (test), listed before; window levels on the grid counted

@@ -158,6 +158,10 @@ class JobCosts:
             examples = self.sizes(w["dataset"])[2] if rule == "grid_attack" else ds["dev_attack_examples"]
             out = results / rule / w["dataset"] / w["run"] / f"seed{w['seed']}" / "shard-0.csv"
             return self._attack_left(w["dataset"], cfg["search"]["attack"], examples, out), "model"
+        if rule == "calibrated_attack":
+            folder = results / "attack_calibrated" / w["dataset"] / w["method"] / f"seed{w['seed']}"
+            return sum(self._attack_left(w["dataset"], recipe, self.sizes(w["dataset"])[2], folder / recipe / "shard-0.csv")
+                       for recipe in cfg["attacks"]["recipes"]), "model"
         if rule == "epoch_attack":
             folder = results / "epoch_attack" / w["dataset"] / w["method"] / f"seed{w['seed']}"
             examples = cfg["figures"]["per_epoch_attack_examples"]

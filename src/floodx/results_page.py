@@ -22,9 +22,11 @@ from .files import write_text
 from .pages import write_markdown
 from .provenance import _git_commit, _version
 
-TABLES = (("reading", "What the run shows"), ("table2", "Table 2"), ("search", "The flood-level search"),
+TABLES = (("reading", "What the run shows"), ("table2", "Table 2"),
+          ("calibrated", "Table 2 on calibrated scores"), ("search", "The flood-level search"),
           ("table3", "Table 3: training cost"))
-STAGES = ("train", "probe", "attack", "grid_attack", "dev_attack", "epoch_attack", "profile", "landscape")
+STAGES = ("train", "probe", "attack", "attack_calibrated", "grid_attack", "dev_attack", "epoch_attack", "profile",
+          "landscape")
 
 
 def _cpu_model():

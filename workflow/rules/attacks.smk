@@ -57,6 +57,39 @@ rule gather_attack:
         "--out-examples {output.examples} --out-summary {output.summary} > {log} 2>&1"
 
 
+rule calibrated_attack:
+    """Table 2's attack of a final model again on calibrated scores (attacks.calibrated): softmax(logits / T), T
+    fitted on the dev split (floodx.calibration); every recipe in one process, each gathered at once."""
+    input:
+        metrics=final_metrics,
+        resources=rules.fetch_attack_resources.output,
+    output:
+        expand("results/attack_calibrated/{{dataset}}/{{method}}/seed{{seed}}/{attack}/summary.json", attack=ATTACKS),
+    params:
+        offline=OFFLINE,
+        spec=lambda w: as_json(attack_spec(
+            config, w.dataset, ATTACKS, "test", epochs=[attack_epoch(w)], calibrate="dev", resources=RESOURCES,
+            identity=result_identity(w.dataset, w.method, final_run_name(w.dataset, w.method, w.seed), w.seed,
+                                     scores="calibrated"))),
+        run=lambda w: final_run(w.dataset, w.method, w.seed),
+        folder=lambda w: f"results/attack_calibrated/{w.dataset}/{w.method}/seed{w.seed}/{{recipe}}",  # run.py fills it
+    threads: 1
+    resources:
+        gpu=1,
+        runtime=720,
+        mem_mb=8000,
+    log:
+        "logs/attack_calibrated/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        "benchmarks/attack_calibrated/{dataset}/{method}/seed{seed}.tsv"
+    conda:
+        ENV
+    shell:
+        "{params.offline} python -m floodx.attacks.run --spec {params.spec} --checkpoint {params.run} "
+        "--data results/data/{wildcards.dataset} --out {params.folder}/shard-0.csv --summary {params.folder}/summary.json "
+        "--clean-from {input.metrics} --threads {threads} > {log} 2>&1"
+
+
 rule softmax_saturation:
     """How often the attacked model's fp32 softmax is exactly 1.0 on the test split (floodx.saturation): where it
     is, score-based attacks are blind, and Table 2's reading warns that Aua% may be masked scores."""

@@ -96,6 +96,29 @@ rule table2:
         "--out-dir results/tables --paper-map {params.paper_map} --caption {params.caption} > {log} 2>&1"
 
 
+rule table_calibrated:
+    """Table 2 on calibrated scores (attacks.calibrated), beside the same models' plain attacks (floodx.tables.calibrated)."""
+    input:
+        plain=expand("results/attack/{dataset}/{method}/seed{seed}/{attack}/summary.json",
+                     dataset=DATASETS, method=CALIBRATED, seed=SEEDS, attack=ATTACKS),
+        calibrated=expand("results/attack_calibrated/{dataset}/{method}/seed{seed}/{attack}/summary.json",
+                          dataset=DATASETS, method=CALIBRATED, seed=SEEDS, attack=ATTACKS),
+    output:
+        "results/tables/calibrated.md",
+        report("results/tables/calibrated.html", caption="../report/calibrated.rst", category="Tables",
+               labels={"table": "Table 2 on calibrated scores"}),
+        "results/tables/calibrated.csv",
+    params:
+        caption=shlex.quote(config_caption()),
+    log:
+        "logs/tables/calibrated.log",
+    conda:
+        ENV
+    shell:
+        "python -m floodx.tables calibrated --plain {input.plain} --calibrated {input.calibrated} "
+        "--out-dir results/tables --caption {params.caption} > {log} 2>&1"
+
+
 rule table3:
     input:
         expand("results/profile/{dataset}/times.json", dataset=DATASETS),
@@ -229,7 +252,8 @@ rule results_page:
     """The run's results page (floodx.results_page), generated from its tables and figures; `make publish`
     copies it into docs/."""
     input:
-        tables=expand("results/tables/{table}.md", table=["table2", "reading", "search", "table3"]),
+        tables=expand("results/tables/{table}.md", table=["table2", "reading", "search", "table3"]
+                      + (["calibrated"] if CALIBRATED else [])),
         figures=page_figures(),
     output:
         page="results/results.md",

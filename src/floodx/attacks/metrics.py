@@ -130,14 +130,15 @@ def _substitutions(recipe, mode):
 
 def gather(shards, checkpoint, data_dir, out_examples, out_summary, *, recipe, mode, subset=None,
            split=None, limit=None, query_budget=None, identity=None, clean=True, batch_size=64,
-           max_length=None, device=None, clean_from=None, precision="fp32"):
+           max_length=None, device=None, clean_from=None, precision="fp32", calibration=None):
     """Concatenate shard CSVs into examples.csv (subset order) and write summary.json.
 
     Checks that no idx appears twice and, when the data's meta.json records the subset, that the
     shards together cover exactly the (first `limit` of the) subset.  `clean_from` (a training
     run's metrics.json, or a (metrics.json, epoch) pair) takes Clean% from the training job's
     own evaluation of that checkpoint instead of evaluating it again. `precision`: the attack's
-    model queries (recorded as `attack_precision`); Clean% is always the fp32 accuracy.
+    model queries (recorded as `attack_precision`); Clean% is always the fp32 accuracy. `calibration`: how
+    the attack's score temperature was fitted (floodx.calibration), for an attack on calibrated scores.
     """
     from ..data import load_split
     from ..files import write_json
@@ -219,6 +220,7 @@ def gather(shards, checkpoint, data_dir, out_examples, out_summary, *, recipe, m
         "mode": mode,
         "attack_precision": precision,
         "training_precision": trained_precision(checkpoint, clean_from),
+        "calibration": calibration,
         "substitutions": _substitutions(recipe, mode),
         "host_deviations": wordnet_deviations(),   # e.g. a WordNet without exception lists on this host
         "checkpoint": str(checkpoint),

@@ -79,19 +79,23 @@ class DynamicPaddingWrapper(HuggingFaceModelWrapper):
     Texts are truncated at `max_length` (default: the tokenizer's limit, at most 512); queries
     go through `floodx.inference.predict_logits` in batches of `batch_size` (no_grad, on the
     model's device; under bf16 autocast with `precision` bf16). Inputs are strings or
-    (text, text_pair) tuples, as TextAttack passes them. Returns logits on the CPU."""
+    (text, text_pair) tuples, as TextAttack passes them. Returns logits on the CPU, divided by
+    `temperature` where one is given (floodx.calibration: the goal function's softmax then scores
+    softmax(logits / T))."""
 
-    def __init__(self, model, tokenizer, max_length=None, batch_size=32, precision="fp32"):
+    def __init__(self, model, tokenizer, max_length=None, batch_size=32, precision="fp32", temperature=None):
         super().__init__(model, tokenizer)
         self.precision = precision
+        self.temperature = temperature
         limit = tokenizer.model_max_length if tokenizer.model_max_length < 10**6 else 512
         self.max_seq_length = min(max_length or limit, limit)
         self.batch_size = batch_size
         model.eval()
 
     def __call__(self, text_input_list):
-        return predict_logits(self.model, self.tokenizer, text_input_list, self.batch_size,
-                              self.max_seq_length, self.precision)
+        logits = predict_logits(self.model, self.tokenizer, text_input_list, self.batch_size,
+                                self.max_seq_length, self.precision)
+        return logits if self.temperature is None else logits / self.temperature
 
 
 # --------------------------------------------------------------------------------- components

@@ -66,11 +66,15 @@ def code_digest():
 
 
 def fingerprint(checkpoint, data_dir, split, subset, examples, recipe, mode, resources_dir,
-                query_budget, seed, max_length, custom_attack=None, precision="fp32"):
+                query_budget, seed, max_length, custom_attack=None, precision="fp32", calibration=None):
     """What a shard's rows depend on; `custom_attack` names a test's attack builder. The query
-    precision appears only when it is not fp32, so that fp32 shards keep their fingerprint."""
+    precision appears only when it is not fp32, and the score temperature only where the scores are
+    calibrated (`calibration`: floodx.calibration.calibrate's result), so that other shards keep their
+    fingerprint."""
     data = Path(data_dir) / f"{split}.jsonl"
-    return ({"precision": precision} if precision != "fp32" else {}) | {
+    calibrated = ({"temperature": calibration["temperature"], "calibrated_on": calibration["fit_on"]}
+                  if calibration else {})
+    return ({"precision": precision} if precision != "fp32" else {}) | calibrated | {
         "checkpoint": str(Path(checkpoint).resolve()),
         "checkpoint_sha256": checkpoint_digest(checkpoint),
         "data_sha256": _file_digest(data) if data.is_file() else None,

@@ -20,7 +20,7 @@ from ..errors import ConfigError, ResourceError, run_main
 from ..inference import load_checkpoint
 from ..names import CHARSWAP, RECIPES
 from .examples import shard_examples
-from .resume import DEFAULT_SEED, copy_finished, finished_by, fingerprint, run_examples
+from .resume import DEFAULT_SEED, checkpoint_digest, copy_finished, finished_by, fingerprint, run_examples
 
 def resolve_checkpoint(path, epoch=None):
     """A checkpoint folder: `path` itself, `path/checkpoints/epoch-{epoch}` of a training run,
@@ -59,7 +59,7 @@ def _removed_hint(path):
 def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index, num_shards,
                  out_csv, resources_dir, query_budget=None, limit=None, *, epoch=None,
                  build_attack=None, batch_size=32, seed=DEFAULT_SEED, log=None,
-                 after_example=None, device=None, max_length=None, precision="fp32", reuse=None):
+                 after_example=None, device=None, max_length=None, precision="fp32", reuse=None, calibrate=None):
     """Attack shard `shard_index` of `num_shards` of `attack_subset[subset]` (first `limit`).
 
     `split` names the JSONL file the subset indexes (normally equal to `subset`).  `epoch`
@@ -69,6 +69,8 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
     `precision` (attacks.precision): fp32 or bf16 model queries.  `reuse`: another job's finished shard
     CSV; where its fingerprint equals this shard's, its rows are copied instead of attacked again (an
     attack is repeatable row for row on one machine, and the fingerprint holds everything rows depend on).
+    `calibrate`: the split ("dev") on which a score temperature is fitted (floodx.calibration); the attack
+    then queries softmax(logits / T), and the result's `calibration` says how T was found.
     """
     out_csv = Path(out_csv)
     if subset not in ("test", "dev"):
@@ -80,11 +82,27 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
     if build_attack is None and recipe != CHARSWAP and recipe not in RECIPES:
         raise ConfigError(f"unknown attack recipe '{recipe}' (attacks.recipes: "
                           f"{' | '.join(RECIPES)})")
+    if calibrate not in (None, *CALIBRATION_SPLITS):
+        raise ConfigError(f"--spec: 'calibrate' is null or one of {list(CALIBRATION_SPLITS)} (the split T is fitted on)")
+    if calibrate is not None and reuse is not None:
+        raise ConfigError("--spec: 'reuse' copies uncalibrated rows; it cannot go with 'calibrate'")
+    if calibrate is not None and build_attack is not None:
+        raise ConfigError("a custom attack builder takes no calibrated scores")
     checkpoint = resolve_checkpoint(checkpoint, epoch)
     examples = shard_examples(data_dir, split, subset, shard_index, num_shards, limit)
+    calibration = None
+    if calibrate is not None:
+        calibration = _calibration(str(Path(checkpoint).resolve()), checkpoint_digest(checkpoint), str(data_dir),
+                                   calibrate, max_length, None if device is None else str(device))
+        if log:
+            log(f"scores calibrated: T = {calibration['temperature']:.4g} fitted on {calibrate} (mean NLL "
+                f"{calibration['fit_nll_uncalibrated']:.4g} at T = 1, {calibration['fit_nll']:.4g} at T); test softmax "
+                f"saturated on {100 * calibration['test_saturated_uncalibrated']:.1f}% at T = 1, "
+                f"{100 * calibration['test_saturated']:.1f}% at T")
     stamp = fingerprint(checkpoint, data_dir, split, subset, examples, recipe, mode,
                         resources_dir, query_budget, seed, max_length, custom_attack=build_attack,
-                        precision=precision)
+                        precision=precision, calibration=calibration)
+    found = {"calibration": calibration} if calibration else {}
     if out_csv.exists():
         # The rules declare the dev and per-epoch shards as no output, so Snakemake does not
         # delete them when a retrained checkpoint reruns the job: only a matching fingerprint
@@ -92,7 +110,7 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
         if finished_by(out_csv) == stamp:
             if log:
                 log(f"{out_csv}: already finished by this run; nothing to do")
-            return {"already_done": True, "out": str(out_csv)}
+            return {"already_done": True, "out": str(out_csv), **found}
         if log:
             log(f"{out_csv}: made by a different run (checkpoint, data, attack or code differ); "
                 "attacking again")
@@ -114,8 +132,9 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
     if build_attack is None:
         from . import recipes
 
-        wrapper = recipes.DynamicPaddingWrapper(model, tokenizer, max_length=max_length,
-                                                batch_size=batch_size, precision=precision)
+        wrapper = recipes.DynamicPaddingWrapper(model, tokenizer, max_length=max_length, batch_size=batch_size,
+                                                precision=precision,
+                                                temperature=calibration["temperature"] if calibration else None)
         attack = recipes.build_attack(recipe, wrapper, mode, resources_dir)
     else:
         attack = build_attack(model, tokenizer)
@@ -127,7 +146,7 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
     stats = run_examples(attack, examples, out_csv, stamp, seed=seed, log=log,
                          after_example=after_example)
     stats.update({"out": str(out_csv), "checkpoint": str(checkpoint), "shard": shard_index,
-                  "num_shards": num_shards})
+                  "num_shards": num_shards, **found})
     return stats
 
 
@@ -138,11 +157,21 @@ def _victim(checkpoint, checkpoint_sha256, device):
     return load_checkpoint(checkpoint, device)
 
 
+@functools.lru_cache(maxsize=1)
+def _calibration(checkpoint, checkpoint_sha256, data_dir, fit_split, max_length, device):
+    """The checkpoint's score temperature fitted on `fit_split`, once per process (every recipe shares it)."""
+    from ..calibration import calibrate
+
+    model, tokenizer = _victim(checkpoint, checkpoint_sha256, device)
+    return calibrate(model, tokenizer, data_dir, max_length, fit_split)
+
+
 # The attack job's spec (floodx.config.attack_spec): required keys, and optional ones with defaults.
 SPEC_REQUIRED = ("recipes", "mode", "subset", "resources")
 SPEC_OPTIONAL = {"split": None, "epochs": None, "num_shards": 1, "query_budget": None, "limit": None,
                  "max_length": None, "seed": DEFAULT_SEED, "batch_size": 32, "identity": None,
-                 "precision": "fp32", "reuse": None}
+                 "precision": "fp32", "reuse": None, "calibrate": None}
+CALIBRATION_SPLITS = ("dev",)
 
 
 def read_attack_spec(text):
@@ -236,15 +265,16 @@ def _main(argv):
                 args.checkpoint, args.data, spec["split"] or subset, subset, recipe, spec["mode"], args.shard,
                 spec["num_shards"], out, spec["resources"], query_budget=spec["query_budget"],
                 limit=spec["limit"], epoch=epoch, batch_size=spec["batch_size"], seed=spec["seed"], log=log,
-                device=device, max_length=spec["max_length"], precision=spec["precision"], reuse=reuse.get(recipe))
+                device=device, max_length=spec["max_length"], precision=spec["precision"], reuse=reuse.get(recipe),
+                calibrate=spec["calibrate"])
             log(f"{recipe} done in {time.perf_counter() - start:.1f} s: {json.dumps(stats)}")
             if args.summary:
-                stats["summary"] = _gather_one(args, spec, epoch, recipe, out, device, log)
+                stats["summary"] = _gather_one(args, spec, epoch, recipe, out, device, log, stats.get("calibration"))
             all_stats.append(stats)
     return all_stats[0] if len(all_stats) == 1 else all_stats
 
 
-def _gather_one(args, spec, epoch, recipe, out, device, log):
+def _gather_one(args, spec, epoch, recipe, out, device, log, calibration=None):
     """`metrics.gather` of the one shard just written (the dev and per-epoch attacks)."""
     from .metrics import gather
 
@@ -256,7 +286,8 @@ def _gather_one(args, spec, epoch, recipe, out, device, log):
         recipe=recipe, mode=spec["mode"], limit=spec["limit"], query_budget=spec["query_budget"],
         identity=identity and {**identity, "recipe": recipe, "epoch": epoch},
         subset=spec["subset"], split=spec["split"] or spec["subset"], max_length=spec["max_length"],
-        device=device, precision=spec["precision"], clean_from=(args.clean_from, epoch) if args.clean_from else None)
+        device=device, precision=spec["precision"], clean_from=(args.clean_from, epoch) if args.clean_from else None,
+        calibration=calibration)
     log(f"{summary_path}: clean {summary['clean_acc']} aua {summary['aua']} suc {summary['suc']} "
         f"queries {summary['avg_queries']} (n={summary['n_attacked']})")
     return str(summary_path)

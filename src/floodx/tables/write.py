@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import run_main
 from ..pages import write_markdown
 from ..files import read_result, write_text
+from .calibrated import calibrated_markdown, calibrated_table
 from .common import parse_paper_map, write_csv
 from .reading import reading_markdown
 from .search import search_markdown, search_summary
@@ -32,6 +33,15 @@ def write_table2(summary_paths, out_dir, paper_map=None, caption=None, flood_lev
     write_markdown(out_dir / "table2_vs_paper.md", table2_vs_paper_markdown(comparison, caption),
                    "Table 2 beside the paper")
     return table, comparison
+
+
+def write_calibrated(plain_paths, calibrated_paths, out_dir, caption=None):
+    """Table 2 on calibrated scores (attacks.calibrated) beside the same models' plain attacks."""
+    out_dir = Path(out_dir)
+    table = calibrated_table(plain_paths, calibrated_paths)
+    write_csv(out_dir / "calibrated.csv", table)
+    write_markdown(out_dir / "calibrated.md", calibrated_markdown(table, caption), "Table 2 on calibrated scores")
+    return table
 
 
 def write_table3(times_paths, out_dir, paper_map=None, caption=None):
@@ -65,6 +75,11 @@ def _main(argv=None):
                     help="flood-level analyses (figures.grid_test_attack): the reading adds their verdicts")
     t2.add_argument("--saturation", nargs="*", default=[], metavar="SATURATION_JSON",
                     help="each model's softmax saturation (floodx.saturation): the reading warns of masked scores")
+    ca = sub.add_parser("calibrated", help="Table 2 on calibrated scores, beside the plain attacks of the same models")
+    ca.add_argument("--plain", nargs="+", required=True, help="Table 2's attack summary.json files")
+    ca.add_argument("--calibrated", nargs="+", required=True, help="the calibrated attacks' summary.json files")
+    ca.add_argument("--out-dir", required=True)
+    ca.add_argument("--caption", default=None)
     t3 = sub.add_parser("table3", help="Table 3 from profiling times.json files")
     t3.add_argument("--times", nargs="+", required=True)
     t3.add_argument("--out-dir", required=True)
@@ -75,13 +90,16 @@ def _main(argv=None):
     se.add_argument("--windows", nargs="*", default=[])
     se.add_argument("--out-dir", required=True)
     se.add_argument("--caption", default=None)
-    for p in (t2, t3, se):
+    for p in (t2, ca, t3, se):
         p.add_argument("--threads", type=int, default=None, help="accepted for uniformity; unused")
     args = parser.parse_args(argv)
     if args.command == "table2":
         table, _ = write_table2(args.summaries, args.out_dir, parse_paper_map(args.paper_map), args.caption,
                                 args.flood_levels, args.saturation)
         print(f"table2: {len(table)} rows -> {args.out_dir}")
+    elif args.command == "calibrated":
+        table = write_calibrated(args.plain, args.calibrated, args.out_dir, args.caption)
+        print(f"calibrated: {len(table)} rows -> {args.out_dir}")
     elif args.command == "table3":
         frame = write_table3(args.times, args.out_dir, parse_paper_map(args.paper_map), args.caption)
         print(f"table3: {len(frame)} rows -> {args.out_dir}")
