@@ -92,7 +92,9 @@ def test_the_attack_on_calibrated_scores_fits_t_on_dev_and_says_so(tmp_path, tin
     assert found["fit_on"] == "dev" and found["n_fit"] == len(sentences)
     expected = calibration.calibrate(*run._victim(str(checkpoint.resolve()), finished_by(out)["checkpoint_sha256"],
                                                   None), data, None, "dev")
-    assert found["temperature"] == pytest.approx(expected["temperature"]) and found["fit_nll"] <= found["fit_nll_uncalibrated"]
+    assert found["temperature"] == expected["temperature"] == float(f"{found['temperature']:.6g}")   # rounded
+    assert found["fit_nll"] <= found["fit_nll_uncalibrated"]
+    assert found["at_bound"] == "low"        # this toy model errs on no dev text: the NLL falls without end
     assert finished_by(out)["temperature"] == found["temperature"] and finished_by(out)["calibrated_on"] == "dev"
     _, again, result = attack("calibrated", calibrate="dev")                     # finished: not attacked again
     assert result["already_done"] and again["calibration"] == found
@@ -101,3 +103,13 @@ def test_the_attack_on_calibrated_scores_fits_t_on_dev_and_says_so(tmp_path, tin
     with pytest.raises(ConfigError, match="'reuse' copies uncalibrated rows"):
         run.attack_shard(checkpoint, data, "test", "test", "charswap", "offline", 0, 1, tmp_path / "x.csv",
                          "resources", calibrate="dev", reuse=plain_out)
+
+
+def test_a_temperature_at_the_search_bound_is_flagged():
+    """A dev split classified without error lets the NLL fall towards 0 without end: no interior minimum."""
+    logits, labels = torch.tensor([[0.0, 3.0], [2.0, 0.0], [0.0, 1.0]]), torch.tensor([1, 0, 1])
+    temperature, _, _ = calibration.fit_temperature(logits, labels)
+    assert calibration.at_bound(logits, labels, temperature) == "low"
+    errs = torch.tensor([1, 1, 1])                        # one confident mistake: an interior minimum
+    assert calibration.at_bound(logits, errs, calibration.fit_temperature(logits, errs)[0]) is None
+    assert calibration.at_bound(torch.zeros(3, 2), labels, 1.0) == "low"   # uninformative: every T fits alike

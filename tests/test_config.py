@@ -76,6 +76,8 @@ def test_an_overlay_is_read_over_the_default_as_a_run_reads_it(tmp_path):
     (lambda c: c["datasets"].update(mine={"source": "local"}), r"datasets.mine.path is required"),
     (lambda c: c["figures"].update(per_epoch_methods=["pgd"]) or c.update(methods=["finetune"]),
      r"figures.per_epoch_methods names 'pgd'"),
+    (lambda c: c["attacks"].update(calibrated=["finetune", "ttso"]), r"attacks.calibrated names 'ttso'"),
+    (lambda c: c["attacks"].update(calibrated=["pgd"]), r"attacks.calibrated lists \['pgd'\] without finetune"),
     (lambda c: c.update(model={"source": "huggingface", "name_or_path": "./no/such/model"}),
      r"model.name_or_path './no/such/model' is no local folder"),
 ])

@@ -607,19 +607,25 @@ def test_the_calibrated_table_tests_each_model_against_its_plain_attack_and_fine
             if kind == "calibrated":
                 summary = json.loads(path.read_text())
                 summary["identity"]["scores"] = "calibrated"
-                summary["calibration"] = {"temperature": 7.5 if method == "ttso" else 1.2, "fit_on": "dev",
-                                          "test_saturated": 0.0, "test_saturated_uncalibrated":
-                                          0.9 if method == "ttso" else 0.1}
+                summary["calibration"] = {"temperature": 7.5 if method == "ttso" else 0.01, "fit_on": "dev",
+                                          "test_saturated": 0.0, "at_bound": None if method == "ttso" else "low"}
                 path.write_text(json.dumps(summary))
+            else:     # the plain model's saturation.json, as floodx.saturation writes it
+                saturation = path.parent.parent / "saturation.json"
+                saturation.write_text(json.dumps({"identity": {"dataset": "rt", "method": method, "seed": 1},
+                                                  "saturated": 0.9 if method == "ttso" else 0.1}))
+                paths.setdefault("saturation", []).append(saturation)
             paths.setdefault(kind, []).append(path)
     write.main(["calibrated", "--plain", *map(str, paths["plain"]), "--calibrated", *map(str, paths["calibrated"]),
-                "--out-dir", str(tmp_path / "tables"), "--caption", "toy"])
+                "--saturation", *map(str, paths["saturation"]), "--out-dir", str(tmp_path / "tables"),
+                "--caption", "toy"])
     text = (tmp_path / "tables" / "calibrated.md").read_text()
     assert ("- Rotten Tomatoes, TTSO, TextFooler: Aua% 75.0 on plain scores, 5.0 on calibrated (−70.0 points"
             in text) and "28 examples lost, 0 won" in text and "part of its plain Aua% was masked scores" in text
     assert ("Fine-tune, TextFooler: Aua% 30.0 on plain scores, 30.0 on calibrated (0.0 points" in text
             and "no significant change" in text)
-    assert "| Rotten Tomatoes | TTSO | 7.5 | 90.0% → 0.0% |" in text
+    assert "| Rotten Tomatoes | TTSO | 7.5 | 90.0% → 0.0% |" in text and "| Fine-tune | 0.01 | 10.0% → 0.0% |" in text
+    assert "Note: rt/Fine-tune/seed1: T sits at the search's low bound" in text
     table = pd.read_csv(tmp_path / "tables" / "calibrated.csv").set_index("method")
     assert table.loc["ttso", "textfooler_aua_mean"] == pytest.approx(5.0)
     assert table.loc["ttso", "textfooler_aua_vs_finetune_mark"] == "loss"      # 10 examples lost, none won

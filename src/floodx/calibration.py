@@ -4,7 +4,7 @@ Where a model's fp32 softmax is exactly 1.0, score-based attacks cannot rank wor
 Raina et al. (2024, arXiv 2402.17509) undo this by attacking softmax(logits / T). floodx fits T on the dev
 split by the minimum mean negative log-likelihood (Guo et al., 2017), so the choice never sees the test set.
 The NLL is convex in the inverse temperature 1/T (a log-sum-exp of functions linear in it, less a linear
-term), so a golden-section search over 1/T finds its minimum. For two classes, dividing the logits by any
+term), hence unimodal in log(1/T), so a golden-section search over log(1/T) finds its minimum. For two classes, dividing the logits by any
 T > 0 keeps the order of the true class's probability over candidate texts and every prediction, so the
 attack changes only where fp32 rounding had tied scores at 1.0.
 """
@@ -14,6 +14,7 @@ import math
 from .errors import DataError
 
 INVERSE_BOUNDS = (1e-4, 100.0)   # T from 0.01 to 10,000
+DIGITS = 6                       # T as used and fingerprinted: rounding noise of the fit does not restart a shard
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
 
@@ -70,12 +71,26 @@ def calibrate(model, tokenizer, data_dir, max_length=None, fit_split="dev", test
 
     fit_logits, fit_labels = logits_of(fit_split)
     temperature, nll, nll_uncalibrated = fit_temperature(fit_logits, fit_labels)
+    temperature = float(f"{temperature:.{DIGITS}g}")
     test_logits, _ = logits_of(test_split)
     return {"temperature": temperature, "fit_on": fit_split, "n_fit": len(fit_labels),
             "fit_nll": nll, "fit_nll_uncalibrated": nll_uncalibrated,
-            "test_saturated_uncalibrated": saturation(test_logits)["saturated"],
+            "at_bound": at_bound(fit_logits, fit_labels, temperature),
             "test_saturated": saturation(test_logits / temperature)["saturated"],
             "definitions": {"temperature": f"T minimising the mean NLL of softmax(logits / T) on the {fit_split} "
                                            "split; the attack queries softmax(logits / T)",
+                            "at_bound": "'low' or 'high' where T sits at a bound of the search (0.01, 10,000): "
+                                        "the dev NLL kept falling, e.g. a dev split the model classifies without "
+                                        "error, and T sharpens rather than calibrates",
                             "test_saturated": "share of test examples whose fp32 softmax maximum is exactly 1.0 "
-                                              "at T (test_saturated_uncalibrated: at T = 1)"}}
+                                              "at T (at T = 1: the model's saturation.json)"}}
+
+
+def at_bound(logits, labels, temperature, tolerance=1e-12):
+    """'low' / 'high' where the search's bound (T = 0.01 / 10,000) fits the dev split no worse than `temperature`
+    (so the NLL fell, or stayed flat, all the way there and T is no interior minimum), else None."""
+    nll = mean_nll(logits, labels, 1 / temperature)
+    for name, inverse in (("low", INVERSE_BOUNDS[1]), ("high", INVERSE_BOUNDS[0])):
+        if mean_nll(logits, labels, inverse) <= nll + tolerance:
+            return name
+    return None

@@ -19,9 +19,9 @@ import numpy as np
 
 from . import stats
 from .errors import DataError
+from .names import REFERENCE
 
 ALPHA = 0.05
-REFERENCE = "finetune"
 
 
 def example_outcomes(summary_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .names import BASE_METHODS, FLOOD_METHODS, PROBE_METHOD, level_string, parse_run
+from .names import BASE_METHODS, FLOOD_METHODS, PROBE_METHOD, REFERENCE, level_string, parse_run
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 BASE_CONFIG = SCHEMA.parents[2] / "config" / "config.yaml"   # every run reads it first (workflow/Snakefile)
@@ -134,9 +134,13 @@ def _check_consistency(config, source):
     for name in figures["per_epoch_methods"]:
         if name not in config["methods"]:
             raise ConfigError(f"{source}: figures.per_epoch_methods names '{name}', which is not in methods")
-    for name in config["attacks"].get("calibrated", []):
+    calibrated = config["attacks"].get("calibrated", [])
+    for name in calibrated:
         if name not in config["methods"]:
             raise ConfigError(f"{source}: attacks.calibrated names '{name}', which is not in methods")
+    if calibrated and REFERENCE not in calibrated:
+        raise ConfigError(f"{source}: attacks.calibrated lists {calibrated} without {REFERENCE}, the "
+                          "reference of its paired tests: add it")
 
 
 def parse_spec(text):

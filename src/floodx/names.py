@@ -12,6 +12,7 @@ from .errors import ConfigError
 PAPER_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "flooding", "flooding_x")
 SUCCESSORS = ("iflood", "adaflood", "ttso", "ttso_pp", "als")  # each also compared with Flooding-X
 METHODS = PAPER_METHODS + SUCCESSORS
+REFERENCE = "finetune"  # every method is tested against it
 SUCCESSOR_REFERENCE = "flooding_x"  # the paper's method, which each successor is also tested against
 LEVELLED_METHODS = ("iflood",)  # one flood level of their own: drawn on the flood-level curve (Figure 2 (test))
 BASE_METHODS = ("finetune", "pgd", "freelb", "tavat", "infobert", "iflood", "adaflood", "ttso", "ttso_pp",

@@ -275,7 +275,7 @@ def plan(config, results="results", device_profile=None):
             attack_hours=sum(n * attack_seconds(dataset, results, recipe)[0] for recipe, n in attacks.items()) / 3600)
         calibrated = config["attacks"].get("calibrated", [])
         if calibrated:    # every recipe again on calibrated scores, at the recipe's own rate, and their table
-            add("test attacks on calibrated scores", S * len(calibrated) + 1,
+            add("test attacks on calibrated scores", S * len(calibrated),
                 examples=S * len(calibrated) * attacked * len(recipes),
                 attack_hours=S * len(calibrated) * attacked
                 * sum(attack_seconds(dataset, results, recipe)[0] for recipe in recipes) / 3600)
@@ -307,7 +307,7 @@ def plan(config, results="results", device_profile=None):
             end_checkpoints += kept_always + (min(flood, 2 * in_window) if prune else flood)
     hub_data = {ds["name"] for ds in config["datasets"].values() if ds["source"] == "huggingface"}
     fetches = 3 + (1 if config["model"]["source"] == "huggingface" else 0) + len(hub_data)
-    fixed = fetches + 3 + 1   # tables 2, 3, search; page
+    fixed = fetches + 3 + 1 + bool(config["attacks"].get("calibrated"))   # tables 2, 3, search (, calibrated); page
     disk_end = end_checkpoints * size
     # The peak: every training finished before the first choice (a cluster that runs them all at once),
     # and one running job's newest checkpoint with its optimiser state.

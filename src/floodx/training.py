@@ -449,8 +449,9 @@ class Trainer:
 
 def training_precision(records, current):
     """The precision a run's epochs trained in: 'bf16', 'fp32', or 'bf16+fp32' for a run resumed on a
-    machine that resolves `training.bf16: auto` otherwise (records before 2026-12-02 name none: `current`)."""
-    return "+".join(sorted({r.get("training_precision", current) for r in records} or {current}))
+    machine that resolves `training.bf16: auto` otherwise; epochs recorded before 2026-12-02 name none
+    ('unrecorded'); a run with no epoch record trained in `current`."""
+    return "+".join(sorted({r.get("training_precision", "unrecorded") for r in records} or {current}))
 
 
 def train(spec, data_dir, out_dir, callbacks=(), device=None):

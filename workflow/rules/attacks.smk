@@ -76,7 +76,7 @@ rule calibrated_attack:
     threads: 1
     resources:
         gpu=1,
-        runtime=720,
+        runtime=720 * len(SHARDS),   # every example in one process: the time of all of Table 2's shards
         mem_mb=8000,
     log:
         "logs/attack_calibrated/{dataset}/{method}/seed{seed}.log",

@@ -103,6 +103,8 @@ rule table_calibrated:
                      dataset=DATASETS, method=CALIBRATED, seed=SEEDS, attack=ATTACKS),
         calibrated=expand("results/attack_calibrated/{dataset}/{method}/seed{seed}/{attack}/summary.json",
                           dataset=DATASETS, method=CALIBRATED, seed=SEEDS, attack=ATTACKS),
+        saturation=expand("results/attack/{dataset}/{method}/seed{seed}/saturation.json",
+                          dataset=DATASETS, method=CALIBRATED, seed=SEEDS),
     output:
         "results/tables/calibrated.md",
         report("results/tables/calibrated.html", caption="../report/calibrated.rst", category="Tables",
@@ -116,7 +118,7 @@ rule table_calibrated:
         ENV
     shell:
         "python -m floodx.tables calibrated --plain {input.plain} --calibrated {input.calibrated} "
-        "--out-dir results/tables --caption {params.caption} > {log} 2>&1"
+        "--saturation {input.saturation} --out-dir results/tables --caption {params.caption} > {log} 2>&1"
 
 
 rule table3:

@@ -95,10 +95,10 @@ def attack_shard(checkpoint, data_dir, split, subset, recipe, mode, shard_index,
         calibration = _calibration(str(Path(checkpoint).resolve()), checkpoint_digest(checkpoint), str(data_dir),
                                    calibrate, max_length, None if device is None else str(device))
         if log:
-            log(f"scores calibrated: T = {calibration['temperature']:.4g} fitted on {calibrate} (mean NLL "
+            log(f"scores calibrated: T = {calibration['temperature']:.6g} fitted on {calibrate} (mean NLL "
                 f"{calibration['fit_nll_uncalibrated']:.4g} at T = 1, {calibration['fit_nll']:.4g} at T); test softmax "
-                f"saturated on {100 * calibration['test_saturated_uncalibrated']:.1f}% at T = 1, "
-                f"{100 * calibration['test_saturated']:.1f}% at T")
+                f"saturated on {100 * calibration['test_saturated']:.1f}% at T"
+                + (f"; warning: T is at the search's {calibration['at_bound']} bound" if calibration["at_bound"] else ""))
     stamp = fingerprint(checkpoint, data_dir, split, subset, examples, recipe, mode,
                         resources_dir, query_budget, seed, max_length, custom_attack=build_attack,
                         precision=precision, calibration=calibration)

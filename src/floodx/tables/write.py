@@ -35,10 +35,10 @@ def write_table2(summary_paths, out_dir, paper_map=None, caption=None, flood_lev
     return table, comparison
 
 
-def write_calibrated(plain_paths, calibrated_paths, out_dir, caption=None):
+def write_calibrated(plain_paths, calibrated_paths, out_dir, caption=None, saturation_paths=()):
     """Table 2 on calibrated scores (attacks.calibrated) beside the same models' plain attacks."""
     out_dir = Path(out_dir)
-    table = calibrated_table(plain_paths, calibrated_paths)
+    table = calibrated_table(plain_paths, calibrated_paths, saturation_paths)
     write_csv(out_dir / "calibrated.csv", table)
     write_markdown(out_dir / "calibrated.md", calibrated_markdown(table, caption), "Table 2 on calibrated scores")
     return table
@@ -78,6 +78,8 @@ def _main(argv=None):
     ca = sub.add_parser("calibrated", help="Table 2 on calibrated scores, beside the plain attacks of the same models")
     ca.add_argument("--plain", nargs="+", required=True, help="Table 2's attack summary.json files")
     ca.add_argument("--calibrated", nargs="+", required=True, help="the calibrated attacks' summary.json files")
+    ca.add_argument("--saturation", nargs="*", default=[], metavar="SATURATION_JSON",
+                    help="the models' softmax saturation at T = 1 (floodx.saturation)")
     ca.add_argument("--out-dir", required=True)
     ca.add_argument("--caption", default=None)
     t3 = sub.add_parser("table3", help="Table 3 from profiling times.json files")
@@ -98,7 +100,7 @@ def _main(argv=None):
                                 args.flood_levels, args.saturation)
         print(f"table2: {len(table)} rows -> {args.out_dir}")
     elif args.command == "calibrated":
-        table = write_calibrated(args.plain, args.calibrated, args.out_dir, args.caption)
+        table = write_calibrated(args.plain, args.calibrated, args.out_dir, args.caption, args.saturation)
         print(f"calibrated: {len(table)} rows -> {args.out_dir}")
     elif args.command == "table3":
         frame = write_table3(args.times, args.out_dir, parse_paper_map(args.paper_map), args.caption)
