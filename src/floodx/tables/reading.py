@@ -79,7 +79,9 @@ def masking_markdown(table):
             "lower the true class's probability; where it is 1.0 to the last bit, no change scores and the search is "
             "blind. Their Aua% (and any ▲) may be an illusion of robustness (Raina et al., 2024, arXiv 2402.17509): "
             "not counted as robustness until an attack with test-time temperature calibration confirms it "
-            "(`attacks.calibrated`: Table 2 on calibrated scores, docs/attacks.md)."]
+            "(`attacks.calibrated`: Table 2 on calibrated scores, docs/attacks.md). Scores just below 1.0 can "
+            "tie in fp32 too, so a model not named here may also be masked: the calibrated attack is the check "
+            "(docs/results/calibrated-demo.md)."]
 
 
 def successors_markdown(table):
