@@ -322,7 +322,8 @@ SUCCESSORS_OVERLAY = {
     "methods": ["finetune", "flooding", "iflood", "adaflood", "ttso", "ttso_pp", "als"],
     "method_params": {"iflood": {"flood_level": "flooding"}},         # at Flooding's dev-chosen level
     "figures": {"per_epoch_methods": ["finetune", "iflood"], "grid_test_attack": False},
-    "attacks": {"recipes": ["textfooler"], "shards": 1},
+    # (tiny.yaml's calibrated list names Flooding-X, which this overlay drops): TTSO on calibrated scores
+    "attacks": {"recipes": ["textfooler"], "shards": 1, "calibrated": ["finetune", "ttso"]},
 }
 
 
@@ -369,3 +370,4 @@ def test_every_successor_through_the_whole_dag(tmp_path):
     assert {"iflood", "adaflood", "ttso", "ttso_pp", "als"} <= set(table3.method)
     assert "AdaFlood: its epochs are timed as iFlood's" in (results / "tables/table3.md").read_text()
     assert "TTSO++" in (results / "tables/table2.md").read_text()
+    assert "- tiny, TTSO, TextFooler: Aua%" in (results / "tables/calibrated.md").read_text()
