@@ -395,6 +395,12 @@ def test_search_summary_onset_and_lag(tmp_path):
                write_window(tmp_path / "probe", "rt", 2, onset=after, confirm_sub_epochs=2,
                             fallback="no pos_to_neg crossing; used the first neg_to_pos crossing"),
                write_window(tmp_path / "probe", "rt", 3)]  # older window.json: no onset
+    # seed 1: two sign changes that did not hold, then the confirmed one (and one after it, not counted)
+    flips = [{"direction": d, "from_sub_epoch": s - 1, "to_sub_epoch": s, "confirmed": c}
+             for d, s, c in (("neg_to_pos", 5, False), ("pos_to_neg", 6, False), ("neg_to_pos", 9, True),
+                             ("pos_to_neg", 14, False))]
+    seed1 = json.loads(windows[0].read_text())
+    windows[0].write_text(json.dumps(dict(seed1, crossings=flips, chosen_crossing=flips[2])))
     frame = write.write_search(paths, tmp_path / "tables", windows)
     one, two, old = (frame.iloc[i] for i in range(3))
     assert (one.crossing_sub_epoch, one.crossing_direction, one.crossing_train_loss) == (9, "neg_to_pos", 0.05)
@@ -407,7 +413,9 @@ def test_search_summary_onset_and_lag(tmp_path):
     md = (tmp_path / "tables" / "search.md").read_text()
     assert "| Crossing | Dev-loss min | Lag |" in md
     lines = [line for line in md.splitlines() if line.startswith("| Rotten Tomatoes")]
-    assert lines[0].endswith("| 9 (− → +, loss 0.050) | 6 (loss 0.210) | 3 (1.5 ep) |")
+    assert lines[0].endswith("| 9 (− → +, loss 0.050, after 2 sign changes that did not hold) | 6 (loss 0.210) "
+                             "| 3 (1.5 ep) |")
+    assert csv.rejected_sign_changes[0] == 2 and csv.rejected_sign_changes[1:].isna().all()
     assert lines[1].endswith("| 9 (− → +, loss 0.050) | 11 (loss 0.210) | −2 (−1.0 ep) |")
     assert "(fallback: no pos_to_neg crossing" in lines[1]
     assert lines[2].endswith("| – | – | – |")

@@ -60,10 +60,11 @@ def search_summary(choice_paths, window_paths=()):
         row["window_direction"] = window.get("direction")
         row["window_fallback"] = window.get("fallback")
         row.update(_onset_columns(window.get("onset")))
+        row["rejected_sign_changes"] = _rejected_sign_changes(window)
     frame = pd.DataFrame(list(rows.values()))
     if frame.empty:
         raise DataError("no choice.json given")
-    for column in ("crossing_sub_epoch", "dev_min_sub_epoch", "lag_sub_epochs"):
+    for column in ("crossing_sub_epoch", "dev_min_sub_epoch", "lag_sub_epochs", "rejected_sign_changes"):
         if column in frame:
             frame[column] = frame[column].astype("Int64")
     frame["_d"] = frame.dataset.map({d: i for i, d in enumerate(order(frame.dataset, PAPER_DATASETS))})
@@ -83,6 +84,17 @@ def _onset_columns(onset):
         dev_min.get("sub_epoch"), dev_min.get("train_loss"), onset.get("lag_sub_epochs"), onset.get("lag_epochs"))))
 
 
+def _rejected_sign_changes(window):
+    """How many sign changes of the accordance before the one that opened the window did not hold for
+    `confirm_sub_epochs`: many mean the accordance sat at zero within its noise, so where the window
+    opens (and the level read off there) is a draw of that noise. None without a chosen crossing."""
+    chosen, crossings = window.get("chosen_crossing"), window.get("crossings")
+    if not chosen or crossings is None:
+        return None
+    return sum(1 for crossing in crossings
+               if not crossing.get("confirmed") and crossing["to_sub_epoch"] < chosen["to_sub_epoch"])
+
+
 def _signed(text):
     return text.replace("-", "−")
 
@@ -96,6 +108,9 @@ def _onset_cells(rec):
         inside = [arrows.get(rec.get("crossing_direction"), rec.get("crossing_direction"))]
         if not missing(rec.get("crossing_train_loss")):
             inside.append(f"loss {float(rec['crossing_train_loss']):.3f}")
+        if not missing(rec.get("rejected_sign_changes")) and int(rec["rejected_sign_changes"]):
+            count = int(rec["rejected_sign_changes"])
+            inside.append(f"after {count} sign change{'s' if count > 1 else ''} that did not hold")
         inside = [part for part in inside if not missing(part)]
         crossing = str(int(rec["crossing_sub_epoch"])) + (f" ({', '.join(inside)})" if inside else "")
     dev_min = "–"
@@ -143,7 +158,9 @@ def search_markdown(frame, caption=None):
             *_onset_cells(rec)]) + " |")
     lines += ["", "Chosen level with its selection score in brackets (the search criterion, on the dev "
               "split). Runs: training runs the search needed. Crossing: first sub-epoch of the new sign of "
-              "the confirmed accordance sign change that opened the window (direction, mean train loss); "
+              "the confirmed accordance sign change that opened the window (direction, mean train loss; how many "
+              "earlier sign changes the confirmation rule rejected: many mean the accordance sat near zero and "
+              "the crossing's place is noise); "
               "Dev-loss min: the probe's sub-epoch with the lowest dev loss (mean train loss); – where "
               "window.json does not record it. Lag = crossing sub-epoch − dev-loss-minimum sub-epoch "
               "(in epochs in brackets): positive means the dev loss bottomed out before the accordance "
